@@ -1,0 +1,8 @@
+//! shiftkit host trainer.
+//!
+//! The paper's shift-ResNet zoo ([`zoo`]) is described as a flat graph of ops ([`graph`]); the
+//! CPU engine runs each op as a forward/backward pair over NHWC slices ([`layers`]) with the
+//! shift folded into the 1x1 convolution as a per-group pointer offset.
+pub mod data;
+pub mod graph;
+pub mod zoo;

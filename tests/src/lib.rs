@@ -1,0 +1,1 @@
+//! Cross-crate end-to-end tests (train tiny -> quantize -> run -> compare). See tests/tests/.
