@@ -2,7 +2,14 @@
 //!
 //! The paper's shift-ResNet zoo ([`zoo`]) is described as a flat graph of ops ([`graph`]); the
 //! CPU engine runs each op as a forward/backward pair over NHWC slices ([`layers`]) with the
-//! shift folded into the 1x1 convolution as a per-group pointer offset.
+//! shift folded into the 1x1 convolution as a per-group pointer offset. [`model`] holds a network's
+//! parameters and per-batch workspace, [`train`] the SGD loop, checkpoints and run outputs.
+pub mod cli;
 pub mod data;
 pub mod graph;
+pub mod io;
+pub mod layers;
+pub mod model;
+pub mod plot;
+pub mod train;
 pub mod zoo;

@@ -1,0 +1,44 @@
+//! ReLU and residual add. Both map zero to zero, so they run over whole halo buffers.
+use rayon::prelude::*;
+
+const CHUNK: usize = 1 << 14;
+
+pub fn relu_forward(y: &mut [f32], x: &[f32]) {
+    y.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(y, x)| {
+        for (a, b) in y.iter_mut().zip(x) {
+            *a = b.max(0.0);
+        }
+    });
+}
+
+/// `dx += dy * (y > 0)`
+pub fn relu_backward(dx: &mut [f32], dy: &[f32], y: &[f32]) {
+    dx.par_chunks_mut(CHUNK)
+        .zip(dy.par_chunks(CHUNK).zip(y.par_chunks(CHUNK)))
+        .for_each(|(dx, (dy, y))| {
+            for ((a, g), v) in dx.iter_mut().zip(dy).zip(y) {
+                if *v > 0.0 {
+                    *a += g;
+                }
+            }
+        });
+}
+
+pub fn add_forward(y: &mut [f32], a: &[f32], b: &[f32]) {
+    y.par_chunks_mut(CHUNK)
+        .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
+        .for_each(|(y, (a, b))| {
+            for ((o, p), q) in y.iter_mut().zip(a).zip(b) {
+                *o = p + q;
+            }
+        });
+}
+
+/// `dx += dy` (used once per operand of an add).
+pub fn accumulate(dx: &mut [f32], dy: &[f32]) {
+    dx.par_chunks_mut(CHUNK).zip(dy.par_chunks(CHUNK)).for_each(|(d, g)| {
+        for (a, b) in d.iter_mut().zip(g) {
+            *a += b;
+        }
+    });
+}
