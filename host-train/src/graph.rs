@@ -86,14 +86,32 @@ impl ShiftSpec {
     pub fn groups(&self, c: usize) -> Vec<ShiftGroup> {
         let dirs = self.dirs();
         let n = dirs.len();
-        let g = if self.centre_group { c / (n + 1) } else { c / n };
+        let g = if self.centre_group {
+            c / (n + 1)
+        } else {
+            c / n
+        };
         let mut out = Vec::with_capacity(n + 1);
         for (i, &(dh, dw)) in dirs.iter().enumerate() {
-            let c1 = if !self.centre_group && i == n - 1 { c } else { (i + 1) * g };
-            out.push(ShiftGroup { dh, dw, c0: i * g, c1 });
+            let c1 = if !self.centre_group && i == n - 1 {
+                c
+            } else {
+                (i + 1) * g
+            };
+            out.push(ShiftGroup {
+                dh,
+                dw,
+                c0: i * g,
+                c1,
+            });
         }
         if self.centre_group {
-            out.push(ShiftGroup { dh: 0, dw: 0, c0: n * g, c1: c });
+            out.push(ShiftGroup {
+                dh: 0,
+                dw: 0,
+                c0: n * g,
+                c1: c,
+            });
         }
         out
     }
@@ -343,7 +361,14 @@ impl Graph {
             let e = |msg: &str| format!("op {i} ({op:?}): {msg}");
             let ys = t(op.output())?;
             match *op {
-                Op::Conv { x, k, stride, pad, shift, .. } => {
+                Op::Conv {
+                    x,
+                    k,
+                    stride,
+                    pad,
+                    shift,
+                    ..
+                } => {
                     let xs = t(x)?;
                     if k == 0 || stride == 0 {
                         return Err(e("zero kernel or stride"));
@@ -374,7 +399,8 @@ impl Graph {
                 }
                 Op::AvgPool2 { x, .. } => {
                     let xs = t(x)?;
-                    if xs.h % 2 != 0 || xs.w % 2 != 0 || ys != Shape::new(xs.h / 2, xs.w / 2, xs.c) {
+                    if xs.h % 2 != 0 || xs.w % 2 != 0 || ys != Shape::new(xs.h / 2, xs.w / 2, xs.c)
+                    {
                         return Err(e("2x2 pool needs even H, W and halves them"));
                     }
                 }
@@ -411,19 +437,31 @@ mod tests {
 
     #[test]
     fn shift_groups_match_paper_examples() {
-        let c4 = ShiftSpec { kind: Neighbourhood::C4, centre_group: true };
-        let c8 = ShiftSpec { kind: Neighbourhood::C8, centre_group: true };
+        let c4 = ShiftSpec {
+            kind: Neighbourhood::C4,
+            centre_group: true,
+        };
+        let c8 = ShiftSpec {
+            kind: Neighbourhood::C8,
+            centre_group: true,
+        };
         assert_eq!(sizes(&c4.groups(64)), vec![12, 12, 12, 12, 16]);
         assert_eq!(sizes(&c8.groups(64)), vec![7, 7, 7, 7, 7, 7, 7, 7, 8]);
         assert_eq!(sizes(&c4.groups(256)), vec![51, 51, 51, 51, 52]);
-        assert_eq!(sizes(&c8.groups(256)), vec![28, 28, 28, 28, 28, 28, 28, 28, 32]);
+        assert_eq!(
+            sizes(&c8.groups(256)),
+            vec![28, 28, 28, 28, 28, 28, 28, 28, 32]
+        );
         let dirs: Vec<_> = c4.groups(64).iter().map(|g| (g.dh, g.dw)).collect();
         assert_eq!(dirs, vec![(1, 0), (0, -1), (-1, 0), (0, 1), (0, 0)]);
     }
 
     #[test]
     fn shift_groups_without_centre_cover_all_channels() {
-        let s = ShiftSpec { kind: Neighbourhood::C4, centre_group: false };
+        let s = ShiftSpec {
+            kind: Neighbourhood::C4,
+            centre_group: false,
+        };
         assert_eq!(sizes(&s.groups(66)), vec![16, 16, 16, 18]);
         assert!(s.groups(66).iter().all(|g| (g.dh, g.dw) != (0, 0)));
     }

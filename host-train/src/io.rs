@@ -19,7 +19,10 @@ pub enum FileError {
 }
 
 pub fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> FileError + '_ {
-    move |source| FileError::Io { path: path.to_path_buf(), source }
+    move |source| FileError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file beside it, fsync, rename. A kill at any
@@ -44,7 +47,13 @@ pub fn tensors_to_bytes(
 ) -> Vec<u8> {
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .iter()
-        .map(|(n, s, d)| (n.clone(), s.clone(), d.iter().flat_map(|v| v.to_le_bytes()).collect()))
+        .map(|(n, s, d)| {
+            (
+                n.clone(),
+                s.clone(),
+                d.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            )
+        })
         .collect();
     let views: Vec<(String, safetensors::tensor::TensorView)> = bytes
         .iter()
@@ -65,7 +74,10 @@ pub struct TensorFile {
 
 pub fn read_tensors(path: &Path) -> Result<TensorFile, FileError> {
     let bytes = std::fs::read(path).map_err(io_err(path))?;
-    let bad = |why: String| FileError::Invalid { path: path.to_path_buf(), why };
+    let bad = |why: String| FileError::Invalid {
+        path: path.to_path_buf(),
+        why,
+    };
     let st = SafeTensors::deserialize(&bytes)
         .map_err(|e| bad(format!("not a valid safetensors file ({e:?})")))?;
     let (_, meta) = SafeTensors::read_metadata(&bytes)
@@ -73,13 +85,22 @@ pub fn read_tensors(path: &Path) -> Result<TensorFile, FileError> {
     let mut tensors = HashMap::new();
     for (name, view) in st.tensors() {
         if view.dtype() != Dtype::F32 {
-            return Err(bad(format!("tensor {name} is {:?}, expected F32", view.dtype())));
+            return Err(bad(format!(
+                "tensor {name} is {:?}, expected F32",
+                view.dtype()
+            )));
         }
-        let vals =
-            view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let vals = view
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
         tensors.insert(name, (view.shape().to_vec(), vals));
     }
-    Ok(TensorFile { tensors, metadata: meta.metadata().clone().unwrap_or_default() })
+    Ok(TensorFile {
+        tensors,
+        metadata: meta.metadata().clone().unwrap_or_default(),
+    })
 }
 
 /// `model.json`: what a run folder's weights mean.
@@ -113,7 +134,10 @@ impl ModelJson {
 
     pub fn read(path: &Path) -> Result<ModelJson, FileError> {
         let text = std::fs::read_to_string(path).map_err(io_err(path))?;
-        let bad = |why: String| FileError::Invalid { path: path.to_path_buf(), why };
+        let bad = |why: String| FileError::Invalid {
+            path: path.to_path_buf(),
+            why,
+        };
         let m: ModelJson = serde_json::from_str(&text).map_err(|e| bad(format!("{e}")))?;
         if m.format != MODEL_FORMAT || m.version != MODEL_VERSION {
             return Err(bad(format!(
@@ -128,11 +152,18 @@ impl ModelJson {
 /// The parameters of `model` as named tensors.
 pub fn param_tensors(model: &Model) -> Vec<(String, Vec<usize>, &[f32])> {
     let p = &model.params;
-    (0..p.info.len()).map(|i| (p.info[i].name.clone(), p.info[i].shape.clone(), p.get(i))).collect()
+    (0..p.info.len())
+        .map(|i| (p.info[i].name.clone(), p.info[i].shape.clone(), p.get(i)))
+        .collect()
 }
 
 /// Loads parameters by name into `model`, checking every name and shape.
-pub fn load_params(model: &mut Model, file: &TensorFile, prefix: &str, path: &Path) -> Result<(), FileError> {
+pub fn load_params(
+    model: &mut Model,
+    file: &TensorFile,
+    prefix: &str,
+    path: &Path,
+) -> Result<(), FileError> {
     for i in 0..model.params.info.len() {
         let info = model.params.info[i].clone();
         let key = format!("{prefix}{}", info.name);
@@ -143,7 +174,10 @@ pub fn load_params(model: &mut Model, file: &TensorFile, prefix: &str, path: &Pa
         if *shape != info.shape {
             return Err(FileError::Invalid {
                 path: path.to_path_buf(),
-                why: format!("tensor {key} has shape {shape:?}, the model needs {:?}", info.shape),
+                why: format!(
+                    "tensor {key} has shape {shape:?}, the model needs {:?}",
+                    info.shape
+                ),
             });
         }
         model.params.get_mut(i).copy_from_slice(vals);

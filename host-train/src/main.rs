@@ -23,7 +23,22 @@ fn run() -> Result<(), train::TrainError> {
             Ok(())
         }
         Some("zoo") => {
-            let json = args.any(|a| a == "--json");
+            let args: Vec<String> = args.collect();
+            if let Some(i) = args.iter().position(|a| a == "--graph") {
+                let name = args.get(i + 1).cloned().unwrap_or_default();
+                let arch = host_train::zoo::arch(&name).ok_or_else(|| {
+                    train::TrainError::UnknownModel {
+                        name: name.clone(),
+                        known: host_train::zoo::NAMES.join(", "),
+                    }
+                })?;
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&arch.graph()).expect("plain data")
+                );
+                return Ok(());
+            }
+            let json = args.iter().any(|a| a == "--json");
             print!("{}", cli::zoo_text(json));
             println!();
             Ok(())

@@ -1,9 +1,9 @@
 //! A network ready to run: its graph, its parameters in one allocation, and the per-batch
 //! workspace of activations and gradients. `forward` and `backward` walk the op list.
+use crate::data::Rng;
 use crate::graph::{Graph, Op, ParamInfo, ShiftSpec};
 use crate::layers::{bn, conv, elementwise as ew, linear, loss, pool, Geom};
 use crate::zoo::Arch;
-use crate::data::Rng;
 
 /// All parameters (and BN running statistics) in one flat buffer, with a view per tensor.
 #[derive(Clone, Debug)]
@@ -21,7 +21,11 @@ impl Params {
             offsets.push(total);
             total += p.numel();
         }
-        Params { info, offsets, data: vec![0.0; total] }
+        Params {
+            info,
+            offsets,
+            data: vec![0.0; total],
+        }
     }
     pub fn range(&self, i: usize) -> std::ops::Range<usize> {
         self.offsets[i]..self.offsets[i] + self.info[i].numel()
@@ -83,7 +87,12 @@ impl Model {
                 _ => 0,
             };
         }
-        Model { arch, graph, params, op_param }
+        Model {
+            arch,
+            graph,
+            params,
+            op_param,
+        }
     }
 
     /// Kaiming-normal (fan_out, ReLU gain) conv weights as the authors' code; BN gamma 1, beta 0,
@@ -92,8 +101,11 @@ impl Model {
         let mut rng = Rng::new(seed);
         for i in 0..self.params.info.len() {
             let info = self.params.info[i].clone();
-            let prev_fc_fan_in =
-                i.checked_sub(1).map(|j| &self.params.info[j].shape).filter(|s| s.len() == 2).map(|s| s[0]);
+            let prev_fc_fan_in = i
+                .checked_sub(1)
+                .map(|j| &self.params.info[j].shape)
+                .filter(|s| s.len() == 2)
+                .map(|s| s[0]);
             let v = self.params.get_mut(i);
             let name = info.name.as_str();
             if name.ends_with(".running_var") {
@@ -106,11 +118,13 @@ impl Model {
                 v.iter_mut().for_each(|w| *w = rng.normal() * std);
             } else if info.shape.len() == 2 {
                 let bound = 1.0 / (info.shape[0] as f32).sqrt();
-                v.iter_mut().for_each(|w| *w = (rng.uniform() * 2.0 - 1.0) * bound);
+                v.iter_mut()
+                    .for_each(|w| *w = (rng.uniform() * 2.0 - 1.0) * bound);
             } else if let Some(fan_in) = prev_fc_fan_in {
                 // The FC bias (its weight comes just before it): same bound as the weight.
                 let bound = 1.0 / (fan_in as f32).sqrt();
-                v.iter_mut().for_each(|w| *w = (rng.uniform() * 2.0 - 1.0) * bound);
+                v.iter_mut()
+                    .for_each(|w| *w = (rng.uniform() * 2.0 - 1.0) * bound);
             } else if name.ends_with(".weight") {
                 v.fill(1.0);
             } else {
@@ -120,8 +134,12 @@ impl Model {
     }
 
     pub fn workspace(&self, n: usize) -> Workspace {
-        let geoms: Vec<Geom> =
-            self.graph.tensors.iter().map(|s| Geom::new(n, s.h, s.w, s.c)).collect();
+        let geoms: Vec<Geom> = self
+            .graph
+            .tensors
+            .iter()
+            .map(|s| Geom::new(n, s.h, s.w, s.c))
+            .collect();
         let vals = geoms.iter().map(|g| vec![0.0; g.len()]).collect();
         let grads = geoms.iter().map(|g| vec![0.0; g.len()]).collect();
         let classes = self.graph.classes();
@@ -139,7 +157,12 @@ impl Model {
     fn shift_groups(&self, shift: &Option<ShiftSpec>, cin: usize) -> Vec<crate::graph::ShiftGroup> {
         match shift {
             Some(s) => s.groups(cin),
-            None => vec![crate::graph::ShiftGroup { dh: 0, dw: 0, c0: 0, c1: cin }],
+            None => vec![crate::graph::ShiftGroup {
+                dh: 0,
+                dw: 0,
+                c0: 0,
+                c1: cin,
+            }],
         }
     }
 
@@ -163,14 +186,27 @@ impl Model {
             let mut y = std::mem::take(&mut ws.vals[yi]);
             let p0 = self.op_param[oi];
             match op {
-                Op::Conv { x, k, stride, pad, shift, .. } => {
+                Op::Conv {
+                    x,
+                    k,
+                    stride,
+                    pad,
+                    shift,
+                    ..
+                } => {
                     let (gx, gy) = (ws.geoms[*x], ws.geoms[yi]);
                     let w = self.params.get(p0);
                     if *k == 1 && *stride == 1 {
                         let groups = self.shift_groups(shift, gx.c);
                         conv::conv1x1_forward(&mut y, &ws.vals[*x], w, gx, gy.c, &groups);
                     } else {
-                        let s = conv::ConvShape { gx, gy, k: *k, stride: *stride, pad: *pad };
+                        let s = conv::ConvShape {
+                            gx,
+                            gy,
+                            k: *k,
+                            stride: *stride,
+                            pad: *pad,
+                        };
                         conv::conv_forward(&mut y, &ws.vals[*x], w, s);
                     }
                 }
@@ -181,21 +217,51 @@ impl Model {
                     if train {
                         let mut rm = p.get(p0 + 2).to_vec();
                         let mut rv = p.get(p0 + 3).to_vec();
-                        bn::bn_forward_train(&mut y, &mut ws.bn[oi], &ws.vals[*x], &gamma, &beta, &mut rm, &mut rv, g);
+                        bn::bn_forward_train(
+                            &mut y,
+                            &mut ws.bn[oi],
+                            &ws.vals[*x],
+                            &gamma,
+                            &beta,
+                            &mut rm,
+                            &mut rv,
+                            g,
+                        );
                         p.get_mut(p0 + 2).copy_from_slice(&rm);
                         p.get_mut(p0 + 3).copy_from_slice(&rv);
                     } else {
-                        bn::bn_forward_eval(&mut y, &ws.vals[*x], &gamma, &beta, p.get(p0 + 2), p.get(p0 + 3), g);
+                        bn::bn_forward_eval(
+                            &mut y,
+                            &ws.vals[*x],
+                            &gamma,
+                            &beta,
+                            p.get(p0 + 2),
+                            p.get(p0 + 3),
+                            g,
+                        );
                     }
                 }
                 Op::Relu { x, .. } => ew::relu_forward(&mut y, &ws.vals[*x]),
                 Op::Add { a, b, .. } => ew::add_forward(&mut y, &ws.vals[*a], &ws.vals[*b]),
-                Op::AvgPool2 { x, .. } => pool::avgpool2_forward(&mut y, &ws.vals[*x], ws.geoms[*x]),
-                Op::MaxPool3s2 { x, .. } => pool::maxpool3s2_forward(&mut y, &ws.vals[*x], ws.geoms[*x]),
-                Op::GlobalAvgPool { x, .. } => pool::gap_forward(&mut y, &ws.vals[*x], ws.geoms[*x]),
+                Op::AvgPool2 { x, .. } => {
+                    pool::avgpool2_forward(&mut y, &ws.vals[*x], ws.geoms[*x])
+                }
+                Op::MaxPool3s2 { x, .. } => {
+                    pool::maxpool3s2_forward(&mut y, &ws.vals[*x], ws.geoms[*x])
+                }
+                Op::GlobalAvgPool { x, .. } => {
+                    pool::gap_forward(&mut y, &ws.vals[*x], ws.geoms[*x])
+                }
                 Op::Linear { x, .. } => {
                     let (w, b) = (self.params.get(p0), self.params.get(p0 + 1));
-                    linear::linear_forward(&mut y, &ws.vals[*x], w, b, ws.geoms[*x], ws.geoms[yi].c);
+                    linear::linear_forward(
+                        &mut y,
+                        &ws.vals[*x],
+                        w,
+                        b,
+                        ws.geoms[*x],
+                        ws.geoms[yi].c,
+                    );
                 }
             }
             ws.vals[yi] = y;
@@ -229,17 +295,34 @@ impl Model {
             let pr = |i: usize| self.params.range(p0 + i);
             let need_dx = |t: usize| t != self.graph.input;
             match op {
-                Op::Conv { x, k, stride, pad, shift, .. } => {
+                Op::Conv {
+                    x,
+                    k,
+                    stride,
+                    pad,
+                    shift,
+                    ..
+                } => {
                     let (gx, gy) = (ws.geoms[*x], ws.geoms[yi]);
                     let w = self.params.get(p0);
                     let dw = &mut dparams[pr(0)];
                     let mut dx = std::mem::take(&mut ws.grads[*x]);
-                    let dxo = if need_dx(*x) { Some(dx.as_mut_slice()) } else { None };
+                    let dxo = if need_dx(*x) {
+                        Some(dx.as_mut_slice())
+                    } else {
+                        None
+                    };
                     if *k == 1 && *stride == 1 {
                         let groups = self.shift_groups(shift, gx.c);
                         conv::conv1x1_backward(dxo, dw, &dy, &ws.vals[*x], w, gx, gy.c, &groups);
                     } else {
-                        let s = conv::ConvShape { gx, gy, k: *k, stride: *stride, pad: *pad };
+                        let s = conv::ConvShape {
+                            gx,
+                            gy,
+                            k: *k,
+                            stride: *stride,
+                            pad: *pad,
+                        };
                         conv::conv_backward(dxo, dw, &dy, &ws.vals[*x], w, s);
                     }
                     ws.grads[*x] = dx;
@@ -248,7 +331,16 @@ impl Model {
                     let gamma = self.params.get(p0);
                     let (dg, db) = two_mut(dparams, pr(0), pr(1));
                     let mut dx = std::mem::take(&mut ws.grads[*x]);
-                    bn::bn_backward(&mut dx, dg, db, &dy, &ws.vals[*x], gamma, &ws.bn[oi], ws.geoms[*x]);
+                    bn::bn_backward(
+                        &mut dx,
+                        dg,
+                        db,
+                        &dy,
+                        &ws.vals[*x],
+                        gamma,
+                        &ws.bn[oi],
+                        ws.geoms[*x],
+                    );
                     ws.grads[*x] = dx;
                 }
                 Op::Relu { x, .. } => ew::relu_backward(&mut ws.grads[*x], &dy, &ws.vals[yi]),
@@ -256,19 +348,36 @@ impl Model {
                     ew::accumulate(&mut ws.grads[*a], &dy);
                     ew::accumulate(&mut ws.grads[*b], &dy);
                 }
-                Op::AvgPool2 { x, .. } => pool::avgpool2_backward(&mut ws.grads[*x], &dy, ws.geoms[*x]),
+                Op::AvgPool2 { x, .. } => {
+                    pool::avgpool2_backward(&mut ws.grads[*x], &dy, ws.geoms[*x])
+                }
                 Op::MaxPool3s2 { x, .. } => {
                     let mut dx = std::mem::take(&mut ws.grads[*x]);
                     pool::maxpool3s2_backward(&mut dx, &dy, &ws.vals[*x], ws.geoms[*x]);
                     ws.grads[*x] = dx;
                 }
-                Op::GlobalAvgPool { x, .. } => pool::gap_backward(&mut ws.grads[*x], &dy, ws.geoms[*x]),
+                Op::GlobalAvgPool { x, .. } => {
+                    pool::gap_backward(&mut ws.grads[*x], &dy, ws.geoms[*x])
+                }
                 Op::Linear { x, .. } => {
                     let w = self.params.get(p0);
                     let (dw, db) = two_mut(dparams, pr(0), pr(1));
                     let mut dx = std::mem::take(&mut ws.grads[*x]);
-                    let dxo = if need_dx(*x) { Some(dx.as_mut_slice()) } else { None };
-                    linear::linear_backward(dxo, dw, db, &dy, &ws.vals[*x], w, ws.geoms[*x], ws.geoms[yi].c);
+                    let dxo = if need_dx(*x) {
+                        Some(dx.as_mut_slice())
+                    } else {
+                        None
+                    };
+                    linear::linear_backward(
+                        dxo,
+                        dw,
+                        db,
+                        &dy,
+                        &ws.vals[*x],
+                        w,
+                        ws.geoms[*x],
+                        ws.geoms[yi].c,
+                    );
                     ws.grads[*x] = dx;
                 }
             }

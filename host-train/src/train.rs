@@ -24,7 +24,12 @@ pub enum TrainError {
     #[error("unknown model '{name}' (run `cargo xtask zoo` to list them; known: {known})")]
     UnknownModel { name: String, known: String },
     #[error("model {model} takes {want} images but {data} has {got}")]
-    InputMismatch { model: String, want: String, data: String, got: String },
+    InputMismatch {
+        model: String,
+        want: String,
+        data: String,
+        got: String,
+    },
     #[error("{0}")]
     Config(String),
     #[error("--device cuda: {0}")]
@@ -80,7 +85,9 @@ impl Default for TrainConfig {
             warmup_epochs: 1,
             seed: 1,
             device: Device::Cpu,
-            threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            threads: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
         }
     }
 }
@@ -137,17 +144,31 @@ pub struct Summary {
 /// SGD with momentum, PyTorch semantics: `d = g + wd * p; buf = m * buf + d;
 /// p -= lr * (nesterov ? d + m * buf : buf)`. Weight decay applies to every trainable tensor
 /// (the authors' setting); BN running statistics are not touched.
-pub fn sgd_step(model: &mut Model, grads: &[f32], momentum_buf: &mut [f32], cfg: &TrainConfig, lr: f32) {
+pub fn sgd_step(
+    model: &mut Model,
+    grads: &[f32],
+    momentum_buf: &mut [f32],
+    cfg: &TrainConfig,
+    lr: f32,
+) {
     for i in 0..model.params.info.len() {
         if !model.params.info[i].trainable {
             continue;
         }
         let r = model.params.range(i);
         let p = &mut model.params.data[r.clone()];
-        for ((w, g), b) in p.iter_mut().zip(&grads[r.clone()]).zip(&mut momentum_buf[r.clone()]) {
+        for ((w, g), b) in p
+            .iter_mut()
+            .zip(&grads[r.clone()])
+            .zip(&mut momentum_buf[r.clone()])
+        {
             let d = g + cfg.weight_decay * *w;
             *b = cfg.momentum * *b + d;
-            let step = if cfg.nesterov { d + cfg.momentum * *b } else { *b };
+            let step = if cfg.nesterov {
+                d + cfg.momentum * *b
+            } else {
+                *b
+            };
             *w -= lr * step;
         }
     }
@@ -179,7 +200,10 @@ pub fn evaluate(model: &mut Model, ds: &Dataset, norm: &Normalization, batch: us
         loss_sum += l as f64 * n as f64;
         correct += c;
     });
-    ((loss_sum / ds.len() as f64) as f32, correct as f32 / ds.len() as f32)
+    (
+        (loss_sum / ds.len() as f64) as f32,
+        correct as f32 / ds.len() as f32,
+    )
 }
 
 fn batch_seed(seed: u64, epoch: usize, batch: usize) -> u64 {
@@ -191,14 +215,22 @@ pub const CHECKPOINT: &str = "checkpoint.safetensors";
 pub const CONFIG: &str = "train-config.json";
 
 /// Trains per `cfg` into `out`. With `resume`, continues the run saved in `out`.
-pub fn train(cfg: TrainConfig, out: &Path, resume: bool, quiet: bool) -> Result<Summary, TrainError> {
+pub fn train(
+    cfg: TrainConfig,
+    out: &Path,
+    resume: bool,
+    quiet: bool,
+) -> Result<Summary, TrainError> {
     if cfg.device == Device::Cuda {
         return Err(TrainError::Cuda(
-            "the CUDA backend is not built yet (see the host-train CUDA issue); use --device cpu".into(),
+            "the CUDA backend is not built yet (see the host-train CUDA issue); use --device cpu"
+                .into(),
         ));
     }
     if cfg.batch == 0 || cfg.epochs == 0 {
-        return Err(TrainError::Config("--batch and --epochs must be at least 1".into()));
+        return Err(TrainError::Config(
+            "--batch and --epochs must be at least 1".into(),
+        ));
     }
     let arch = zoo::arch(&cfg.model).ok_or_else(|| TrainError::UnknownModel {
         name: cfg.model.clone(),
@@ -207,7 +239,10 @@ pub fn train(cfg: TrainConfig, out: &Path, resume: bool, quiet: bool) -> Result<
     let spec: DataSpec = cfg.data.parse()?;
     std::fs::create_dir_all(out).map_err(io::io_err(out))?;
     // Probe writability now, not after an epoch of work.
-    io::write_atomic(&out.join(CONFIG), serde_json::to_string_pretty(&cfg).unwrap().as_bytes())?;
+    io::write_atomic(
+        &out.join(CONFIG),
+        serde_json::to_string_pretty(&cfg).unwrap().as_bytes(),
+    )?;
 
     let splits: Splits = data::load(&spec)?;
     let (h, w, c) = (splits.train.h, splits.train.w, splits.train.c);
@@ -229,7 +264,10 @@ pub fn train(cfg: TrainConfig, out: &Path, resume: bool, quiet: bool) -> Result<
             got: format!("{} classes", splits.class_names.len()),
         });
     }
-    let norm = Normalization { mean: splits.mean.clone(), std: splits.std.clone() };
+    let norm = Normalization {
+        mean: splits.mean.clone(),
+        std: splits.std.clone(),
+    };
     let mut model = Model::new(arch);
     model.init(cfg.seed);
     let mut momentum = model.params.zeros_like();
@@ -246,16 +284,26 @@ pub fn train(cfg: TrainConfig, out: &Path, resume: bool, quiet: bool) -> Result<
             .metadata
             .get("epoch")
             .and_then(|e| e.parse().ok())
-            .ok_or_else(|| FileError::Invalid { path: path.clone(), why: "no epoch in metadata".into() })?;
+            .ok_or_else(|| FileError::Invalid {
+                path: path.clone(),
+                why: "no epoch in metadata".into(),
+            })?;
         history = file
             .metadata
             .get("history")
             .map(|h| serde_json::from_str(h))
             .transpose()
-            .map_err(|e| FileError::Invalid { path: path.clone(), why: format!("history: {e}") })?
+            .map_err(|e| FileError::Invalid {
+                path: path.clone(),
+                why: format!("history: {e}"),
+            })?
             .unwrap_or_default();
         if !quiet {
-            eprintln!("resuming {} from epoch {start_epoch} of {}", out.display(), cfg.epochs);
+            eprintln!(
+                "resuming {} from epoch {start_epoch} of {}",
+                out.display(),
+                cfg.epochs
+            );
         }
     }
 
@@ -279,13 +327,25 @@ pub fn train(cfg: TrainConfig, out: &Path, resume: bool, quiet: bool) -> Result<
         let t0 = Instant::now();
         let mut order: Vec<usize> = (0..train_set.len()).collect();
         Rng::new(batch_seed(cfg.seed, epoch, usize::MAX)).shuffle(&mut order);
-        let bar = progress(quiet, steps as u64, &format!("epoch {}/{}", epoch + 1, cfg.epochs));
+        let bar = progress(
+            quiet,
+            steps as u64,
+            &format!("epoch {}/{}", epoch + 1, cfg.epochs),
+        );
         let (mut loss_sum, mut correct) = (0.0f64, 0usize);
         let mut lr = 0.0;
         for b in 0..steps {
             let mut rng = Rng::new(batch_seed(cfg.seed, epoch, b));
             for (k, &idx) in order[b * cfg.batch..(b + 1) * cfg.batch].iter().enumerate() {
-                augment_into(train_set.image(idx), h, w, c, splits.augment, &mut rng, &mut imgs[k * il..(k + 1) * il]);
+                augment_into(
+                    train_set.image(idx),
+                    h,
+                    w,
+                    c,
+                    splits.augment,
+                    &mut rng,
+                    &mut imgs[k * il..(k + 1) * il],
+                );
                 labels[k] = train_set.labels[idx];
             }
             model.forward(&mut ws, &imgs, &norm, true);
@@ -298,7 +358,11 @@ pub fn train(cfg: TrainConfig, out: &Path, resume: bool, quiet: bool) -> Result<
             if let Some(bar) = &bar {
                 bar.inc(1);
                 let ips = ((b + 1) * cfg.batch) as f32 / t0.elapsed().as_secs_f32();
-                bar.set_message(format!("loss {:.4}  {:.0} img/s", loss_sum / (b + 1) as f64, ips));
+                bar.set_message(format!(
+                    "loss {:.4}  {:.0} img/s",
+                    loss_sum / (b + 1) as f64,
+                    ips
+                ));
             }
         }
         let train_seconds = t0.elapsed().as_secs_f32();
@@ -327,7 +391,10 @@ pub fn train(cfg: TrainConfig, out: &Path, resume: bool, quiet: bool) -> Result<
         save_checkpoint(out, &model, &momentum, epoch + 1, &history)?;
         write_metrics(out, &history)?;
     }
-    let last = history.last().cloned().ok_or_else(|| TrainError::Config("no epoch ran".into()))?;
+    let last = history
+        .last()
+        .cloned()
+        .ok_or_else(|| TrainError::Config("no epoch ran".into()))?;
     let seconds = prior_seconds + t_run.elapsed().as_secs_f32();
     let summary = Summary {
         model: cfg.model.clone(),
@@ -337,16 +404,32 @@ pub fn train(cfg: TrainConfig, out: &Path, resume: bool, quiet: bool) -> Result<
         epochs: cfg.epochs,
         test_accuracy: last.test_accuracy,
         train_seconds: seconds,
-        images_per_second: history.iter().map(|m| m.images_per_second).sum::<f32>() / history.len() as f32,
+        images_per_second: history.iter().map(|m| m.images_per_second).sum::<f32>()
+            / history.len() as f32,
         threads: cfg.threads,
         seed: cfg.seed,
     };
     let mj = ModelJson::new(&model, norm, splits.class_names.clone());
-    io::write_atomic(&out.join("model.json"), serde_json::to_string_pretty(&mj).unwrap().as_bytes())?;
-    let meta = HashMap::from([("format".to_string(), "shiftkit-weights".to_string()), ("version".into(), "1".into())]);
-    io::write_atomic(&out.join("weights.safetensors"), &io::tensors_to_bytes(&io::param_tensors(&model), meta))?;
-    io::write_atomic(&out.join("curve.svg"), crate::plot::curve_svg(&cfg.model, &history).as_bytes())?;
-    io::write_atomic(&out.join("summary.json"), serde_json::to_string_pretty(&summary).unwrap().as_bytes())?;
+    io::write_atomic(
+        &out.join("model.json"),
+        serde_json::to_string_pretty(&mj).unwrap().as_bytes(),
+    )?;
+    let meta = HashMap::from([
+        ("format".to_string(), "shiftkit-weights".to_string()),
+        ("version".into(), "1".into()),
+    ]);
+    io::write_atomic(
+        &out.join("weights.safetensors"),
+        &io::tensors_to_bytes(&io::param_tensors(&model), meta),
+    )?;
+    io::write_atomic(
+        &out.join("curve.svg"),
+        crate::plot::curve_svg(&cfg.model, &history).as_bytes(),
+    )?;
+    io::write_atomic(
+        &out.join("summary.json"),
+        serde_json::to_string_pretty(&summary).unwrap().as_bytes(),
+    )?;
     Ok(summary)
 }
 
@@ -364,14 +447,24 @@ fn progress(quiet: bool, len: u64, prefix: &str) -> Option<indicatif::ProgressBa
     Some(bar)
 }
 
-fn save_checkpoint(out: &Path, model: &Model, momentum: &[f32], epoch: usize, history: &[EpochMetrics]) -> Result<(), TrainError> {
+fn save_checkpoint(
+    out: &Path,
+    model: &Model,
+    momentum: &[f32],
+    epoch: usize,
+    history: &[EpochMetrics],
+) -> Result<(), TrainError> {
     let mut tensors: Vec<(String, Vec<usize>, &[f32])> = io::param_tensors(model)
         .into_iter()
         .map(|(n, s, d)| (format!("param.{n}"), s, d))
         .collect();
     for i in 0..model.params.info.len() {
         let info = &model.params.info[i];
-        tensors.push((format!("momentum.{}", info.name), info.shape.clone(), &momentum[model.params.range(i)]));
+        tensors.push((
+            format!("momentum.{}", info.name),
+            info.shape.clone(),
+            &momentum[model.params.range(i)],
+        ));
     }
     let meta = HashMap::from([
         ("format".to_string(), "shiftkit-checkpoint".to_string()),
@@ -397,6 +490,10 @@ fn write_metrics(out: &Path, history: &[EpochMetrics]) -> Result<(), TrainError>
 pub fn saved_config(out: &Path) -> Result<TrainConfig, TrainError> {
     let path: PathBuf = out.join(CONFIG);
     let text = std::fs::read_to_string(&path).map_err(io::io_err(&path))?;
-    serde_json::from_str(&text)
-        .map_err(|e| TrainError::File(FileError::Invalid { path, why: format!("{e}") }))
+    serde_json::from_str(&text).map_err(|e| {
+        TrainError::File(FileError::Invalid {
+            path,
+            why: format!("{e}"),
+        })
+    })
 }

@@ -105,8 +105,16 @@ impl Arch {
     /// The architecture of a zoo name, or `None` if there is no such network.
     pub fn by_name(name: &str) -> Option<Arch> {
         let cifar = |block, blocks: [usize; 3], shift, flat: bool| {
-            let widths = if flat { vec![64, 128, 256] } else { vec![64, 128, 256] };
-            let mids = if flat { widths.clone() } else { vec![16, 32, 64] };
+            let widths = if flat {
+                vec![64, 128, 256]
+            } else {
+                vec![64, 128, 256]
+            };
+            let mids = if flat {
+                widths.clone()
+            } else {
+                vec![16, 32, 64]
+            };
             Arch {
                 name: name.to_string(),
                 input: Shape::new(32, 32, 3),
@@ -125,7 +133,11 @@ impl Arch {
         };
         let imagenet = |block, blocks: [usize; 4], shift, flat: bool| {
             let widths = vec![256, 512, 1024, 2048];
-            let mids = if flat { widths.clone() } else { vec![64, 128, 256, 512] };
+            let mids = if flat {
+                widths.clone()
+            } else {
+                vec![64, 128, 256, 512]
+            };
             Arch {
                 name: name.to_string(),
                 input: Shape::new(224, 224, 3),
@@ -151,9 +163,7 @@ impl Arch {
             ("imagenet", "resnet101") => {
                 imagenet(BlockKind::Bottleneck, [3, 4, 23, 3], None, false)
             }
-            ("imagenet", "noshift101") => {
-                imagenet(BlockKind::NoShift, [3, 4, 23, 3], None, false)
-            }
+            ("imagenet", "noshift101") => imagenet(BlockKind::NoShift, [3, 4, 23, 3], None, false),
             ("resnet8", "4c") => Arch {
                 name: name.to_string(),
                 input: Shape::new(32, 32, 3),
@@ -168,6 +178,37 @@ impl Arch {
                 shift: Some(Neighbourhood::C4),
                 centre_group: true,
                 inner_residual: false,
+            },
+            // Test presets (not listed in NAMES): the networks of the PyTorch golden file.
+            ("tiny", "multishift-4c") => Arch {
+                name: name.to_string(),
+                input: Shape::new(8, 8, 3),
+                classes: 5,
+                stem: Stem::Conv3,
+                stem_width: 8,
+                block: BlockKind::MultiShift,
+                blocks: vec![1, 1],
+                widths: vec![16, 24],
+                mids: vec![8, 12],
+                strides: vec![1, 2],
+                shift: Some(Neighbourhood::C4),
+                centre_group: true,
+                inner_residual: true,
+            },
+            ("tiny", "flat-8c") => Arch {
+                name: name.to_string(),
+                input: Shape::new(8, 8, 2),
+                classes: 4,
+                stem: Stem::Conv3,
+                stem_width: 9,
+                block: BlockKind::Flat,
+                blocks: vec![1, 1],
+                widths: vec![9, 18],
+                mids: vec![9, 18],
+                strides: vec![1, 2],
+                shift: Some(Neighbourhood::C8),
+                centre_group: true,
+                inner_residual: true,
             },
             ("mnist", "flat-4c") => Arch {
                 name: name.to_string(),
@@ -231,7 +272,10 @@ impl Arch {
                 b.maxpool(t)
             }
         };
-        let shift = self.shift.map(|kind| ShiftSpec { kind, centre_group: self.centre_group });
+        let shift = self.shift.map(|kind| ShiftSpec {
+            kind,
+            centre_group: self.centre_group,
+        });
         for s in 0..self.blocks.len() {
             for i in 0..self.blocks[s] {
                 let stride = if i == 0 { self.strides[s] } else { 1 };
@@ -290,7 +334,13 @@ struct Builder {
 
 impl Builder {
     fn new(name: &str, input: Shape) -> Builder {
-        let g = Graph { name: name.into(), tensors: vec![input], ops: vec![], input: 0, output: 0 };
+        let g = Graph {
+            name: name.into(),
+            tensors: vec![input],
+            ops: vec![],
+            input: 0,
+            output: 0,
+        };
         Builder { g, input: 0 }
     }
 
@@ -318,13 +368,25 @@ impl Builder {
         let h = (s.h + 2 * pad - k) / stride + 1;
         let w = (s.w + 2 * pad - k) / stride + 1;
         let y = self.tensor(Shape::new(h, w, cout));
-        self.g.ops.push(Op::Conv { name: name.into(), x, y, k, stride, pad, shift });
+        self.g.ops.push(Op::Conv {
+            name: name.into(),
+            x,
+            y,
+            k,
+            stride,
+            pad,
+            shift,
+        });
         y
     }
 
     fn bn(&mut self, name: &str, x: TensorId) -> TensorId {
         let y = self.tensor(self.shape(x));
-        self.g.ops.push(Op::BatchNorm { name: name.into(), x, y });
+        self.g.ops.push(Op::BatchNorm {
+            name: name.into(),
+            x,
+            y,
+        });
         y
     }
 
@@ -362,7 +424,11 @@ impl Builder {
 
     fn linear(&mut self, name: &str, x: TensorId, cout: usize) -> TensorId {
         let y = self.tensor(Shape::new(1, 1, cout));
-        self.g.ops.push(Op::Linear { name: name.into(), x, y });
+        self.g.ops.push(Op::Linear {
+            name: name.into(),
+            x,
+            y,
+        });
         y
     }
 
@@ -390,11 +456,22 @@ impl Builder {
 
     /// The shortcut: identity, or a projection when stride or width changes. Shift blocks
     /// downsample with a 2x2 average pool first; 3x3 baselines use a strided 1x1.
-    fn shortcut(&mut self, name: &str, x: TensorId, out: usize, stride: usize, pool: bool) -> TensorId {
+    fn shortcut(
+        &mut self,
+        name: &str,
+        x: TensorId,
+        out: usize,
+        stride: usize,
+        pool: bool,
+    ) -> TensorId {
         if stride == 1 && self.shape(x).c == out {
             return x;
         }
-        let (x, s) = if stride == 2 && pool { (self.avgpool(x), 1) } else { (x, stride) };
+        let (x, s) = if stride == 2 && pool {
+            (self.avgpool(x), 1)
+        } else {
+            (x, stride)
+        };
         let t = self.conv(&format!("{name}.shortcut.conv"), x, out, 1, s, 0, None);
         self.bn(&format!("{name}.shortcut.bn"), t)
     }
@@ -404,7 +481,14 @@ impl Builder {
         self.relu(y)
     }
 
-    fn bottleneck(&mut self, name: &str, x: TensorId, mid: usize, out: usize, stride: usize) -> TensorId {
+    fn bottleneck(
+        &mut self,
+        name: &str,
+        x: TensorId,
+        mid: usize,
+        out: usize,
+        stride: usize,
+    ) -> TensorId {
         let o = self.conv_bn(name, "1", x, mid, 1, 1, None, true);
         let o = self.conv_bn(name, "2", o, mid, 3, stride, None, true);
         let o = self.conv_bn(name, "3", o, out, 1, 1, None, false);
@@ -458,7 +542,14 @@ impl Builder {
         self.finish_block(o, s)
     }
 
-    fn basic(&mut self, name: &str, x: TensorId, out: usize, stride: usize, shift: Option<ShiftSpec>) -> TensorId {
+    fn basic(
+        &mut self,
+        name: &str,
+        x: TensorId,
+        out: usize,
+        stride: usize,
+        shift: Option<ShiftSpec>,
+    ) -> TensorId {
         let o = match shift {
             None => {
                 let o = self.conv_bn(name, "1", x, out, 3, stride, None, true);
@@ -514,10 +605,18 @@ mod tests {
         for &(name, params, macs) in PAPER {
             let g = arch(name).unwrap().graph();
             if g.param_count() != params || g.macs() != macs {
-                bad.push(format!("{name}: {} params, {} MACs", g.param_count(), g.macs()));
+                bad.push(format!(
+                    "{name}: {} params, {} MACs",
+                    g.param_count(),
+                    g.macs()
+                ));
             }
         }
-        assert!(bad.is_empty(), "mismatches with PAPER.md:\n{}", bad.join("\n"));
+        assert!(
+            bad.is_empty(),
+            "mismatches with PAPER.md:\n{}",
+            bad.join("\n")
+        );
     }
 
     #[test]
@@ -533,8 +632,12 @@ mod tests {
     #[test]
     fn default_model_fits_cortex_m4_budget() {
         let g = arch(DEFAULT_MODEL).unwrap().graph();
-        let weight_bytes: usize =
-            g.params().iter().filter(|p| p.decay).map(|p| p.numel()).sum();
+        let weight_bytes: usize = g
+            .params()
+            .iter()
+            .filter(|p| p.decay)
+            .map(|p| p.numel())
+            .sum();
         assert!(weight_bytes <= 150 * 1024, "int8 weights {weight_bytes} B");
         let peak = g.peak_activation_bytes();
         assert!(peak <= 64 * 1024, "int8 peak activations {peak} B");
@@ -549,11 +652,15 @@ mod tests {
             .filter(|op| matches!(op, Op::Conv { shift: Some(_), .. }))
             .count();
         assert_eq!(shifted, 3 * 33);
-        let adds = g.ops.iter().filter(|op| matches!(op, Op::Add { .. })).count();
+        let adds = g
+            .ops
+            .iter()
+            .filter(|op| matches!(op, Op::Add { .. }))
+            .count();
         assert_eq!(adds, 2 * 33);
-        let shortcut_shifted = g.ops.iter().any(|op| {
-            matches!(op, Op::Conv { name, shift: Some(_), .. } if name.contains("shortcut"))
-        });
+        let shortcut_shifted = g.ops.iter().any(
+            |op| matches!(op, Op::Conv { name, shift: Some(_), .. } if name.contains("shortcut")),
+        );
         assert!(!shortcut_shifted);
     }
 }

@@ -103,7 +103,11 @@ pub fn bn_forward_train(
         cache.invstd.push(invstd as f32);
         scale[ch] = gamma[ch] * invstd as f32;
         shift[ch] = beta[ch] - mean as f32 * scale[ch];
-        let unbiased = if count > 1.0 { var * count / (count - 1.0) } else { var };
+        let unbiased = if count > 1.0 {
+            var * count / (count - 1.0)
+        } else {
+            var
+        };
         running_mean[ch] = (1.0 - MOMENTUM) * running_mean[ch] + MOMENTUM * mean as f32;
         running_var[ch] = (1.0 - MOMENTUM) * running_var[ch] + MOMENTUM * unbiased as f32;
     }
@@ -111,8 +115,18 @@ pub fn bn_forward_train(
 }
 
 /// Inference forward with the running statistics.
-pub fn bn_forward_eval(y: &mut [f32], x: &[f32], gamma: &[f32], beta: &[f32], mean: &[f32], var: &[f32], g: Geom) {
-    let scale: Vec<f32> = (0..g.c).map(|ch| gamma[ch] / (var[ch] + EPS).sqrt()).collect();
+pub fn bn_forward_eval(
+    y: &mut [f32],
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    mean: &[f32],
+    var: &[f32],
+    g: Geom,
+) {
+    let scale: Vec<f32> = (0..g.c)
+        .map(|ch| gamma[ch] / (var[ch] + EPS).sqrt())
+        .collect();
     let shift: Vec<f32> = (0..g.c).map(|ch| beta[ch] - mean[ch] * scale[ch]).collect();
     affine(y, x, &scale, &shift, g);
 }

@@ -2,8 +2,8 @@
 //! the GEMM's packing step, never a shifted tensor) and the general k x k conv (stem and the 3x3
 //! baselines) by im2col over tiles.
 use super::{par_ranges, sgemm, threads, Geom};
-use rayon::prelude::*;
 use crate::graph::ShiftGroup;
+use rayon::prelude::*;
 
 /// Output pixels per GEMM call: the packed input tile stays in L1/L2.
 const TILE: usize = 128;
@@ -32,9 +32,19 @@ fn is_plain(groups: &[ShiftGroup]) -> bool {
 
 /// y = conv1x1(shift(x)). x: gx (n,h,w,cin), y: (n,h,w,cout), w: [cin, cout].
 /// `groups` covers `0..cin` (one `(0,0)` group for a plain 1x1).
-pub fn conv1x1_forward(y: &mut [f32], x: &[f32], w: &[f32], gx: Geom, cout: usize, groups: &[ShiftGroup]) {
+pub fn conv1x1_forward(
+    y: &mut [f32],
+    x: &[f32],
+    w: &[f32],
+    gx: Geom,
+    cout: usize,
+    groups: &[ShiftGroup],
+) {
     let gy = Geom { c: cout, ..gx };
-    assert_eq!((x.len(), y.len(), w.len()), (gx.len(), gy.len(), gx.c * cout));
+    assert_eq!(
+        (x.len(), y.len(), w.len()),
+        (gx.len(), gy.len(), gx.c * cout)
+    );
     let (first, count) = gx.span();
     let cin = gx.c;
     let plain = is_plain(groups);
@@ -53,7 +63,21 @@ pub fn conv1x1_forward(y: &mut [f32], x: &[f32], w: &[f32], gx: Geom, cout: usiz
             // SAFETY: yt is m x cout, lhs has m rows of cin in bounds (p0..p0+m is inside the
             // span), w is cin x cout; yt aliases none of them.
             unsafe {
-                sgemm(m, cout, cin, yt.as_mut_ptr(), cout as isize, 1, false, lhs, cin as isize, 1, w.as_ptr(), cout as isize, 1)
+                sgemm(
+                    m,
+                    cout,
+                    cin,
+                    yt.as_mut_ptr(),
+                    cout as isize,
+                    1,
+                    false,
+                    lhs,
+                    cin as isize,
+                    1,
+                    w.as_ptr(),
+                    cout as isize,
+                    1,
+                )
             };
         },
     );
@@ -93,7 +117,21 @@ pub fn conv1x1_backward(
             // SAFETY: part is cin x cout; lhs^T is read as (cin x m) from m rows of width cin;
             // dy rows p0..p0+m are in bounds.
             unsafe {
-                sgemm(cin, cout, m, part.as_mut_ptr(), cout as isize, 1, true, lhs, 1, cin as isize, dy[p0 * cout..].as_ptr(), cout as isize, 1)
+                sgemm(
+                    cin,
+                    cout,
+                    m,
+                    part.as_mut_ptr(),
+                    cout as isize,
+                    1,
+                    true,
+                    lhs,
+                    1,
+                    cin as isize,
+                    dy[p0 * cout..].as_ptr(),
+                    cout as isize,
+                    1,
+                )
             };
         }
         part
@@ -105,33 +143,35 @@ pub fn conv1x1_backward(
     }
     let Some(dx) = dx else { return };
     let span = &mut dx[first * cin..(first + count) * cin];
-    span.par_chunks_mut(TILE * cin).enumerate().for_each(|(t, dxt)| {
-        let q0 = first + t * TILE;
-        let m = dxt.len() / cin;
-        for g in groups {
-            let src = (q0 as isize + offset(g, gx.row())) as usize;
-            // SAFETY: dxt is m x cin (columns c0..c1 written); dy rows src..src+m stay in the
-            // buffer (the span plus one row and pixel either side); W^T is read as (cout x cg)
-            // from w[c0*cout..].
-            unsafe {
-                sgemm(
-                    m,
-                    g.c1 - g.c0,
-                    cout,
-                    dxt[g.c0..].as_mut_ptr(),
-                    cin as isize,
-                    1,
-                    true,
-                    dy[src * cout..].as_ptr(),
-                    cout as isize,
-                    1,
-                    w[g.c0 * cout..].as_ptr(),
-                    1,
-                    cout as isize,
-                )
-            };
-        }
-    });
+    span.par_chunks_mut(TILE * cin)
+        .enumerate()
+        .for_each(|(t, dxt)| {
+            let q0 = first + t * TILE;
+            let m = dxt.len() / cin;
+            for g in groups {
+                let src = (q0 as isize + offset(g, gx.row())) as usize;
+                // SAFETY: dxt is m x cin (columns c0..c1 written); dy rows src..src+m stay in the
+                // buffer (the span plus one row and pixel either side); W^T is read as (cout x cg)
+                // from w[c0*cout..].
+                unsafe {
+                    sgemm(
+                        m,
+                        g.c1 - g.c0,
+                        cout,
+                        dxt[g.c0..].as_mut_ptr(),
+                        cin as isize,
+                        1,
+                        true,
+                        dy[src * cout..].as_ptr(),
+                        cout as isize,
+                        1,
+                        w[g.c0 * cout..].as_ptr(),
+                        1,
+                        cout as isize,
+                    )
+                };
+            }
+        });
     gx.zero_halo(dx);
 }
 
@@ -218,28 +258,55 @@ impl ConvShape {
 /// y = conv_kxk(x), w: [k, k, cin, cout] (HWIO).
 pub fn conv_forward(y: &mut [f32], x: &[f32], w: &[f32], s: ConvShape) {
     let (gy, cout, kkc) = (s.gy, s.gy.c, s.kkc());
-    assert_eq!((x.len(), y.len(), w.len()), (s.gx.len(), gy.len(), kkc * cout));
-    let images = &mut y[gy.lead() * cout..];
-    images.par_chunks_mut(gy.img() * cout).enumerate().for_each_init(
-        || vec![0.0f32; TILE * kkc],
-        |col, (i, yi)| {
-            let (first, end) = s.image_span(i);
-            for p0 in (first..end).step_by(TILE) {
-                let m = TILE.min(end - p0);
-                s.im2col(col, x, i, p0, m);
-                let yt = &mut yi[(p0 - first) * cout..(p0 - first + m) * cout];
-                // SAFETY: yt is m x cout, col m x kkc, w kkc x cout; no aliasing.
-                unsafe {
-                    sgemm(m, cout, kkc, yt.as_mut_ptr(), cout as isize, 1, false, col.as_ptr(), kkc as isize, 1, w.as_ptr(), cout as isize, 1)
-                };
-            }
-        },
+    assert_eq!(
+        (x.len(), y.len(), w.len()),
+        (s.gx.len(), gy.len(), kkc * cout)
     );
+    let images = &mut y[gy.lead() * cout..];
+    images
+        .par_chunks_mut(gy.img() * cout)
+        .enumerate()
+        .for_each_init(
+            || vec![0.0f32; TILE * kkc],
+            |col, (i, yi)| {
+                let (first, end) = s.image_span(i);
+                for p0 in (first..end).step_by(TILE) {
+                    let m = TILE.min(end - p0);
+                    s.im2col(col, x, i, p0, m);
+                    let yt = &mut yi[(p0 - first) * cout..(p0 - first + m) * cout];
+                    // SAFETY: yt is m x cout, col m x kkc, w kkc x cout; no aliasing.
+                    unsafe {
+                        sgemm(
+                            m,
+                            cout,
+                            kkc,
+                            yt.as_mut_ptr(),
+                            cout as isize,
+                            1,
+                            false,
+                            col.as_ptr(),
+                            kkc as isize,
+                            1,
+                            w.as_ptr(),
+                            cout as isize,
+                            1,
+                        )
+                    };
+                }
+            },
+        );
     gy.zero_halo(y);
 }
 
 /// Backward of [`conv_forward`]: `dw += col^T dy`; `dx += col2im(dy W^T)` if asked.
-pub fn conv_backward(dx: Option<&mut [f32]>, dw: &mut [f32], dy: &[f32], x: &[f32], w: &[f32], s: ConvShape) {
+pub fn conv_backward(
+    dx: Option<&mut [f32]>,
+    dw: &mut [f32],
+    dy: &[f32],
+    x: &[f32],
+    w: &[f32],
+    s: ConvShape,
+) {
     let (gx, cout, kkc) = (s.gx, s.gy.c, s.kkc());
     let partials = par_ranges(gx.n, threads(), |images| {
         let mut part = vec![0.0f32; kkc * cout];
@@ -251,7 +318,21 @@ pub fn conv_backward(dx: Option<&mut [f32]>, dw: &mut [f32], dy: &[f32], x: &[f3
                 s.im2col(&mut col, x, i, p0, m);
                 // SAFETY: part is kkc x cout, col is m x kkc (read transposed), dy rows in bounds.
                 unsafe {
-                    sgemm(kkc, cout, m, part.as_mut_ptr(), cout as isize, 1, true, col.as_ptr(), 1, kkc as isize, dy[p0 * cout..].as_ptr(), cout as isize, 1)
+                    sgemm(
+                        kkc,
+                        cout,
+                        m,
+                        part.as_mut_ptr(),
+                        cout as isize,
+                        1,
+                        true,
+                        col.as_ptr(),
+                        1,
+                        kkc as isize,
+                        dy[p0 * cout..].as_ptr(),
+                        cout as isize,
+                        1,
+                    )
                 };
             }
         }
@@ -265,19 +346,36 @@ pub fn conv_backward(dx: Option<&mut [f32]>, dw: &mut [f32], dy: &[f32], x: &[f3
     let Some(dx) = dx else { return };
     let cin = gx.c;
     let images = &mut dx[gx.lead() * cin..];
-    images.par_chunks_mut(gx.img() * cin).enumerate().for_each_init(
-        || vec![0.0f32; TILE * kkc],
-        |dcol, (i, dxi)| {
-            let (first, end) = s.image_span(i);
-            for p0 in (first..end).step_by(TILE) {
-                let m = TILE.min(end - p0);
-                // dcol = dy W^T
-                // SAFETY: dcol is m x kkc, dy rows p0..p0+m in bounds, w^T read as cout x kkc.
-                unsafe {
-                    sgemm(m, kkc, cout, dcol.as_mut_ptr(), kkc as isize, 1, false, dy[p0 * cout..].as_ptr(), cout as isize, 1, w.as_ptr(), 1, cout as isize)
-                };
-                s.col2im(dxi, dcol, i, p0, m);
-            }
-        },
-    );
+    images
+        .par_chunks_mut(gx.img() * cin)
+        .enumerate()
+        .for_each_init(
+            || vec![0.0f32; TILE * kkc],
+            |dcol, (i, dxi)| {
+                let (first, end) = s.image_span(i);
+                for p0 in (first..end).step_by(TILE) {
+                    let m = TILE.min(end - p0);
+                    // dcol = dy W^T
+                    // SAFETY: dcol is m x kkc, dy rows p0..p0+m in bounds, w^T read as cout x kkc.
+                    unsafe {
+                        sgemm(
+                            m,
+                            kkc,
+                            cout,
+                            dcol.as_mut_ptr(),
+                            kkc as isize,
+                            1,
+                            false,
+                            dy[p0 * cout..].as_ptr(),
+                            cout as isize,
+                            1,
+                            w.as_ptr(),
+                            1,
+                            cout as isize,
+                        )
+                    };
+                    s.col2im(dxi, dcol, i, p0, m);
+                }
+            },
+        );
 }

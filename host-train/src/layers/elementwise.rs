@@ -4,11 +4,13 @@ use rayon::prelude::*;
 const CHUNK: usize = 1 << 14;
 
 pub fn relu_forward(y: &mut [f32], x: &[f32]) {
-    y.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(y, x)| {
-        for (a, b) in y.iter_mut().zip(x) {
-            *a = b.max(0.0);
-        }
-    });
+    y.par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK))
+        .for_each(|(y, x)| {
+            for (a, b) in y.iter_mut().zip(x) {
+                *a = b.max(0.0);
+            }
+        });
 }
 
 /// `dx += dy * (y > 0)`
@@ -36,9 +38,11 @@ pub fn add_forward(y: &mut [f32], a: &[f32], b: &[f32]) {
 
 /// `dx += dy` (used once per operand of an add).
 pub fn accumulate(dx: &mut [f32], dy: &[f32]) {
-    dx.par_chunks_mut(CHUNK).zip(dy.par_chunks(CHUNK)).for_each(|(d, g)| {
-        for (a, b) in d.iter_mut().zip(g) {
-            *a += b;
-        }
-    });
+    dx.par_chunks_mut(CHUNK)
+        .zip(dy.par_chunks(CHUNK))
+        .for_each(|(d, g)| {
+            for (a, b) in d.iter_mut().zip(g) {
+                *a += b;
+            }
+        });
 }

@@ -2,7 +2,12 @@
 
 /// logits: dense (n, classes). Returns the mean loss and writes `dlogits = (softmax - onehot) / n`.
 /// Also returns how many argmax predictions equal the label.
-pub fn softmax_xent(dlogits: &mut [f32], logits: &[f32], labels: &[u8], classes: usize) -> (f32, usize) {
+pub fn softmax_xent(
+    dlogits: &mut [f32],
+    logits: &[f32],
+    labels: &[u8],
+    classes: usize,
+) -> (f32, usize) {
     let n = labels.len();
     let mut loss = 0.0f64;
     let mut correct = 0;

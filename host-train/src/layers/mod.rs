@@ -66,7 +66,10 @@ impl Geom {
             return (self.lead(), 0);
         }
         let first = self.at(0, 0, 0);
-        (first, self.at(self.n - 1, self.h - 1, self.w - 1) + 1 - first)
+        (
+            first,
+            self.at(self.n - 1, self.h - 1, self.w - 1) + 1 - first,
+        )
     }
     /// Start element of every image row, in order.
     pub fn rows(&self) -> impl Iterator<Item = usize> + '_ {
@@ -223,4 +226,6 @@ mod tests {
     }
 }
 
-#[cfg(test)] #[path = "tests.rs"] mod kernel_tests;
+#[cfg(test)]
+#[path = "tests.rs"]
+mod kernel_tests;

@@ -4,7 +4,11 @@ use super::{image, par_images, Geom};
 
 /// y (n, h/2, w/2, c) = mean of each 2x2 window of x (n, h, w, c).
 pub fn avgpool2_forward(y: &mut [f32], x: &[f32], gx: Geom) {
-    let gy = Geom { h: gx.h / 2, w: gx.w / 2, ..gx };
+    let gy = Geom {
+        h: gx.h / 2,
+        w: gx.w / 2,
+        ..gx
+    };
     let c = gx.c;
     par_images(y, gy, |i, yi| {
         let xi = image(x, gx, i);
@@ -23,7 +27,11 @@ pub fn avgpool2_forward(y: &mut [f32], x: &[f32], gx: Geom) {
 
 /// `dx += dy / 4` spread over each window.
 pub fn avgpool2_backward(dx: &mut [f32], dy: &[f32], gx: Geom) {
-    let gy = Geom { h: gx.h / 2, w: gx.w / 2, ..gx };
+    let gy = Geom {
+        h: gx.h / 2,
+        w: gx.w / 2,
+        ..gx
+    };
     let c = gx.c;
     par_images(dx, gx, |i, dxi| {
         let dyi = image(dy, gy, i);
@@ -42,7 +50,11 @@ pub fn avgpool2_backward(dx: &mut [f32], dy: &[f32], gx: Geom) {
 }
 
 fn maxpool_out(gx: Geom) -> Geom {
-    Geom { h: (gx.h - 1) / 2 + 1, w: (gx.w - 1) / 2 + 1, ..gx }
+    Geom {
+        h: (gx.h - 1) / 2 + 1,
+        w: (gx.w - 1) / 2 + 1,
+        ..gx
+    }
 }
 
 /// Visits the in-image taps of output pixel (oy, ox) of a 3x3/2 pad-1 window, in row-major order.

@@ -629,6 +629,9 @@ fn bn_eval_forward() {
 
 // ---------------------------------------------------------------- relu, add
 
+/// A scalar function of one tensor (the `L = sum(y * r)` of a layer).
+type LossFn<'a> = dyn Fn(&[f64]) -> f64 + 'a;
+
 /// Standard normals pushed at least 0.01 away from zero (relu's kink), see [`FD_KINK`].
 fn away_from_zero(rng: &mut Rng, len: usize) -> Vec<f32> {
     randn(rng, len, 1.0)
@@ -697,8 +700,7 @@ fn add_forward_backward() {
     let dy = g.from_dense(&r);
     let la = |p: &[f64]| dot(&refr::add(p, &b64), &r64);
     let lb = |p: &[f64]| dot(&refr::add(&a64, p), &r64);
-    let operands: [(&[f32], &dyn Fn(&[f64]) -> f64, &str); 2] =
-        [(&a, &la, "add da"), (&b, &lb, "add db")];
+    let operands: [(&[f32], &LossFn<'_>, &str); 2] = [(&a, &la, "add da"), (&b, &lb, "add db")];
     for (operand, l, name) in operands {
         let dx0 = g.from_dense(&randn(&mut rng, refr::numel(g), 1.0));
         let mut dx = dx0.clone();
