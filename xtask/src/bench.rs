@@ -1,3 +1,87 @@
-pub fn main(_a: Vec<String>) -> Result<(), String> {
-    Err("todo".into())
+//! `cargo xtask bench train`: one training epoch of the default network, ours and PyTorch's, on
+//! the same data, batch size, optimiser and thread count, in one run; prints both and the ratio.
+use crate::{root, run, shiftkit_train};
+use std::process::Command;
+
+const THREADS: &str = "2";
+const BATCH: &str = "64";
+
+pub fn main(args: Vec<String>) -> Result<(), String> {
+    match args.first().map(String::as_str) {
+        Some("train") => train(args.get(1).map(String::as_str).unwrap_or("mnist-flat-4c")),
+        _ => Err("usage: cargo xtask bench train [MODEL]".into()),
+    }
+}
+
+fn train(model: &str) -> Result<(), String> {
+    let dir = std::env::temp_dir().join(format!("shiftkit-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let graph = dir.join("graph.json");
+    let out = shiftkit_train(&["zoo".into(), "--graph".into(), model.into()])
+        .output()
+        .map_err(|e| format!("could not run the trainer: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into());
+    }
+    std::fs::write(&graph, &out.stdout).map_err(|e| format!("{}: {e}", graph.display()))?;
+
+    println!("== ours: 1 epoch of {model} on the bundled MNIST, batch {BATCH}, {THREADS} threads");
+    let run_dir = dir.join("run");
+    let args: Vec<String> = [
+        "train",
+        "--model",
+        model,
+        "--epochs",
+        "1",
+        "--batch",
+        BATCH,
+        "--threads",
+        THREADS,
+        "--out",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([run_dir.display().to_string()])
+    .collect();
+    run(shiftkit_train(&args))?;
+    let metrics =
+        std::fs::read_to_string(run_dir.join("metrics.jsonl")).map_err(|e| e.to_string())?;
+    let m: serde_json::Value =
+        serde_json::from_str(metrics.lines().next().unwrap_or("{}")).map_err(|e| e.to_string())?;
+    let ours = m["images_per_second"]
+        .as_f64()
+        .ok_or("no images_per_second in metrics.jsonl")?;
+
+    println!(
+        "== PyTorch: the same network (nn.Module, shift by pad + slice), same data and settings"
+    );
+    let script = root().join("tools/bench_train_torch.py");
+    let mnist = root().join("data/mnist");
+    let out = Command::new("python3")
+        .args([script.as_os_str(), graph.as_os_str(), mnist.as_os_str()])
+        .args(["--batch", BATCH, "--threads", THREADS])
+        .output()
+        .map_err(|e| format!("could not start python3: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "the PyTorch side failed (it needs `pip install torch safetensors`):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let t: serde_json::Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("PyTorch output: {e}"))?;
+    let theirs = t["images_per_second"]
+        .as_f64()
+        .ok_or("no images_per_second from PyTorch")?;
+    println!();
+    println!("| trainer | images/s (train, {THREADS} threads, batch {BATCH}) |");
+    println!("|---|---|");
+    println!("| shiftkit (CPU) | {ours:.0} |");
+    println!(
+        "| PyTorch {} | {theirs:.0} |",
+        t["torch"].as_str().unwrap_or("?")
+    );
+    println!("ratio shiftkit / PyTorch: {:.2}x", ours / theirs);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
 }
