@@ -70,6 +70,8 @@ pub struct Workspace {
     bn: Vec<bn::BnCache>,
     pub logits: Vec<f32>,
     dlogits: Vec<f32>,
+    /// Seconds spent in each op (forward, backward), when profiling is on.
+    pub profile: Option<Vec<(f64, f64)>>,
 }
 
 impl Model {
@@ -151,6 +153,7 @@ impl Model {
             bn: vec![bn::BnCache::default(); self.graph.ops.len()],
             logits: vec![0.0; n * classes],
             dlogits: vec![0.0; n * classes],
+            profile: None,
         }
     }
 
@@ -182,6 +185,7 @@ impl Model {
         }
         for (oi, op) in self.graph.ops.iter().enumerate() {
             let yi = op.output();
+            let t0 = ws.profile.as_ref().map(|_| std::time::Instant::now());
             // Take the output buffer out so inputs can be borrowed alongside it.
             let mut y = std::mem::take(&mut ws.vals[yi]);
             let p0 = self.op_param[oi];
@@ -265,6 +269,9 @@ impl Model {
                 }
             }
             ws.vals[yi] = y;
+            if let (Some(t0), Some(p)) = (t0, ws.profile.as_mut()) {
+                p[oi].0 += t0.elapsed().as_secs_f64();
+            }
         }
         let go = ws.geoms[self.graph.output];
         let dense = go.to_dense(&ws.vals[self.graph.output]);
@@ -283,6 +290,7 @@ impl Model {
         touched[self.graph.output] = true;
         for (oi, op) in self.graph.ops.iter().enumerate().rev() {
             let yi = op.output();
+            let t0 = ws.profile.as_ref().map(|_| std::time::Instant::now());
             let dy = std::mem::take(&mut ws.grads[yi]);
             // Zero each input's gradient the first time backward reaches it.
             for t in op.inputs() {
@@ -382,8 +390,44 @@ impl Model {
                 }
             }
             ws.grads[yi] = dy;
+            if let (Some(t0), Some(p)) = (t0, ws.profile.as_mut()) {
+                p[oi].1 += t0.elapsed().as_secs_f64();
+            }
         }
         (l, correct)
+    }
+}
+
+impl Model {
+    /// Per-op time table of a profiled workspace: one line per op, slowest first.
+    pub fn profile_table(&self, ws: &Workspace) -> String {
+        let Some(p) = &ws.profile else {
+            return String::new();
+        };
+        let total: f64 = p.iter().map(|(f, b)| f + b).sum();
+        let mut rows: Vec<(usize, f64, f64)> = p
+            .iter()
+            .enumerate()
+            .map(|(i, (f, b))| (i, *f, *b))
+            .collect();
+        rows.sort_by(|a, b| (b.1 + b.2).total_cmp(&(a.1 + a.2)));
+        let mut s = format!(
+            "{:<4} {:<34} {:>12} {:>9} {:>9} {:>6}\n",
+            "op", "name", "shape out", "fwd s", "bwd s", "%"
+        );
+        for (i, f, b) in rows {
+            let op = &self.graph.ops[i];
+            let t = self.graph.tensors[op.output()];
+            let kind = format!("{op:?}");
+            let kind = kind.split([' ', '{']).next().unwrap_or("").to_string();
+            let name = op.name().map(|n| format!("{kind} {n}")).unwrap_or(kind);
+            s.push_str(&format!(
+                "{i:<4} {name:<34} {:>12} {f:>9.3} {b:>9.3} {:>6.1}\n",
+                format!("{}x{}x{}", t.h, t.w, t.c),
+                100.0 * (f + b) / total
+            ));
+        }
+        s
     }
 }
 

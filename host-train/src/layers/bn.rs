@@ -25,21 +25,23 @@ fn channel_sums(x: &[f32], y: Option<&[f32]>, g: Geom) -> (Vec<f64>, Vec<f64>) {
             for row in 0..g.h {
                 r1.fill(0.0);
                 r2.fill(0.0);
-                for px in 0..g.w {
-                    let o = (row * g.row() + px) * c;
-                    let xv = &xi[o..o + c];
-                    match yi {
-                        None => {
-                            for ch in 0..c {
-                                r1[ch] += xv[ch];
-                                r2[ch] += xv[ch] * xv[ch];
+                let o = row * g.row() * c;
+                let xr = xi[o..o + g.w * c].chunks_exact(c);
+                match yi {
+                    None => {
+                        for xv in xr {
+                            for ((a, b), v) in r1.iter_mut().zip(r2.iter_mut()).zip(xv) {
+                                *a += v;
+                                *b += v * v;
                             }
                         }
-                        Some(yi) => {
-                            let yv = &yi[o..o + c];
-                            for ch in 0..c {
-                                r1[ch] += xv[ch];
-                                r2[ch] += xv[ch] * yv[ch];
+                    }
+                    Some(yi) => {
+                        for (xv, yv) in xr.zip(yi[o..o + g.w * c].chunks_exact(c)) {
+                            for (((a, b), v), u) in r1.iter_mut().zip(r2.iter_mut()).zip(xv).zip(yv)
+                            {
+                                *a += v;
+                                *b += v * u;
                             }
                         }
                     }
@@ -68,10 +70,13 @@ fn affine(y: &mut [f32], x: &[f32], scale: &[f32], shift: &[f32], g: Geom) {
     par_images(y, g, |i, yi| {
         let xi = image(x, g, i);
         for row in 0..g.h {
-            for px in 0..g.w {
-                let o = (row * g.row() + px) * c;
-                for ch in 0..c {
-                    yi[o + ch] = xi[o + ch] * scale[ch] + shift[ch];
+            let o = row * g.row() * c;
+            let rows = yi[o..o + g.w * c]
+                .chunks_exact_mut(c)
+                .zip(xi[o..o + g.w * c].chunks_exact(c));
+            for (yv, xv) in rows {
+                for (((y, x), a), b) in yv.iter_mut().zip(xv).zip(scale).zip(shift) {
+                    *y = x * a + b;
                 }
             }
         }
@@ -163,14 +168,24 @@ pub fn bn_backward(
         k2[ch] = (-a * sum_dy_xhat) as f32;
         k0[ch] = (-a * sum_dy) as f32;
     }
+    // Fold xhat's affine form into the coefficients: k2 * xhat + k0 = k2x * x + k0x.
+    let k2x: Vec<f32> = (0..c).map(|ch| k2[ch] * cache.invstd[ch]).collect();
+    let k0x: Vec<f32> = (0..c)
+        .map(|ch| k0[ch] - k2[ch] * cache.invstd[ch] * cache.mean[ch])
+        .collect();
     par_images(dx, g, |i, dxi| {
         let (dyi, xi) = (image(dy, g, i), image(x, g, i));
         for row in 0..g.h {
-            for px in 0..g.w {
-                let o = (row * g.row() + px) * c;
-                for ch in 0..c {
-                    let xhat = (xi[o + ch] - cache.mean[ch]) * cache.invstd[ch];
-                    dxi[o + ch] += k1[ch] * dyi[o + ch] + k2[ch] * xhat + k0[ch];
+            let o = row * g.row() * c;
+            let n = g.w * c;
+            let rows = dxi[o..o + n]
+                .chunks_exact_mut(c)
+                .zip(dyi[o..o + n].chunks_exact(c))
+                .zip(xi[o..o + n].chunks_exact(c));
+            for ((dxv, dyv), xv) in rows {
+                // dx += k1 * dy + k2 * xhat + k0, with xhat = x * invstd - mean * invstd
+                for (ch, ((d, gy), xx)) in dxv.iter_mut().zip(dyv).zip(xv).enumerate() {
+                    *d += k1[ch] * gy + k2x[ch] * xx + k0x[ch];
                 }
             }
         }
