@@ -10,6 +10,7 @@ pub const USAGE: &str = "usage:
                        [--schedule cosine|step:E1,E2[:GAMMA]] [--warmup N] [--seed N] [--threads N] [--quiet]
   shiftkit-train train --resume DIR [--epochs N] [--quiet]
   shiftkit-train zoo [--json] | zoo --graph NAME
+  shiftkit-train bench-gpu [--models A,B] [--batch N] [--warmup N] [--steps N]
 SPEC: mnist (bundled) | mnist:DIR | cifar10:DIR | cifar100:DIR";
 
 fn value<T: std::str::FromStr>(flag: &str, v: Option<String>, what: &str) -> Result<T, TrainError> {

@@ -4,7 +4,12 @@
 //! CPU engine runs each op as a forward/backward pair over NHWC slices ([`layers`]) with the
 //! shift folded into the 1x1 convolution as a per-group pointer offset. [`model`] holds a network's
 //! parameters and per-batch workspace, [`train`] the SGD loop, checkpoints and run outputs.
+//! [`backend`] is the device boundary the trainer steps through: the CPU layers, or `cuda` (the
+//! same ops on the GPU through cudarc, feature `cuda`).
+pub mod backend;
 pub mod cli;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod data;
 pub mod graph;
 pub mod io;

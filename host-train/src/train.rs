@@ -5,6 +5,7 @@
 //! Determinism: every random draw comes from `Rng`s seeded from (seed, epoch, batch), and every
 //! parallel reduction has a fixed order for a given thread count, so the same seed and thread
 //! count give the same weights, with or without a kill and `--resume` in between.
+use crate::backend;
 use crate::data::{self, augment_into, DataSpec, Dataset, Rng, Splits};
 use crate::io::{self, FileError, ModelJson};
 use crate::layers::loss;
@@ -222,10 +223,9 @@ pub fn train(
     quiet: bool,
 ) -> Result<Summary, TrainError> {
     if cfg.device == Device::Cuda {
-        return Err(TrainError::Cuda(
-            "the CUDA backend is not built yet (see the host-train CUDA issue); use --device cpu"
-                .into(),
-        ));
+        // Fail before loading data when there is no usable GPU.
+        #[cfg(feature = "cuda")]
+        crate::cuda::probe().map_err(|e| TrainError::Cuda(e.0))?;
     }
     if cfg.batch == 0 || cfg.epochs == 0 {
         return Err(TrainError::Config(
@@ -270,6 +270,7 @@ pub fn train(
     };
     let mut model = Model::new(arch);
     model.init(cfg.seed);
+    #[allow(unused_mut)]
     let mut momentum = model.params.zeros_like();
     let mut history: Vec<EpochMetrics> = Vec::new();
     let mut start_epoch = 0;
@@ -317,8 +318,7 @@ pub fn train(
             train_set.len()
         )));
     }
-    let mut ws = model.workspace(cfg.batch);
-    let mut grads = model.params.zeros_like();
+    let mut backend = backend::create(model, momentum, norm.clone(), &cfg)?;
     let mut imgs = vec![0u8; cfg.batch * il];
     let mut labels = vec![0u8; cfg.batch];
     let t_run = Instant::now();
@@ -348,11 +348,8 @@ pub fn train(
                 );
                 labels[k] = train_set.labels[idx];
             }
-            model.forward(&mut ws, &imgs, &norm, true);
-            grads.fill(0.0);
-            let (l, cr) = model.backward(&mut ws, &labels, &mut grads);
             lr = cfg.lr_at(epoch * steps + b, steps);
-            sgd_step(&mut model, &grads, &mut momentum, &cfg, lr);
+            let (l, cr) = backend.train_step(&imgs, &labels, lr)?;
             loss_sum += l as f64;
             correct += cr;
             if let Some(bar) = &bar {
@@ -369,7 +366,7 @@ pub fn train(
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
-        let (test_loss, test_accuracy) = evaluate(&mut model, &splits.test, &norm, 500);
+        let (test_loss, test_accuracy) = backend.evaluate(&splits.test, 500)?;
         let m = EpochMetrics {
             epoch: epoch + 1,
             lr,
@@ -388,7 +385,8 @@ pub fn train(
             );
         }
         history.push(m);
-        save_checkpoint(out, &model, &momentum, epoch + 1, &history)?;
+        let (model, momentum) = backend.host()?;
+        save_checkpoint(out, model, momentum, epoch + 1, &history)?;
         write_metrics(out, &history)?;
     }
     let last = history
@@ -396,6 +394,7 @@ pub fn train(
         .cloned()
         .ok_or_else(|| TrainError::Config("no epoch ran".into()))?;
     let seconds = prior_seconds + t_run.elapsed().as_secs_f32();
+    let (model, _) = backend.host()?;
     let summary = Summary {
         model: cfg.model.clone(),
         data: cfg.data.clone(),
@@ -409,7 +408,7 @@ pub fn train(
         threads: cfg.threads,
         seed: cfg.seed,
     };
-    let mj = ModelJson::new(&model, norm, splits.class_names.clone());
+    let mj = ModelJson::new(model, norm, splits.class_names.clone());
     io::write_atomic(
         &out.join("model.json"),
         serde_json::to_string_pretty(&mj).unwrap().as_bytes(),
@@ -420,7 +419,7 @@ pub fn train(
     ]);
     io::write_atomic(
         &out.join("weights.safetensors"),
-        &io::tensors_to_bytes(&io::param_tensors(&model), meta),
+        &io::tensors_to_bytes(&io::param_tensors(model), meta),
     )?;
     io::write_atomic(
         &out.join("curve.svg"),
