@@ -37,7 +37,10 @@ impl CpuBackend {
         norm: Normalization,
         cfg: &TrainConfig,
     ) -> CpuBackend {
-        let ws = model.workspace(cfg.batch);
+        let mut ws = model.workspace(cfg.batch);
+        if std::env::var_os("SHIFTKIT_PROFILE").is_some() {
+            ws.profile = Some(vec![(0.0, 0.0); model.graph.ops.len()]);
+        }
         let grads = model.params.zeros_like();
         CpuBackend {
             model,
@@ -46,6 +49,15 @@ impl CpuBackend {
             momentum,
             norm,
             cfg: cfg.clone(),
+        }
+    }
+}
+
+/// With `SHIFTKIT_PROFILE` set, the per-op time table goes to stderr when training ends.
+impl Drop for CpuBackend {
+    fn drop(&mut self) {
+        if self.ws.profile.is_some() {
+            eprint!("{}", self.model.profile_table(&self.ws));
         }
     }
 }

@@ -2,7 +2,7 @@
 //! workspace of activations and gradients. `forward` and `backward` walk the op list.
 use crate::data::Rng;
 use crate::graph::{Graph, Op, ParamInfo, ShiftSpec};
-use crate::layers::{bn, conv, elementwise as ew, linear, loss, pool, Geom};
+use crate::layers::{bn, conv, elementwise as ew, linear, loss, pool, Geom, GradMode};
 use crate::zoo::Arch;
 
 /// All parameters (and BN running statistics) in one flat buffer, with a view per tensor.
@@ -292,13 +292,20 @@ impl Model {
             let yi = op.output();
             let t0 = ws.profile.as_ref().map(|_| std::time::Instant::now());
             let dy = std::mem::take(&mut ws.grads[yi]);
-            // Zero each input's gradient the first time backward reaches it.
-            for t in op.inputs() {
-                if !touched[t] && t != self.graph.input {
-                    clear(&mut ws.grads[t]);
-                    touched[t] = true;
-                }
-            }
+            // The first op to reach a tensor in the backward walk writes its gradient; later
+            // ones (a tensor read twice: block input, inner residual) add to it.
+            let modes: Vec<GradMode> = op
+                .inputs()
+                .into_iter()
+                .map(|t| {
+                    let first = !std::mem::replace(&mut touched[t], true);
+                    if first {
+                        GradMode::Write
+                    } else {
+                        GradMode::Add
+                    }
+                })
+                .collect();
             let p0 = self.op_param[oi];
             let pr = |i: usize| self.params.range(p0 + i);
             let need_dx = |t: usize| t != self.graph.input;
@@ -322,7 +329,17 @@ impl Model {
                     };
                     if *k == 1 && *stride == 1 {
                         let groups = self.shift_groups(shift, gx.c);
-                        conv::conv1x1_backward(dxo, dw, &dy, &ws.vals[*x], w, gx, gy.c, &groups);
+                        conv::conv1x1_backward(
+                            dxo,
+                            dw,
+                            &dy,
+                            &ws.vals[*x],
+                            w,
+                            gx,
+                            gy.c,
+                            &groups,
+                            modes[0],
+                        );
                     } else {
                         let s = conv::ConvShape {
                             gx,
@@ -331,7 +348,7 @@ impl Model {
                             stride: *stride,
                             pad: *pad,
                         };
-                        conv::conv_backward(dxo, dw, &dy, &ws.vals[*x], w, s);
+                        conv::conv_backward(dxo, dw, &dy, &ws.vals[*x], w, s, modes[0]);
                     }
                     ws.grads[*x] = dx;
                 }
@@ -348,24 +365,27 @@ impl Model {
                         gamma,
                         &ws.bn[oi],
                         ws.geoms[*x],
+                        modes[0],
                     );
                     ws.grads[*x] = dx;
                 }
-                Op::Relu { x, .. } => ew::relu_backward(&mut ws.grads[*x], &dy, &ws.vals[yi]),
+                Op::Relu { x, .. } => {
+                    ew::relu_backward(&mut ws.grads[*x], &dy, &ws.vals[yi], modes[0])
+                }
                 Op::Add { a, b, .. } => {
-                    ew::accumulate(&mut ws.grads[*a], &dy);
-                    ew::accumulate(&mut ws.grads[*b], &dy);
+                    ew::accumulate(&mut ws.grads[*a], &dy, modes[0]);
+                    ew::accumulate(&mut ws.grads[*b], &dy, modes[1]);
                 }
                 Op::AvgPool2 { x, .. } => {
-                    pool::avgpool2_backward(&mut ws.grads[*x], &dy, ws.geoms[*x])
+                    pool::avgpool2_backward(&mut ws.grads[*x], &dy, ws.geoms[*x], modes[0])
                 }
                 Op::MaxPool3s2 { x, .. } => {
                     let mut dx = std::mem::take(&mut ws.grads[*x]);
-                    pool::maxpool3s2_backward(&mut dx, &dy, &ws.vals[*x], ws.geoms[*x]);
+                    pool::maxpool3s2_backward(&mut dx, &dy, &ws.vals[*x], ws.geoms[*x], modes[0]);
                     ws.grads[*x] = dx;
                 }
                 Op::GlobalAvgPool { x, .. } => {
-                    pool::gap_backward(&mut ws.grads[*x], &dy, ws.geoms[*x])
+                    pool::gap_backward(&mut ws.grads[*x], &dy, ws.geoms[*x], modes[0])
                 }
                 Op::Linear { x, .. } => {
                     let w = self.params.get(p0);
@@ -385,6 +405,7 @@ impl Model {
                         w,
                         ws.geoms[*x],
                         ws.geoms[yi].c,
+                        modes[0],
                     );
                     ws.grads[*x] = dx;
                 }
@@ -429,11 +450,6 @@ impl Model {
         }
         s
     }
-}
-
-fn clear(buf: &mut [f32]) {
-    use rayon::prelude::*;
-    buf.par_chunks_mut(1 << 16).for_each(|c| c.fill(0.0));
 }
 
 /// Two disjoint mutable ranges of one buffer (`a` before `b`).

@@ -5,6 +5,73 @@ use std::process::Command;
 
 const THREADS: &str = "2";
 const BATCH: &str = "64";
+const ROUNDS: usize = 3;
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn list(v: &[f64]) -> String {
+    v.iter()
+        .map(|x| format!("{x:.0}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Our images/s over one training epoch (from the run's metrics.jsonl).
+fn ours_epoch(model: &str, dir: &std::path::Path) -> Result<f64, String> {
+    let run_dir = dir.join("run");
+    let _ = std::fs::remove_dir_all(&run_dir);
+    let args: Vec<String> = [
+        "train",
+        "--model",
+        model,
+        "--epochs",
+        "1",
+        "--batch",
+        BATCH,
+        "--threads",
+        THREADS,
+        "--quiet",
+        "--out",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([run_dir.display().to_string()])
+    .collect();
+    run(shiftkit_train(&args))?;
+    let metrics =
+        std::fs::read_to_string(run_dir.join("metrics.jsonl")).map_err(|e| e.to_string())?;
+    let m: serde_json::Value =
+        serde_json::from_str(metrics.lines().next().unwrap_or("{}")).map_err(|e| e.to_string())?;
+    m["images_per_second"]
+        .as_f64()
+        .ok_or_else(|| "no images_per_second in metrics.jsonl".to_string())
+}
+
+/// PyTorch's images/s over one epoch, and its version.
+fn torch_epoch(graph: &std::path::Path) -> Result<(f64, String), String> {
+    let script = root().join("tools/bench_train_torch.py");
+    let mnist = root().join("data/mnist");
+    let out = Command::new("python3")
+        .args([script.as_os_str(), graph.as_os_str(), mnist.as_os_str()])
+        .args(["--batch", BATCH, "--threads", THREADS])
+        .output()
+        .map_err(|e| format!("could not start python3: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "the PyTorch side failed (it needs `pip install torch safetensors`):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let t: serde_json::Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("PyTorch output: {e}"))?;
+    let ips = t["images_per_second"]
+        .as_f64()
+        .ok_or("no images_per_second from PyTorch")?;
+    Ok((ips, t["torch"].as_str().unwrap_or("?").to_string()))
+}
 
 pub fn main(args: Vec<String>) -> Result<(), String> {
     match args.first().map(String::as_str) {
@@ -25,63 +92,23 @@ fn train(model: &str) -> Result<(), String> {
     }
     std::fs::write(&graph, &out.stdout).map_err(|e| format!("{}: {e}", graph.display()))?;
 
-    println!("== ours: 1 epoch of {model} on the bundled MNIST, batch {BATCH}, {THREADS} threads");
-    let run_dir = dir.join("run");
-    let args: Vec<String> = [
-        "train",
-        "--model",
-        model,
-        "--epochs",
-        "1",
-        "--batch",
-        BATCH,
-        "--threads",
-        THREADS,
-        "--out",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([run_dir.display().to_string()])
-    .collect();
-    run(shiftkit_train(&args))?;
-    let metrics =
-        std::fs::read_to_string(run_dir.join("metrics.jsonl")).map_err(|e| e.to_string())?;
-    let m: serde_json::Value =
-        serde_json::from_str(metrics.lines().next().unwrap_or("{}")).map_err(|e| e.to_string())?;
-    let ours = m["images_per_second"]
-        .as_f64()
-        .ok_or("no images_per_second in metrics.jsonl")?;
-
-    println!(
-        "== PyTorch: the same network (nn.Module, shift by pad + slice), same data and settings"
-    );
-    let script = root().join("tools/bench_train_torch.py");
-    let mnist = root().join("data/mnist");
-    let out = Command::new("python3")
-        .args([script.as_os_str(), graph.as_os_str(), mnist.as_os_str()])
-        .args(["--batch", BATCH, "--threads", THREADS])
-        .output()
-        .map_err(|e| format!("could not start python3: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "the PyTorch side failed (it needs `pip install torch safetensors`):\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
+    // The machine's speed drifts (shared hosts): alternate the two sides and take medians.
+    let (mut ours, mut theirs, mut torch) = (vec![], vec![], String::new());
+    for round in 1..=ROUNDS {
+        println!("== round {round}/{ROUNDS}: ours, 1 epoch of {model} on the bundled MNIST, batch {BATCH}, {THREADS} threads");
+        ours.push(ours_epoch(model, &dir)?);
+        println!("== round {round}/{ROUNDS}: PyTorch, the same network (nn.Module, shift by pad + slice), same data and settings");
+        let (ips, version) = torch_epoch(&graph)?;
+        theirs.push(ips);
+        torch = version;
     }
-    let t: serde_json::Value =
-        serde_json::from_slice(&out.stdout).map_err(|e| format!("PyTorch output: {e}"))?;
-    let theirs = t["images_per_second"]
-        .as_f64()
-        .ok_or("no images_per_second from PyTorch")?;
+    let (o, t) = (median(&mut ours), median(&mut theirs));
     println!();
-    println!("| trainer | images/s (train, {THREADS} threads, batch {BATCH}) |");
-    println!("|---|---|");
-    println!("| shiftkit (CPU) | {ours:.0} |");
-    println!(
-        "| PyTorch {} | {theirs:.0} |",
-        t["torch"].as_str().unwrap_or("?")
-    );
-    println!("ratio shiftkit / PyTorch: {:.2}x", ours / theirs);
+    println!("| trainer | images/s, median of {ROUNDS} (train, {THREADS} threads, batch {BATCH}) | runs |");
+    println!("|---|---|---|");
+    println!("| shiftkit (CPU) | {o:.0} | {} |", list(&ours));
+    println!("| PyTorch {torch} | {t:.0} | {} |", list(&theirs));
+    println!("ratio shiftkit / PyTorch: {:.2}x", o / t);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

@@ -10,7 +10,7 @@
 use super::{CResult, DBuf, Gpu};
 use crate::data::Rng;
 use crate::graph::{Neighbourhood, ShiftGroup, ShiftSpec};
-use crate::layers::{bn, conv, elementwise as ew, linear, loss, pool, Geom};
+use crate::layers::{bn, conv, elementwise as ew, linear, loss, pool, Geom, GradMode};
 
 /// One comparison: the largest absolute difference and the reference's largest magnitude.
 #[derive(Clone, Debug)]
@@ -90,7 +90,17 @@ fn conv1x1(
     let mut y = vec![0.0; gy.len()];
     conv::conv1x1_forward(&mut y, &x, &w, gx, cout, groups);
     let (mut dx, mut dw) = (vec![0.0; gx.len()], vec![0.0; w.len()]);
-    conv::conv1x1_backward(Some(&mut dx), &mut dw, &dy, &x, &w, gx, cout, groups);
+    conv::conv1x1_backward(
+        Some(&mut dx),
+        &mut dw,
+        &dy,
+        &x,
+        &w,
+        gx,
+        cout,
+        groups,
+        GradMode::Add,
+    );
     let (xd, wd, dyd) = (cx.up(&x)?, cx.up(&w)?, cx.up(&dy)?);
     let (yd, dxd, dwd) = (
         cx.gpu.zeros(gy.len())?,
@@ -141,7 +151,7 @@ fn convk(
     let mut y = vec![0.0; gy.len()];
     conv::conv_forward(&mut y, &x, &w, s);
     let (mut dx, mut dw) = (vec![0.0; gx.len()], vec![0.0; w.len()]);
-    conv::conv_backward(Some(&mut dx), &mut dw, &dy, &x, &w, s);
+    conv::conv_backward(Some(&mut dx), &mut dw, &dy, &x, &w, s, GradMode::Add);
     let colmax = gy.span().1 * k * k * gx.c;
     let (xd, wd, dyd) = (cx.up(&x)?, cx.up(&w)?, cx.up(&dy)?);
     let (yd, dxd, dwd) = (
@@ -192,7 +202,17 @@ fn batchnorm(cx: &mut Ctx, rng: &mut Rng, g: Geom) -> CResult<()> {
     let mut y = vec![0.0; g.len()];
     bn::bn_forward_train(&mut y, &mut cache, &x, &gamma, &beta, &mut rm, &mut rv, g);
     let (mut dx, mut dg, mut db) = (vec![0.0; g.len()], vec![0.0; c], vec![0.0; c]);
-    bn::bn_backward(&mut dx, &mut dg, &mut db, &dy, &x, &gamma, &cache, g);
+    bn::bn_backward(
+        &mut dx,
+        &mut dg,
+        &mut db,
+        &dy,
+        &x,
+        &gamma,
+        &cache,
+        g,
+        GradMode::Add,
+    );
     let mut ye = vec![0.0; g.len()];
     bn::bn_forward_eval(&mut ye, &x, &gamma, &beta, &rm, &rv, g);
     let gp = cx.gpu;
@@ -243,11 +263,11 @@ fn elementwise(cx: &mut Ctx, rng: &mut Rng, g: Geom) -> CResult<()> {
     let mut y = vec![0.0; g.len()];
     ew::relu_forward(&mut y, &a);
     let mut dx = b.clone();
-    ew::relu_backward(&mut dx, &dy, &y);
+    ew::relu_backward(&mut dx, &dy, &y, GradMode::Add);
     let mut s = vec![0.0; g.len()];
     ew::add_forward(&mut s, &a, &b);
     let mut acc = a.clone();
-    ew::accumulate(&mut acc, &dy);
+    ew::accumulate(&mut acc, &dy, GradMode::Add);
     let gp = cx.gpu;
     let (ad, bd, dyd) = (cx.up(&a)?, cx.up(&b)?, cx.up(&dy)?);
     let (yd, sd, accd) = (gp.zeros(g.len())?, gp.zeros(g.len())?, cx.up(&a)?);
@@ -271,7 +291,7 @@ fn pools(cx: &mut Ctx, rng: &mut Rng) -> CResult<()> {
     let mut y = vec![0.0; gy.len()];
     pool::avgpool2_forward(&mut y, &x, gx);
     let mut dx = vec![0.0; gx.len()];
-    pool::avgpool2_backward(&mut dx, &dy, gx);
+    pool::avgpool2_backward(&mut dx, &dy, gx, GradMode::Add);
     let (xd, dyd, yd, dxd) = (
         cx.up(&x)?,
         cx.up(&dy)?,
@@ -289,7 +309,7 @@ fn pools(cx: &mut Ctx, rng: &mut Rng) -> CResult<()> {
     let mut y = vec![0.0; gy.len()];
     pool::maxpool3s2_forward(&mut y, &x, gx);
     let mut dx = vec![0.0; gx.len()];
-    pool::maxpool3s2_backward(&mut dx, &dy, &x, gx);
+    pool::maxpool3s2_backward(&mut dx, &dy, &x, gx, GradMode::Add);
     let (xd, dyd, yd, dxd) = (
         cx.up(&x)?,
         cx.up(&dy)?,
@@ -307,7 +327,7 @@ fn pools(cx: &mut Ctx, rng: &mut Rng) -> CResult<()> {
     let mut y = vec![0.0; gy.len()];
     pool::gap_forward(&mut y, &x, gx);
     let mut dx = vec![0.0; gx.len()];
-    pool::gap_backward(&mut dx, &dy, gx);
+    pool::gap_backward(&mut dx, &dy, gx, GradMode::Add);
     let (xd, dyd, yd, dxd) = (
         cx.up(&x)?,
         cx.up(&dy)?,
@@ -334,7 +354,17 @@ fn fc_and_loss(cx: &mut Ctx, rng: &mut Rng) -> CResult<()> {
     let mut y = vec![0.0; gy.len()];
     linear::linear_forward(&mut y, &x, &w, &b, gx, cout);
     let (mut dx, mut dw, mut db) = (vec![0.0; gx.len()], vec![0.0; w.len()], vec![0.0; cout]);
-    linear::linear_backward(Some(&mut dx), &mut dw, &mut db, &dy, &x, &w, gx, cout);
+    linear::linear_backward(
+        Some(&mut dx),
+        &mut dw,
+        &mut db,
+        &dy,
+        &x,
+        &w,
+        gx,
+        cout,
+        GradMode::Add,
+    );
     let (xd, wd, bd, dyd) = (cx.up(&x)?, cx.up(&w)?, cx.up(&b)?, cx.up(&dy)?);
     let (yd, dxd, dwd, dbd) = (
         gp.zeros(gy.len())?,

@@ -1,6 +1,6 @@
 //! Batch normalisation over the N, H, W axes per channel (PyTorch semantics: eps 1e-5, biased
 //! variance to normalise, unbiased variance into the running estimate, momentum 0.1).
-use super::{image, par_images, par_ranges, threads, Geom};
+use super::{image, par_images, par_ranges, threads, Geom, GradMode};
 
 pub const EPS: f32 = 1e-5;
 pub const MOMENTUM: f32 = 0.1;
@@ -149,6 +149,7 @@ pub fn bn_backward(
     gamma: &[f32],
     cache: &BnCache,
     g: Geom,
+    mode: GradMode,
 ) {
     let c = g.c;
     let m = (g.n * g.h * g.w) as f64;
@@ -185,7 +186,7 @@ pub fn bn_backward(
             for ((dxv, dyv), xv) in rows {
                 // dx += k1 * dy + k2 * xhat + k0, with xhat = x * invstd - mean * invstd
                 for (ch, ((d, gy), xx)) in dxv.iter_mut().zip(dyv).zip(xv).enumerate() {
-                    *d += k1[ch] * gy + k2x[ch] * xx + k0x[ch];
+                    mode.put(d, k1[ch] * gy + k2x[ch] * xx + k0x[ch]);
                 }
             }
         }

@@ -1,12 +1,12 @@
 //! Convolutions: the shifted 1x1 (the shift is a per-group row offset into the input, read by
 //! the GEMM's packing step, never a shifted tensor) and the general k x k conv (stem and the 3x3
 //! baselines) by im2col over tiles.
-use super::{par_ranges, sgemm, threads, Geom};
+use super::{par_ranges, sgemm, threads, Geom, GradMode};
 use crate::graph::ShiftGroup;
 use rayon::prelude::*;
 
 /// Output pixels per GEMM call: the packed input tile stays in L1/L2.
-const TILE: usize = 128;
+const TILE: usize = 256;
 
 /// Pixel offset of a group: reading `p - off` reads `(h - dh, w - dw)`.
 fn offset(g: &ShiftGroup, row: usize) -> isize {
@@ -96,6 +96,7 @@ pub fn conv1x1_backward(
     gx: Geom,
     cout: usize,
     groups: &[ShiftGroup],
+    mode: GradMode,
 ) {
     let (first, count) = gx.span();
     let cin = gx.c;
@@ -161,7 +162,7 @@ pub fn conv1x1_backward(
                         dxt[g.c0..].as_mut_ptr(),
                         cin as isize,
                         1,
-                        true,
+                        mode == GradMode::Add,
                         dy[src * cout..].as_ptr(),
                         cout as isize,
                         1,
@@ -306,6 +307,7 @@ pub fn conv_backward(
     x: &[f32],
     w: &[f32],
     s: ConvShape,
+    mode: GradMode,
 ) {
     let (gx, cout, kkc) = (s.gx, s.gy.c, s.kkc());
     let partials = par_ranges(gx.n, threads(), |images| {
@@ -344,6 +346,10 @@ pub fn conv_backward(
         }
     }
     let Some(dx) = dx else { return };
+    if mode == GradMode::Write {
+        // col2im scatters overlapping taps: clear, then add.
+        dx.fill(0.0);
+    }
     let cin = gx.c;
     let images = &mut dx[gx.lead() * cin..];
     images

@@ -1,5 +1,5 @@
 //! Fully connected layer on (n, 1, 1, cin) tensors: `y = x W + b`, W: [cin, cout].
-use super::{sgemm, Geom};
+use super::{sgemm, Geom, GradMode};
 
 /// x: geometry (n, 1, 1, cin); y: (n, 1, 1, cout).
 pub fn linear_forward(y: &mut [f32], x: &[f32], w: &[f32], b: &[f32], gx: Geom, cout: usize) {
@@ -46,6 +46,7 @@ pub fn linear_backward(
     w: &[f32],
     gx: Geom,
     cout: usize,
+    mode: GradMode,
 ) {
     let gy = Geom { c: cout, ..gx };
     let cin = gx.c;
@@ -85,7 +86,7 @@ pub fn linear_backward(
                 dx[x0..].as_mut_ptr(),
                 xs,
                 1,
-                true,
+                mode == GradMode::Add,
                 dy[y0..].as_ptr(),
                 ys,
                 1,

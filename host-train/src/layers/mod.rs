@@ -107,6 +107,25 @@ impl Geom {
     }
 }
 
+/// How a backward kernel puts an input gradient: added to what is there (a tensor read by
+/// several ops), or written over it (its first reader in the backward walk: no clearing pass and
+/// no read of the old values). Halo elements stay zero either way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GradMode {
+    Add,
+    Write,
+}
+
+impl GradMode {
+    #[inline(always)]
+    pub fn put(self, d: &mut f32, v: f32) {
+        match self {
+            GradMode::Add => *d += v,
+            GradMode::Write => *d = v,
+        }
+    }
+}
+
 /// Number of worker chunks: fixed by the thread count, so results do not depend on scheduling.
 pub fn threads() -> usize {
     rayon::current_num_threads().max(1)
@@ -226,6 +245,8 @@ mod tests {
     }
 }
 
+#[cfg(test)]
+mod grad_mode_tests;
 #[cfg(test)]
 #[path = "tests.rs"]
 mod kernel_tests;

@@ -1,6 +1,6 @@
 //! Pools: 2x2 average (stride 2, the shift blocks' downsampling), 3x3/2 max with padding 1 (the
 //! ImageNet stem) and global average.
-use super::{image, par_images, Geom};
+use super::{image, par_images, Geom, GradMode};
 
 /// y (n, h/2, w/2, c) = mean of each 2x2 window of x (n, h, w, c).
 pub fn avgpool2_forward(y: &mut [f32], x: &[f32], gx: Geom) {
@@ -26,7 +26,7 @@ pub fn avgpool2_forward(y: &mut [f32], x: &[f32], gx: Geom) {
 }
 
 /// `dx += dy / 4` spread over each window.
-pub fn avgpool2_backward(dx: &mut [f32], dy: &[f32], gx: Geom) {
+pub fn avgpool2_backward(dx: &mut [f32], dy: &[f32], gx: Geom, mode: GradMode) {
     let gy = Geom {
         h: gx.h / 2,
         w: gx.w / 2,
@@ -41,7 +41,7 @@ pub fn avgpool2_backward(dx: &mut [f32], dy: &[f32], gx: Geom) {
                 for (dy_, dx_) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
                     let p = ((2 * oy + dy_) * gx.row() + 2 * ox + dx_) * c;
                     for ch in 0..c {
-                        dxi[p + ch] += 0.25 * dyi[o + ch];
+                        mode.put(&mut dxi[p + ch], 0.25 * dyi[o + ch]);
                     }
                 }
             }
@@ -94,9 +94,13 @@ pub fn maxpool3s2_forward(y: &mut [f32], x: &[f32], gx: Geom) {
 }
 
 /// Routes each output gradient to the first tap (row-major) that holds the window's maximum.
-pub fn maxpool3s2_backward(dx: &mut [f32], dy: &[f32], x: &[f32], gx: Geom) {
+pub fn maxpool3s2_backward(dx: &mut [f32], dy: &[f32], x: &[f32], gx: Geom, mode: GradMode) {
     let gy = maxpool_out(gx);
     let c = gx.c;
+    if mode == GradMode::Write {
+        // Scattered writes: clear first, then add.
+        dx.fill(0.0);
+    }
     par_images(dx, gx, |i, dxi| {
         let (xi, dyi) = (image(x, gx, i), image(dy, gy, i));
         let mut best = vec![(f32::NEG_INFINITY, 0usize); c];
@@ -141,7 +145,7 @@ pub fn gap_forward(y: &mut [f32], x: &[f32], gx: Geom) {
     });
 }
 
-pub fn gap_backward(dx: &mut [f32], dy: &[f32], gx: Geom) {
+pub fn gap_backward(dx: &mut [f32], dy: &[f32], gx: Geom, mode: GradMode) {
     let gy = Geom { h: 1, w: 1, ..gx };
     let c = gx.c;
     let inv = 1.0 / (gx.h * gx.w) as f32;
@@ -151,7 +155,7 @@ pub fn gap_backward(dx: &mut [f32], dy: &[f32], gx: Geom) {
             for px in 0..gx.w {
                 let o = (row * gx.row() + px) * c;
                 for ch in 0..c {
-                    dxi[o + ch] += dyi[ch] * inv;
+                    mode.put(&mut dxi[o + ch], dyi[ch] * inv);
                 }
             }
         }

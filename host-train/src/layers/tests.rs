@@ -13,7 +13,7 @@
 //! numbers and the only difference is the fast path's f32 rounding (plus, for gradients, the
 //! finite-difference error, which is far smaller: see [`FD_LINEAR`], [`FD_SMOOTH`]).
 use super::reference as refr;
-use super::{bn, conv, elementwise as ew, linear, loss, pool, Geom};
+use super::{bn, conv, elementwise as ew, linear, loss, pool, Geom, GradMode};
 use crate::data::Rng;
 use crate::graph::{Neighbourhood, ShiftGroup, ShiftSpec};
 
@@ -248,8 +248,10 @@ fn run_conv(case: ConvCase) {
         None
     };
     match &groups {
-        Some(gr) => conv::conv1x1_backward(dxo, &mut dw, &dy, &xh, &w, gx, case.cout, gr),
-        None => conv::conv_backward(dxo, &mut dw, &dy, &xh, &w, shape),
+        Some(gr) => {
+            conv::conv1x1_backward(dxo, &mut dw, &dy, &xh, &w, gx, case.cout, gr, GradMode::Add)
+        }
+        None => conv::conv_backward(dxo, &mut dw, &dy, &xh, &w, shape, GradMode::Add),
     }
     let (x64, w64, r64) = (f64s(&x), f64s(&w), f64s(&r));
     let lw = |wp: &[f64]| dot(&reference(&x64, wp), &r64);
@@ -371,14 +373,15 @@ fn conv1x1_plain() {
 
 #[test]
 fn conv1x1_shift_4c_several_tiles() {
-    // Span from the first to the last image pixel: 2*14*12 + 12*12 + 11 = 491 pixels, four
-    // 128-pixel tiles that start mid-image and mid-row.
-    run_conv(one_by_one(3, 13, 11, 16, 8, Some(C4), 6));
+    // Span from the first to the last image pixel: 2*21*18 + 19*18 + 17 = 1115 pixels, five
+    // 256-pixel tiles (conv.rs TILE) that start mid-image and mid-row.
+    run_conv(one_by_one(3, 20, 17, 16, 8, Some(C4), 6));
 }
 
 #[test]
 fn conv1x1_shift_8c_several_tiles() {
-    run_conv(one_by_one(2, 12, 13, 9, 6, Some(C8), 7));
+    // 21*18 + 19*18 + 17 = 737 pixels: three tiles.
+    run_conv(one_by_one(2, 20, 17, 9, 6, Some(C8), 7));
 }
 
 #[test]
@@ -388,8 +391,8 @@ fn conv3x3_stride1_pad1() {
 
 #[test]
 fn conv3x3_stride1_pad1_several_tiles() {
-    // Each image's output span is 12*12 + 11 = 155 pixels: two tiles per image.
-    run_conv(general(2, 13, 11, 5, 7, 3, 1, 1, 9));
+    // Each image's output span is 19*18 + 17 = 359 pixels: two 256-pixel tiles per image.
+    run_conv(general(2, 20, 17, 5, 7, 3, 1, 1, 9));
 }
 
 #[test]
@@ -565,7 +568,17 @@ fn bn_train_forward_running_stats_and_backward() {
     let dx0 = g.from_dense(&randn(&mut rng, refr::numel(g), 1.0));
     let (dg0, db0) = (randn(&mut rng, g.c, 1.0), randn(&mut rng, g.c, 1.0));
     let (mut dx, mut dg, mut db) = (dx0.clone(), dg0.clone(), db0.clone());
-    bn::bn_backward(&mut dx, &mut dg, &mut db, &dy, &xh, &gamma, &cache, g);
+    bn::bn_backward(
+        &mut dx,
+        &mut dg,
+        &mut db,
+        &dy,
+        &xh,
+        &gamma,
+        &cache,
+        g,
+        GradMode::Add,
+    );
     // dx = gamma invstd / M (M dy - sum dy - xhat sum(dy xhat)): f32 terms ~1 that cancel to
     // ~1, sums over M = 105 pixels accumulated per row in f32: a few 1e-6 of the scale.
     let lx = |xp: &[f64]| dot(&refr::bn_train(xp, &g64, &b64, g), &r64);
@@ -660,7 +673,7 @@ fn relu_forward_backward() {
     assert_halo_zero(&yh, g, "relu y");
     let dx0 = g.from_dense(&randn(&mut rng, refr::numel(g), 1.0));
     let mut dx = dx0.clone();
-    ew::relu_backward(&mut dx, &g.from_dense(&r), &yh);
+    ew::relu_backward(&mut dx, &g.from_dense(&r), &yh, GradMode::Add);
     let r64 = f64s(&r);
     let l = |xp: &[f64]| dot(&refr::relu(xp), &r64);
     // dx0 + dy rounds once in f32; subtracting dx0 again: a few u of values ~3.
@@ -704,7 +717,7 @@ fn add_forward_backward() {
     for (operand, l, name) in operands {
         let dx0 = g.from_dense(&randn(&mut rng, refr::numel(g), 1.0));
         let mut dx = dx0.clone();
-        ew::accumulate(&mut dx, &dy);
+        ew::accumulate(&mut dx, &dy, GradMode::Add);
         check_grad(
             &mut rng,
             &g.to_dense(&added(&dx, &dx0)),
@@ -740,7 +753,7 @@ fn avgpool2_forward_backward() {
         assert_halo_zero(&yh, gy, "avgpool y");
         let dx0 = gx.from_dense(&randn(&mut rng, refr::numel(gx), 1.0));
         let mut dx = dx0.clone();
-        pool::avgpool2_backward(&mut dx, &gy.from_dense(&r), gx);
+        pool::avgpool2_backward(&mut dx, &gy.from_dense(&r), gx, GradMode::Add);
         let r64 = f64s(&r);
         let l = |xp: &[f64]| dot(&refr::avgpool2(xp, gx), &r64);
         let ddx = gx.to_dense(&added(&dx, &dx0));
@@ -811,7 +824,13 @@ fn maxpool3s2_forward_backward() {
         assert_halo_zero(&yh, gy, "maxpool y");
         let dx0 = gx.from_dense(&randn(&mut rng, refr::numel(gx), 1.0));
         let mut dx = dx0.clone();
-        pool::maxpool3s2_backward(&mut dx, &gy.from_dense(&r), &gx.from_dense(&x), gx);
+        pool::maxpool3s2_backward(
+            &mut dx,
+            &gy.from_dense(&r),
+            &gx.from_dense(&x),
+            gx,
+            GradMode::Add,
+        );
         let r64 = f64s(&r);
         let l = |xp: &[f64]| dot(&refr::maxpool3s2(xp, gx), &r64);
         // dx0 plus up to four routed gradients (overlapping windows), f32 rounding of each add.
@@ -837,7 +856,13 @@ fn maxpool3s2_ties_go_to_first_tap() {
     let x = vec![0.0f32; refr::numel(gx)];
     let r = vec![1.0f32; refr::numel(gy)];
     let mut dx = vec![0.0f32; gx.len()];
-    pool::maxpool3s2_backward(&mut dx, &gy.from_dense(&r), &gx.from_dense(&x), gx);
+    pool::maxpool3s2_backward(
+        &mut dx,
+        &gy.from_dense(&r),
+        &gx.from_dense(&x),
+        gx,
+        GradMode::Add,
+    );
     let mut want = vec![0.0f32; refr::numel(gx)];
     for oy in 0..gy.h {
         for ox in 0..gy.w {
@@ -876,7 +901,7 @@ fn gap_forward_backward() {
     assert_halo_zero(&yh, gy, "gap y");
     let dx0 = gx.from_dense(&randn(&mut rng, refr::numel(gx), 1.0));
     let mut dx = dx0.clone();
-    pool::gap_backward(&mut dx, &gy.from_dense(&r), gx);
+    pool::gap_backward(&mut dx, &gy.from_dense(&r), gx, GradMode::Add);
     let r64 = f64s(&r);
     let l = |xp: &[f64]| dot(&refr::gap(xp, gx), &r64);
     // dy / 42 added onto dx0 ~ 1: the rounding of the add is u * 3 against a scale of ~0.06.
@@ -924,7 +949,7 @@ fn linear_forward_backward() {
         } else {
             None
         };
-        linear::linear_backward(dxo, &mut dw, &mut db, &dy, &xh, &w, gx, cout);
+        linear::linear_backward(dxo, &mut dw, &mut db, &dy, &xh, &w, gx, cout, GradMode::Add);
         let lw = |p: &[f64]| dot(&refr::linear(&x64, p, &b64, n, cin, cout), &r64);
         check_grad(
             &mut rng,

@@ -1,0 +1,210 @@
+//! The `.skq` int8 model file: byte layout and the records of its graph section.
+//!
+//! ```text
+//! offset  size  field
+//! 0       4     magic  b"SKQ\x01"
+//! 4       2     format version (u16 LE) = FORMAT_VERSION
+//! 6       2     flags (u16 LE), 0
+//! 8       4     total file length in bytes (u32 LE)
+//! 12      4     CRC-32 (IEEE, reflected, as zlib) of bytes [16, length)
+//! 16      4     graph section length G (u32 LE)
+//! 20      4     weight section offset W (u32 LE), a multiple of 16, >= 24 + G
+//! 24      G     graph section: postcard-encoded `Header`, then `Header::tensors` x `Tensor`,
+//!               then `Header::ops` x `Op`, each record encoded one after another
+//! 24+G    ..    zero padding up to W
+//! W       ..    weight section (raw little-endian arrays; every `Span` below is relative to W)
+//! ```
+//!
+//! Records are decoded one at a time with `postcard::take_from_bytes`, so reading a model needs
+//! no allocation and no buffer sized by the model. All integers in spans are byte offsets and
+//! element counts into the weight section; every one is checked at load time.
+use serde::{Deserialize, Serialize};
+
+pub const MAGIC: [u8; 4] = *b"SKQ\x01";
+pub const FORMAT_VERSION: u16 = 1;
+/// Bytes before the graph section.
+pub const PREAMBLE: usize = 24;
+/// Alignment of the weight section and of every span in it.
+pub const WEIGHT_ALIGN: usize = 16;
+
+/// A typed array in the weight section: `count` elements starting `offset` bytes after W.
+/// `offset` is a multiple of the element size (4 for i32, 1 for i8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Span {
+    pub offset: u32,
+    pub count: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    /// Number of `Tensor` records that follow.
+    pub tensors: u16,
+    /// Number of `Op` records after the tensors.
+    pub ops: u16,
+    /// Tensor id of the input (u8 pixels, HWC).
+    pub input: u16,
+    /// Tensor id of the output (int8 logits).
+    pub output: u16,
+    /// Arena bytes the memory plan needs.
+    pub arena_bytes: u32,
+    /// Number of classes (= output channels).
+    pub classes: u16,
+}
+
+/// An activation tensor of one image, HWC int8 (the input tensor is u8 pixels).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Tensor {
+    pub h: u16,
+    pub w: u16,
+    pub c: u16,
+    /// Real value = scale * (q - zero_point).
+    pub scale: f32,
+    pub zero_point: i8,
+    /// Byte offset in the arena (the input tensor is not in the arena: it is the caller's slice).
+    pub offset: u32,
+}
+
+impl Tensor {
+    pub fn bytes(&self) -> usize {
+        self.h as usize * self.w as usize * self.c as usize
+    }
+}
+
+/// Shift neighbourhood of a shifted 1x1 conv; see `shift_groups` for the channel split.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Shift {
+    None,
+    /// 4-connected; `centre` keeps an unshifted centre group.
+    C4 { centre: bool },
+    C8 { centre: bool },
+}
+
+/// Output rescaling of a conv or FC: per output channel,
+/// `out = clamp(out_zp + mul_q31(acc, multiplier[c], shift[c]), act_min, act_max)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Requant {
+    /// i32 x cout: Q31 multipliers in [2^30, 2^31).
+    pub multiplier: Span,
+    /// i32 x cout: power-of-two exponents (positive = left shift), as TFLite.
+    pub shift: Span,
+    pub act_min: i8,
+    pub act_max: i8,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Op {
+    /// k x k conv (k = 1 with an optional shift) over int8 input, or over the u8 input tensor for
+    /// the stem. Weights `[cout][k][k][cin]` i8 (OHWI, as TFLite/CMSIS-NN). Bias i32 x cout at
+    /// scale s_in * s_w[c], with the input zero point already folded in:
+    /// `acc = bias[c] + sum w * x_q` where out-of-image taps read `pad[ci]`.
+    Conv {
+        x: u16,
+        y: u16,
+        k: u8,
+        stride: u8,
+        pad: u8,
+        shift: Shift,
+        weights: Span,
+        bias: Span,
+        requant: Requant,
+        /// Value of an out-of-image tap, per input channel (u8 for the stem, else the int8 zero
+        /// point repeated): i8 or u8 bytes x cin, read as the input's element type.
+        pad_value: Span,
+    },
+    /// TFLite ADD: both inputs are shifted left by `left_shift`, rescaled to a common scale,
+    /// summed, rescaled to the output, clamped.
+    Add {
+        a: u16,
+        b: u16,
+        y: u16,
+        left_shift: u8,
+        a_multiplier: i32,
+        a_shift: i32,
+        b_multiplier: i32,
+        b_shift: i32,
+        out_multiplier: i32,
+        out_shift: i32,
+        act_min: i8,
+        act_max: i8,
+    },
+    /// 2x2 average, stride 2, rounding half away from zero; same scale and zero point.
+    AvgPool2 { x: u16, y: u16 },
+    /// 3x3 max, stride 2, padding 1 (padding never wins); same scale and zero point.
+    MaxPool3s2 { x: u16, y: u16 },
+    /// Mean over H x W, rounding half away from zero; same scale and zero point.
+    GlobalAvgPool { x: u16, y: u16 },
+    /// Fully connected on a 1x1xCin tensor: weights `[cout][cin]` i8, bias i32, requant as Conv.
+    FullyConnected {
+        x: u16,
+        y: u16,
+        weights: Span,
+        bias: Span,
+        requant: Requant,
+    },
+}
+
+/// The channel groups of a shift over `c` channels, as `(dh, dw, c0, c1)`: channel group
+/// `c0..c1` is read at `(h - dh, w - dw)`, zero point outside the image. Same split as the
+/// trainer (PAPER.md): 4C = four groups of c/5 (down, left, up, right) + centre; 8C = eight
+/// groups of c/9 + centre; without a centre, c/4 (c/8) and the last group takes the rest.
+/// Returns the number of groups written into `out`.
+pub fn shift_groups(shift: Shift, c: usize, out: &mut [(i8, i8, usize, usize); 9]) -> usize {
+    const D4: [(i8, i8); 4] = [(1, 0), (0, -1), (-1, 0), (0, 1)];
+    const D8: [(i8, i8); 8] = [(1, 1), (1, 0), (1, -1), (0, -1), (-1, -1), (-1, 0), (-1, 1), (0, 1)];
+    let (dirs, centre): (&[(i8, i8)], bool) = match shift {
+        Shift::None => {
+            out[0] = (0, 0, 0, c);
+            return 1;
+        }
+        Shift::C4 { centre } => (&D4, centre),
+        Shift::C8 { centre } => (&D8, centre),
+    };
+    let n = dirs.len();
+    let g = if centre { c / (n + 1) } else { c / n };
+    for (i, &(dh, dw)) in dirs.iter().enumerate() {
+        let c1 = if !centre && i == n - 1 { c } else { (i + 1) * g };
+        out[i] = (dh, dw, i * g, c1);
+    }
+    if centre {
+        out[n] = (0, 0, n * g, c);
+        n + 1
+    } else {
+        n
+    }
+}
+
+/// CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320), bitwise: small code, no table.
+pub fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            let mask = (crc & 1).wrapping_neg();
+            crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
+        }
+    }
+    !crc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc32_matches_the_standard_check_value() {
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+        assert_eq!(crc32(b""), 0);
+    }
+
+    #[test]
+    fn shift_groups_match_the_paper_split() {
+        let mut g = [(0, 0, 0, 0); 9];
+        let n = shift_groups(Shift::C4 { centre: true }, 64, &mut g);
+        assert_eq!(&g[..n], &[(1, 0, 0, 12), (0, -1, 12, 24), (-1, 0, 24, 36), (0, 1, 36, 48), (0, 0, 48, 64)]);
+        let n = shift_groups(Shift::C8 { centre: true }, 256, &mut g);
+        assert_eq!(n, 9);
+        assert_eq!(g[8], (0, 0, 224, 256));
+        let n = shift_groups(Shift::C4 { centre: false }, 66, &mut g);
+        assert_eq!(&g[..n], &[(1, 0, 0, 16), (0, -1, 16, 32), (-1, 0, 32, 48), (0, 1, 48, 66)]);
+    }
+}
