@@ -18,6 +18,36 @@
 //! Records are decoded one at a time with `postcard::take_from_bytes`, so reading a model needs
 //! no allocation and no buffer sized by the model. All integers in spans are byte offsets and
 //! element counts into the weight section; every one is checked at load time.
+//!
+//! # Integer semantics (TFLite int8 reference kernels; quantize computes every constant)
+//! - `mbqm(x, m, s)` = TFLite `MultiplyByQuantizedMultiplier`: with `l = max(s, 0)`,
+//!   `r = max(-s, 0)`: `rdbpot(srdhm(x << l, m), r)`, where `srdhm` is
+//!   `SaturatingRoundingDoublingHighMul` (i64 product, nudge `1<<30` or `1-(1<<30)`, divide by
+//!   2^31 truncating; `i32::MIN * i32::MIN` saturates to `i32::MAX`) and `rdbpot` is
+//!   `RoundingDivideByPOT` (round half away from zero). `m` is in `[2^30, 2^31)`, a real
+//!   multiplier `M = m * 2^(s - 31)`.
+//! - Conv / FC: `acc = bias[co] + sum w[co][ky][kx][ci] * X` where `X` is the input element as an
+//!   integer (i8, or u8 for the model input) or `pad_value[ci]` for a tap outside the image
+//!   (padding of a k x k conv, or the border of a shifted 1x1). `bias` already holds
+//!   `round(b / (s_in * s_w[co])) - zp_in * sum(w[co])`, so with `pad_value = zp_in` a padded tap
+//!   is exactly a real zero. Output: `clamp(zp_out + mbqm(acc, m[co], s[co]), act_min, act_max)`;
+//!   a fused ReLU is `act_min = zp_out`.
+//! - The model input is u8 pixels with scale 1/255 and zero point 0. Input normalisation is folded
+//!   into the stem: `w' = w / std[ci]`, `b' = b - sum w * mean[ci] / std[ci]`, and the stem's
+//!   `pad_value[ci] = round(255 * mean[ci])` (the pixel whose normalised value is 0).
+//! - Add (TFLite ADD): `a' = (qa - zp_a) << left_shift`, `b' = (qb - zp_b) << left_shift`,
+//!   `sum = mbqm(a', a_m, a_s) + mbqm(b', b_m, b_s)`,
+//!   `out = clamp(zp_y + mbqm(sum, out_m, out_s), act_min, act_max)`; quantize uses
+//!   `left_shift = 20`, `a_m,a_s ~ s_a / (2 max(s_a, s_b))`, likewise b, and
+//!   `out_m,out_s ~ 2 max(s_a, s_b) / (2^20 s_y)`.
+//! - Average pools (2x2 and global): `sum` of the int8 values, `n` taps:
+//!   `sum > 0 ? (sum + n/2) / n : (sum - n/2) / n` (C division), clamped to [-128, 127]; output
+//!   scale and zero point equal the input's. Max pool likewise keeps scale and zero point.
+//!
+//! # Memory plan
+//! Every tensor but the input has an arena `offset`; `offset + bytes <= arena_bytes`, and an op's
+//! output never overlaps any of its inputs (a later plan may relax this for in-place ops).
+//! Tensors whose lifetimes do not overlap may share bytes.
 use serde::{Deserialize, Serialize};
 
 pub const MAGIC: [u8; 4] = *b"SKQ\x01";
@@ -47,6 +77,8 @@ pub struct Header {
     pub output: u16,
     /// Arena bytes the memory plan needs.
     pub arena_bytes: u32,
+    /// Alignment the arena must have (1 for the portable kernels).
+    pub arena_align: u8,
     /// Number of classes (= output channels).
     pub classes: u16,
 }
