@@ -13,54 +13,10 @@ import sys
 import time
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "reference"))
-from make_golden import shift  # noqa: E402  (the reference shift: pad + slice per group)
-
-
-class GraphNet(nn.Module):
-    """The shiftkit op graph as ordinary PyTorch modules."""
-
-    def __init__(self, graph):
-        super().__init__()
-        self.graph = graph
-        t = graph["tensors"]
-        self.mods = nn.ModuleDict()
-        for op in graph["ops"]:
-            key = op.get("name", "").replace(".", "_")
-            if op["op"] == "conv":
-                self.mods[key] = nn.Conv2d(t[op["x"]]["c"], t[op["y"]]["c"], op["k"], op["stride"], op["pad"], bias=False)
-            elif op["op"] == "batch_norm":
-                self.mods[key] = nn.BatchNorm2d(t[op["x"]]["c"])
-            elif op["op"] == "linear":
-                self.mods[key] = nn.Linear(t[op["x"]]["c"], t[op["y"]]["c"])
-
-    def forward(self, x):
-        vals = {self.graph["input"]: x}
-        for op in self.graph["ops"]:
-            k = op["op"]
-            m = self.mods[op["name"].replace(".", "_")] if "name" in op else None
-            if k == "conv":
-                xin = vals[op["x"]]
-                y = m(shift(xin, op["shift"]) if op["shift"] else xin)
-            elif k == "batch_norm":
-                y = m(vals[op["x"]])
-            elif k == "relu":
-                y = F.relu(vals[op["x"]])
-            elif k == "add":
-                y = vals[op["a"]] + vals[op["b"]]
-            elif k == "avg_pool2":
-                y = F.avg_pool2d(vals[op["x"]], 2)
-            elif k == "max_pool3s2":
-                y = F.max_pool2d(vals[op["x"]], 3, 2, 1)
-            elif k == "global_avg_pool":
-                y = vals[op["x"]].mean((2, 3))
-            elif k == "linear":
-                y = m(vals[op["x"]].flatten(1))
-            vals[op["y"]] = y
-        return vals[self.graph["output"]].flatten(1)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_graph import GraphNet  # noqa: E402  (the graph as nn.Module, shift by pad + slice)
 
 
 def read_idx(path):
