@@ -277,6 +277,25 @@ impl Graph {
         out
     }
 
+    /// Index into [`Graph::params`] of each op's first parameter (conv: weight; BN: gamma, beta,
+    /// running mean, running var; FC: weight, bias), in op order.
+    pub fn op_param_index(&self) -> Vec<usize> {
+        let mut next = 0;
+        self.ops
+            .iter()
+            .map(|op| {
+                let first = next;
+                next += match op {
+                    Op::Conv { .. } => 1,
+                    Op::BatchNorm { .. } => 4,
+                    Op::Linear { .. } => 2,
+                    _ => 0,
+                };
+                first
+            })
+            .collect()
+    }
+
     /// Learnable parameters by PAPER.md's convention (BN running statistics not counted).
     pub fn param_count(&self) -> usize {
         self.params()

@@ -78,17 +78,7 @@ impl Model {
     pub fn new(arch: Arch) -> Model {
         let graph = arch.graph();
         let params = Params::new(graph.params());
-        let mut op_param = Vec::with_capacity(graph.ops.len());
-        let mut next = 0;
-        for op in &graph.ops {
-            op_param.push(next);
-            next += match op {
-                Op::Conv { .. } => 1,
-                Op::BatchNorm { .. } => 4,
-                Op::Linear { .. } => 2,
-                _ => 0,
-            };
-        }
+        let op_param = graph.op_param_index();
         Model {
             arch,
             graph,

@@ -56,17 +56,7 @@ impl CudaTrainer {
     pub fn new(model: &Model, momentum: &[f32], norm: &Normalization) -> CResult<CudaTrainer> {
         let gpu = Gpu::new()?;
         let graph = model.graph.clone();
-        let mut op_param = Vec::new();
-        let mut next = 0;
-        for op in &graph.ops {
-            op_param.push(next);
-            next += match op {
-                Op::Conv { .. } => 1,
-                Op::BatchNorm { .. } => 4,
-                Op::Linear { .. } => 2,
-                _ => 0,
-            };
-        }
+        let op_param = graph.op_param_index();
         let p = &model.params;
         let mut mask = vec![0u8; p.data.len()];
         for i in 0..p.info.len() {
