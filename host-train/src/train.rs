@@ -246,16 +246,14 @@ pub fn train(
 
     let splits: Splits = data::load(&spec)?;
     let (h, w, c) = (splits.train.h, splits.train.w, splits.train.c);
-    let arch = if (arch.input.h, arch.input.w, arch.input.c) != (h, w, c) {
+    if (arch.input.h, arch.input.w, arch.input.c) != (h, w, c) {
         return Err(TrainError::InputMismatch {
             model: cfg.model.clone(),
             want: format!("{}x{}x{}", arch.input.h, arch.input.w, arch.input.c),
             data: cfg.data.clone(),
             got: format!("{h}x{w}x{c}"),
         });
-    } else {
-        arch
-    };
+    }
     if splits.class_names.len() != arch.classes {
         return Err(TrainError::InputMismatch {
             model: cfg.model.clone(),
@@ -270,7 +268,6 @@ pub fn train(
     };
     let mut model = Model::new(arch);
     model.init(cfg.seed);
-    #[allow(unused_mut)]
     let mut momentum = model.params.zeros_like();
     let mut history: Vec<EpochMetrics> = Vec::new();
     let mut start_epoch = 0;
