@@ -107,8 +107,12 @@ impl Tensor {
 pub enum Shift {
     None,
     /// 4-connected; `centre` keeps an unshifted centre group.
-    C4 { centre: bool },
-    C8 { centre: bool },
+    C4 {
+        centre: bool,
+    },
+    C8 {
+        centre: bool,
+    },
 }
 
 /// Output rescaling of a conv or FC: per output channel,
@@ -182,7 +186,16 @@ pub enum Op {
 /// Returns the number of groups written into `out`.
 pub fn shift_groups(shift: Shift, c: usize, out: &mut [(i8, i8, usize, usize); 9]) -> usize {
     const D4: [(i8, i8); 4] = [(1, 0), (0, -1), (-1, 0), (0, 1)];
-    const D8: [(i8, i8); 8] = [(1, 1), (1, 0), (1, -1), (0, -1), (-1, -1), (-1, 0), (-1, 1), (0, 1)];
+    const D8: [(i8, i8); 8] = [
+        (1, 1),
+        (1, 0),
+        (1, -1),
+        (0, -1),
+        (-1, -1),
+        (-1, 0),
+        (-1, 1),
+        (0, 1),
+    ];
     let (dirs, centre): (&[(i8, i8)], bool) = match shift {
         Shift::None => {
             out[0] = (0, 0, 0, c);
@@ -194,7 +207,11 @@ pub fn shift_groups(shift: Shift, c: usize, out: &mut [(i8, i8, usize, usize); 9
     let n = dirs.len();
     let g = if centre { c / (n + 1) } else { c / n };
     for (i, &(dh, dw)) in dirs.iter().enumerate() {
-        let c1 = if !centre && i == n - 1 { c } else { (i + 1) * g };
+        let c1 = if !centre && i == n - 1 {
+            c
+        } else {
+            (i + 1) * g
+        };
         out[i] = (dh, dw, i * g, c1);
     }
     if centre {
@@ -232,11 +249,28 @@ mod tests {
     fn shift_groups_match_the_paper_split() {
         let mut g = [(0, 0, 0, 0); 9];
         let n = shift_groups(Shift::C4 { centre: true }, 64, &mut g);
-        assert_eq!(&g[..n], &[(1, 0, 0, 12), (0, -1, 12, 24), (-1, 0, 24, 36), (0, 1, 36, 48), (0, 0, 48, 64)]);
+        assert_eq!(
+            &g[..n],
+            &[
+                (1, 0, 0, 12),
+                (0, -1, 12, 24),
+                (-1, 0, 24, 36),
+                (0, 1, 36, 48),
+                (0, 0, 48, 64)
+            ]
+        );
         let n = shift_groups(Shift::C8 { centre: true }, 256, &mut g);
         assert_eq!(n, 9);
         assert_eq!(g[8], (0, 0, 224, 256));
         let n = shift_groups(Shift::C4 { centre: false }, 66, &mut g);
-        assert_eq!(&g[..n], &[(1, 0, 0, 16), (0, -1, 16, 32), (-1, 0, 32, 48), (0, 1, 48, 66)]);
+        assert_eq!(
+            &g[..n],
+            &[
+                (1, 0, 0, 16),
+                (0, -1, 16, 32),
+                (-1, 0, 32, 48),
+                (0, 1, 48, 66)
+            ]
+        );
     }
 }

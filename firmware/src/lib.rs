@@ -1,4 +1,24 @@
-//! shiftkit firmware: the `no_std`, allocation-free int8 engine (model reader, kernels, engine).
-//! Built in the quantize+firmware issue; this crate stays `no_std` and depends on nothing std.
+//! shiftkit firmware: the `no_std`, allocation-free int8 engine.
+//!
+//! - [`format`]: the `.skq` byte layout and records (shared with `quantize`, the writer);
+//! - [`model`]: [`Model::from_bytes`], the zero-copy, validate-once reader;
+//! - [`requant`]: TFLite-exact integer rescaling and rounding;
+//! - [`kernels`]: one portable reference kernel per op;
+//! - [`engine`]: [`run`], op by op in a caller-provided arena, with [`Profiler`] hooks.
+//!
+//! ```ignore
+//! let model = Model::from_bytes(MODEL_BYTES)?;
+//! let mut arena = [0i8; ARENA]; // >= model.arena_bytes()
+//! let logits = run(&model, &pixels, &mut arena, &mut NoProfiler)?;
+//! ```
 #![no_std]
 #![forbid(unsafe_code)]
+
+pub mod engine;
+pub mod format;
+pub mod kernels;
+pub mod model;
+pub mod requant;
+
+pub use engine::{run, Error, NoProfiler, Profiler};
+pub use model::{Model, ModelError};

@@ -1,0 +1,156 @@
+//! Portable reference kernels, one file per op: dense HWC int8 tensors of one image, no halo,
+//! written for clarity. Every future fast kernel is tested bit-exactly against these.
+//!
+//! Each kernel checks once, at entry, that every slice length matches the shapes it is given
+//! and returns [`KernelError`] if not; after that check all indexing is in bounds, so no
+//! kernel panics whatever the data. Weight-section arrays arrive as raw bytes (`&[u8]`): i8
+//! arrays are read with `as i8`, i32 arrays through [`I32s`] (little-endian, no alignment
+//! needed), so no `unsafe` reinterpretation is required.
+pub mod add;
+pub mod avg_pool2;
+pub mod conv;
+pub mod fully_connected;
+pub mod global_avg_pool;
+pub mod max_pool3s2;
+
+use crate::requant;
+
+/// Shape of one HWC tensor (one image).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shape {
+    pub h: usize,
+    pub w: usize,
+    pub c: usize,
+}
+
+impl Shape {
+    pub const fn new(h: usize, w: usize, c: usize) -> Self {
+        Shape { h, w, c }
+    }
+
+    /// Number of elements, `None` if it overflows `usize`.
+    pub fn elements(self) -> Option<usize> {
+        self.h.checked_mul(self.w)?.checked_mul(self.c)
+    }
+
+    /// Index of element `(y, x, ch)`; callers keep the coordinates inside the shape.
+    #[inline]
+    pub fn at(self, y: usize, x: usize, ch: usize) -> usize {
+        (y * self.w + x) * self.c + ch
+    }
+}
+
+/// A kernel was called with slices that do not match its shapes (a bug in the caller: the
+/// engine only calls kernels on validated models). Says which argument was wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelError(pub &'static str);
+
+/// An element type a conv can read: the u8 model input or an i8 activation.
+pub trait Element: Copy {
+    /// The element as an integer.
+    fn value(self) -> i32;
+    /// Reinterpret a raw byte of the weight section (a pad value) as this type.
+    fn from_byte(b: u8) -> Self;
+}
+
+impl Element for u8 {
+    #[inline]
+    fn value(self) -> i32 {
+        self as i32
+    }
+    #[inline]
+    fn from_byte(b: u8) -> Self {
+        b
+    }
+}
+
+impl Element for i8 {
+    #[inline]
+    fn value(self) -> i32 {
+        self as i32
+    }
+    #[inline]
+    fn from_byte(b: u8) -> Self {
+        b as i8
+    }
+}
+
+/// A little-endian i32 array stored as bytes (a weight-section span).
+#[derive(Clone, Copy, Debug)]
+pub struct I32s<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> I32s<'a> {
+    /// `None` unless `bytes.len()` is a multiple of 4.
+    pub fn new(bytes: &'a [u8]) -> Option<Self> {
+        (bytes.len() % 4 == 0).then_some(I32s { bytes })
+    }
+
+    pub fn len(&self) -> usize {
+        self.bytes.len() / 4
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// Element `i`, `None` out of range.
+    #[inline]
+    pub fn get(&self, i: usize) -> Option<i32> {
+        let b = self
+            .bytes
+            .get(i.checked_mul(4)?..i.checked_mul(4)?.checked_add(4)?)?;
+        Some(i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = i32> + 'a {
+        self.bytes
+            .chunks_exact(4)
+            .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+}
+
+/// Per-output-channel output stage of a conv or FC:
+/// `y = clamp(zero_point + mbqm(acc, multiplier[c], shift[c]), act_min, act_max)`.
+#[derive(Clone, Copy, Debug)]
+pub struct Rescale<'a> {
+    /// i32 x cout, Q31 multipliers.
+    pub multiplier: I32s<'a>,
+    /// i32 x cout, power-of-two exponents (positive = left).
+    pub shift: I32s<'a>,
+    /// Output zero point.
+    pub zero_point: i8,
+    pub act_min: i8,
+    pub act_max: i8,
+}
+
+impl Rescale<'_> {
+    /// Checks that there are `cout` multipliers and shifts.
+    fn check(&self, cout: usize) -> Result<(), KernelError> {
+        if self.multiplier.len() != cout {
+            return Err(KernelError("multiplier count != output channels"));
+        }
+        if self.shift.len() != cout {
+            return Err(KernelError("shift count != output channels"));
+        }
+        Ok(())
+    }
+
+    /// Output value of channel `co` for accumulator `acc` (`co` in range after `check`).
+    #[inline]
+    fn apply(&self, acc: i32, co: usize) -> i8 {
+        let m = self.multiplier.get(co).unwrap_or(0);
+        let s = self.shift.get(co).unwrap_or(0);
+        requant::requantize(acc, m, s, self.zero_point, self.act_min, self.act_max)
+    }
+}
+
+/// `Err(KernelError(what))` unless `len == shape.len()`.
+fn check_len(len: usize, shape: Shape, what: &'static str) -> Result<(), KernelError> {
+    if shape.elements() == Some(len) {
+        Ok(())
+    } else {
+        Err(KernelError(what))
+    }
+}

@@ -1,0 +1,198 @@
+//! Integer requantisation and rounding helpers, bit-exact with TFLite's int8 reference kernels
+//! (gemmlowp `SaturatingRoundingDoublingHighMul`, `RoundingDivideByPOT`, TFLite
+//! `MultiplyByQuantizedMultiplier` without `TFLITE_SINGLE_ROUNDING`) and the rounding average of
+//! TFLite's `AveragePool`.
+//!
+//! Every function is total: no input makes it panic or overflow. Where the C++ reference has
+//! undefined behaviour (a left shift that overflows `int32_t`), the result wraps (two's
+//! complement), which is what the compiled reference does on every target we build for; model
+//! validation keeps real files away from those inputs.
+
+/// `SaturatingRoundingDoublingHighMul(a, b)`: the high 32 bits of `2 * a * b`, rounded
+/// (nudge `+2^30` for a non-negative product, `1 - 2^30` otherwise, then divide by `2^31`
+/// truncating toward zero). The only overflowing case, `i32::MIN * i32::MIN`, saturates to
+/// `i32::MAX`.
+pub fn srdhm(a: i32, b: i32) -> i32 {
+    if a == i32::MIN && b == i32::MIN {
+        return i32::MAX;
+    }
+    let ab = a as i64 * b as i64; // |ab| <= 2^62: no overflow
+    let nudge: i64 = if ab >= 0 { 1 << 30 } else { 1 - (1 << 30) };
+    // (ab + nudge) / 2^31 is in [-2^31, 2^31) for every pair but MIN * MIN.
+    ((ab + nudge) / (1i64 << 31)) as i32
+}
+
+/// `RoundingDivideByPOT(x, exponent)`: `x / 2^exponent`, rounding half away from zero.
+/// `exponent` is clamped to `0..=31` (the reference asserts that range).
+pub fn rounding_divide_by_pot(x: i32, exponent: i32) -> i32 {
+    let e = exponent.clamp(0, 31) as u32;
+    let mask = ((1i64 << e) - 1) as i32; // <= i32::MAX
+    let remainder = x & mask;
+    let threshold = (mask >> 1) + (x < 0) as i32;
+    // x >> e is in [-2^(31-e), 2^(31-e)), so adding 1 never overflows for e >= 1; for e = 0 the
+    // remainder is 0 and nothing is added.
+    (x >> e) + (remainder > threshold) as i32
+}
+
+/// TFLite `MultiplyByQuantizedMultiplier(x, multiplier, shift)`: `x * M` with
+/// `M = multiplier * 2^(shift - 31)`, computed as
+/// `rounding_divide_by_pot(srdhm(x << max(shift, 0), multiplier), max(-shift, 0))`.
+/// `shift` is clamped to `-31..=31`; `x << l` wraps on overflow (see the module docs).
+pub fn mbqm(x: i32, multiplier: i32, shift: i32) -> i32 {
+    let shift = shift.clamp(-31, 31);
+    let left = shift.max(0) as u32;
+    let right = (-shift).max(0);
+    rounding_divide_by_pot(srdhm(x.wrapping_shl(left), multiplier), right)
+}
+
+/// Rounded mean of `n` int8 values summing to `sum`, as TFLite's average pool:
+/// `sum > 0 ? (sum + n/2) / n : (sum - n/2) / n` with C (truncating) division.
+/// Returns 0 for `n <= 0`; saturates instead of overflowing near `i32::MIN`/`i32::MAX`.
+pub fn round_div(sum: i32, n: i32) -> i32 {
+    if n <= 0 {
+        return 0;
+    }
+    let biased = if sum > 0 {
+        sum.saturating_add(n / 2)
+    } else {
+        sum.saturating_sub(n / 2)
+    };
+    biased / n // n >= 1: no division by zero, and MIN / n with n >= 1 cannot overflow
+}
+
+/// The output stage of a conv, FC or add:
+/// `clamp(zero_point + mbqm(acc, multiplier, shift), act_min, act_max)`.
+/// The zero-point addition saturates (TFLite adds plainly; the results agree whenever that does
+/// not overflow), and the clamp never panics, even for `act_min > act_max`.
+pub fn requantize(
+    acc: i32,
+    multiplier: i32,
+    shift: i32,
+    zero_point: i8,
+    act_min: i8,
+    act_max: i8,
+) -> i8 {
+    let v = mbqm(acc, multiplier, shift).saturating_add(zero_point as i32);
+    clamp_i8(v, act_min, act_max)
+}
+
+/// `v` clamped to `[lo, hi]` (to `hi` if `lo > hi`), as i8.
+pub fn clamp_i8(v: i32, lo: i8, hi: i8) -> i8 {
+    v.max(lo as i32).min(hi as i32).clamp(-128, 127) as i8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Each expected value below is worked by hand from the reference formulas; the comment gives
+    // the real value and the rounding rule that picks the result.
+    #[test]
+    fn srdhm_table() {
+        let t: &[(i32, i32, i32)] = &[
+            (i32::MIN, i32::MIN, i32::MAX),     // the one saturating case
+            (i32::MIN, i32::MAX, -i32::MAX),    // -(2^31-1)*2^31*2/2^32 = -(2^31-1), exact
+            (i32::MAX, i32::MAX, i32::MAX - 1), // (2^31-1)^2/2^31 = 2^31 - 2 + 2^-31 -> 2^31-2
+            (1 << 30, 1 << 30, 1 << 29),        // 2^60/2^31 = 2^29, exact
+            (3, 1 << 30, 2),                    // 1.5: positive tie rounds up
+            (-3, 1 << 30, -1),                  // -1.5: negative tie rounds up too (toward +inf)
+            (-5, 1 << 30, -2),                  // -2.5 -> -2
+            (-7, 1 << 29, -2),                  // -1.75 -> -2
+            (7, 1 << 29, 2),                    // 1.75 -> 2
+            (100, 1 << 30, 50),                 // 50, exact
+            (0, i32::MIN, 0),
+            (1, 1, 0),                       // 2^-30 -> 0
+            (i32::MIN, 1 << 30, -(1 << 30)), // -2^30, exact
+        ];
+        for &(a, b, want) in t {
+            assert_eq!(srdhm(a, b), want, "srdhm({a}, {b})");
+        }
+    }
+
+    #[test]
+    fn rounding_divide_by_pot_table() {
+        let t: &[(i32, i32, i32)] = &[
+            (5, 0, 5), // exponent 0 is the identity
+            (-5, 0, -5),
+            (5, 1, 3),   // 2.5 -> 3 (half away from zero)
+            (-5, 1, -3), // -2.5 -> -3
+            (-4, 1, -2),
+            (7, 2, 2),            // 1.75
+            (-6, 2, -2),          // -1.5 -> -2
+            (-7, 2, -2),          // -1.75
+            (6, 2, 2),            // 1.5 -> 2
+            (-1, 1, -1),          // -0.5 -> -1
+            (1, 1, 1),            // 0.5 -> 1
+            (1, 2, 0),            // 0.25 -> 0
+            (-1, 2, 0),           // -0.25 -> 0
+            (1 << 30, 31, 1),     // 0.5 -> 1
+            (-(1 << 30), 31, -1), // -0.5 -> -1
+            (i32::MIN, 31, -1),
+            (i32::MAX, 31, 1),      // 0.99.. -> 1
+            (i32::MAX, 1, 1 << 30), // 2^30 - 0.5 -> 2^30
+            (i32::MIN, 1, -(1 << 30)),
+        ];
+        for &(x, e, want) in t {
+            assert_eq!(rounding_divide_by_pot(x, e), want, "rdbpot({x}, {e})");
+        }
+    }
+
+    #[test]
+    fn mbqm_table() {
+        let m_075 = 3 << 29; // 0.75 * 2^31
+        let t: &[(i32, i32, i32, i32)] = &[
+            (100, 1 << 30, 0, 50),  // 100 * 0.5
+            (100, 1 << 30, -1, 25), // 100 * 0.25
+            // 101 * 0.25 = 25.25, but TFLite rounds twice: srdhm -> 50.5 -> 51, then 25.5 -> 26.
+            (101, 1 << 30, -1, 26),
+            (-101, 1 << 30, -1, -25), // srdhm: -50.5 -> -50 (tie up), then -25.0
+            (3, 1 << 30, 2, 6),       // left shift: srdhm(12, 2^30) = 6
+            (1000, m_075, -3, 94),    // 1000 * 0.75 / 8 = 93.75; srdhm = 750 exactly, 750/8 -> 94
+            (-1000, m_075, -3, -94),
+            (1, 1 << 30, 30, 1 << 29), // large left shift: srdhm(2^30, 2^30) = 2^29
+            (2, 1 << 30, 30, -(1 << 30)), // 2 << 30 wraps to i32::MIN; srdhm(MIN, 2^30) = -2^30
+            (i32::MIN, i32::MIN, 0, i32::MAX), // saturation passes through a shift of 0
+            (12345, 0, -5, 0),         // multiplier 0
+            (i32::MAX, i32::MAX, -31, 1), // srdhm = 2^31 - 2, then / 2^31 -> 1
+        ];
+        for &(x, m, s, want) in t {
+            assert_eq!(mbqm(x, m, s), want, "mbqm({x}, {m}, {s})");
+        }
+    }
+
+    #[test]
+    fn round_div_table() {
+        let t: &[(i32, i32, i32)] = &[
+            (5, 2, 3),   // 2.5 -> 3
+            (-5, 2, -3), // -2.5 -> -3
+            (3, 4, 1),   // 0.75
+            (-3, 4, -1),
+            (2, 4, 1),   // 0.5 -> 1
+            (-2, 4, -1), // -0.5 -> -1
+            (1, 4, 0),
+            (-1, 4, 0),
+            (0, 4, 0),
+            (24, 49, 0), // 0.49
+            (25, 49, 1), // 0.51
+            (-25, 49, -1),
+            (-128 * 49, 49, -128),
+            (127 * 4, 4, 127),
+            (7, 0, 0),                    // n = 0 is defined as 0
+            (i32::MAX, 2, (1 << 30) - 1), // the bias saturates: MAX / 2
+            (i32::MIN, 1, i32::MIN),
+        ];
+        for &(s, n, want) in t {
+            assert_eq!(round_div(s, n), want, "round_div({s}, {n})");
+        }
+    }
+
+    #[test]
+    fn requantize_clamps_and_adds_the_zero_point() {
+        assert_eq!(requantize(100, 1 << 30, 0, -10, -128, 127), 40);
+        assert_eq!(requantize(1000, 1 << 30, 0, 0, -128, 127), 127);
+        assert_eq!(requantize(-1000, 1 << 30, 0, 5, 5, 127), 5); // ReLU at the zero point
+        assert_eq!(requantize(0, 1 << 30, 0, 0, 10, -10), -10); // bad range: no panic
+                                                                // MAX << 31 wraps to MIN; srdhm(MIN, MAX) = -MAX; + 127 clamps to -128. Defined, no panic.
+        assert_eq!(requantize(i32::MAX, i32::MAX, 31, 127, -128, 127), -128);
+    }
+}
