@@ -6,7 +6,7 @@
 //! - [`kernels`]: one portable reference kernel per op;
 //! - [`engine`]: [`run`], op by op in a caller-provided arena, with [`Profiler`] hooks.
 //!
-//! ```ignore
+//! ```text
 //! let model = Model::from_bytes(MODEL_BYTES)?;
 //! let mut arena = [0i8; ARENA]; // >= model.arena_bytes()
 //! let logits = run(&model, &pixels, &mut arena, &mut NoProfiler)?;
