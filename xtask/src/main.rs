@@ -10,7 +10,11 @@ const USAGE: &str = "usage: cargo xtask <command>
   zoo [--json]                 every zoo network: params, MACs, int8 peak activation bytes
   train [ARGS]                 train a network (defaults: mnist-flat-4c on the bundled MNIST, --out runs/<model>)
                                ARGS: --model NAME --data SPEC --epochs N --device cpu|cuda --out DIR --resume DIR ...
-  pipeline                     the main job on the defaults: train -> (quantize -> deploy once built)
+  quantize DIR [--calib N] [--method minmax|percentile|mse]
+                               float run folder -> DIR/model.skq + DIR/quant-report.json
+  eval MODEL.skq [--data SPEC] [--json]
+                               int8 accuracy on the host through the firmware engine
+  pipeline                     the main job on the defaults: train -> quantize -> (deploy once built)
   bench train                  one training epoch, ours vs PyTorch on the same 2 threads
   test                         everything CI runs";
 
@@ -38,6 +42,23 @@ pub fn run(mut cmd: Command) -> Result<(), String> {
     } else {
         Err(format!("{what} failed ({status})"))
     }
+}
+
+/// `cargo run --release` of the quantizer binary with these arguments.
+pub fn shiftkit_quantize(args: &[String]) -> Command {
+    let mut c = cargo();
+    c.args([
+        "run",
+        "--release",
+        "--quiet",
+        "-p",
+        "quantize",
+        "--bin",
+        "shiftkit-quantize",
+        "--",
+    ]);
+    c.args(args);
+    c
 }
 
 /// `cargo run --release` of the trainer binary with these arguments.
@@ -83,7 +104,8 @@ fn pipeline() -> Result<(), String> {
     let text =
         std::fs::read_to_string(&summary).map_err(|e| format!("{}: {e}", summary.display()))?;
     println!("{text}");
-    println!("== pipeline 2/3: quantize — not built yet (the quantize+firmware issue adds it)");
+    println!("== pipeline 2/3: quantize {out} (int8, calibrated on the training digits)");
+    run(shiftkit_quantize(&["quantize".into(), out.into()]))?;
     println!("== pipeline 3/3: deploy on qemu-an386 — not built yet (the boards issue adds it)");
     println!(
         "outputs: {out}/model.json, weights.safetensors, metrics.jsonl, curve.svg, summary.json"
@@ -102,6 +124,11 @@ fn main() -> ExitCode {
             run(shiftkit_train(&a))
         }
         Some("train") => train(rest),
+        Some(sub @ ("quantize" | "eval")) => {
+            let mut a = vec![sub.to_string()];
+            a.extend(rest);
+            run(shiftkit_quantize(&a))
+        }
         Some("pipeline") => pipeline(),
         Some("bench") => bench::main(rest),
         Some("test") => test::main(rest),
