@@ -108,7 +108,7 @@ fn pipeline() -> Result<(), String> {
     run(shiftkit_quantize(&["quantize".into(), out.into()]))?;
     println!("== pipeline 3/3: deploy on qemu-an386 — not built yet (the boards issue adds it)");
     println!(
-        "outputs: {out}/model.json, weights.safetensors, metrics.jsonl, curve.svg, summary.json"
+        "outputs: {out}/model.json, weights.safetensors, metrics.jsonl, curve.svg, summary.json, model.skq, quant-report.json"
     );
     Ok(())
 }
