@@ -6,6 +6,7 @@
 //! graph section on demand (`postcard::take_from_bytes`), weights are borrowed slices of the
 //! weight section.
 use core::fmt;
+use core::marker::PhantomData;
 
 use serde::Deserialize;
 
@@ -78,16 +79,31 @@ pub struct Model<'a> {
     weights: &'a [u8],
 }
 
-/// Iterator over the op records; yields an error (never panics) if a record does not decode.
+/// Iterator over `left` consecutive postcard records of type `T`; yields an error (never
+/// panics) if a record does not decode, and stops there.
 #[derive(Clone, Debug)]
-pub struct Ops<'a> {
+pub struct Records<'a, T> {
     rest: &'a [u8],
     left: u16,
     index: usize,
+    what: &'static str,
+    _t: PhantomData<T>,
 }
 
-impl Iterator for Ops<'_> {
-    type Item = Result<Op, ModelError>;
+impl<'a, T> Records<'a, T> {
+    fn new(rest: &'a [u8], left: u16, what: &'static str) -> Self {
+        Records {
+            rest,
+            left,
+            index: 0,
+            what,
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<'a, T: Deserialize<'a>> Iterator for Records<'a, T> {
+    type Item = Result<T, ModelError>;
     fn next(&mut self) -> Option<Self::Item> {
         if self.left == 0 {
             return None;
@@ -95,48 +111,26 @@ impl Iterator for Ops<'_> {
         self.left -= 1;
         let i = self.index;
         self.index += 1;
-        match take::<Op>(self.rest) {
-            Some((op, rest)) => {
+        match take::<T>(self.rest) {
+            Some((record, rest)) => {
                 self.rest = rest;
-                Some(Ok(op))
+                Some(Ok(record))
             }
             None => {
                 self.left = 0;
-                Some(Err(invalid("op: record does not decode", i)))
+                Some(Err(invalid(self.what, i)))
             }
         }
     }
 }
 
-/// Iterator over the tensor records; yields an error (never panics) if a record does not decode.
-#[derive(Clone, Debug)]
-pub struct Tensors<'a> {
-    rest: &'a [u8],
-    left: u16,
-    index: usize,
-}
+/// The op records, in execution order.
+pub type Ops<'a> = Records<'a, Op>;
+/// The tensor records, by id.
+pub type Tensors<'a> = Records<'a, Tensor>;
 
-impl Iterator for Tensors<'_> {
-    type Item = Result<Tensor, ModelError>;
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.left == 0 {
-            return None;
-        }
-        self.left -= 1;
-        let i = self.index;
-        self.index += 1;
-        match take::<Tensor>(self.rest) {
-            Some((t, rest)) => {
-                self.rest = rest;
-                Some(Ok(t))
-            }
-            None => {
-                self.left = 0;
-                Some(Err(invalid("tensor: record does not decode", i)))
-            }
-        }
-    }
-}
+const BAD_OP: &str = "op: record does not decode";
+const BAD_TENSOR: &str = "tensor: record does not decode";
 
 fn take<'b, T: Deserialize<'b>>(bytes: &'b [u8]) -> Option<(T, &'b [u8])> {
     postcard::take_from_bytes(bytes).ok()
@@ -259,17 +253,13 @@ impl<'a> Model<'a> {
         }
 
         // Tensors: shapes, scales, arena bounds.
-        let mut tensors = Tensors {
-            rest: tensor_records,
-            left: h.tensors,
-            index: 0,
-        };
+        let mut tensors = Tensors::new(tensor_records, h.tensors, BAD_TENSOR);
         let mut input = None;
         let mut output = None;
         for i in 0..h.tensors as usize {
             let t = match tensors.next() {
                 Some(Ok(t)) => t,
-                _ => return Err(invalid("tensor: record does not decode", i)),
+                _ => return Err(invalid(BAD_TENSOR, i)),
             };
             if t.h == 0 || t.w == 0 || t.c == 0 {
                 return Err(invalid("tensor: a dimension is 0", i));
@@ -324,9 +314,7 @@ impl<'a> Model<'a> {
         let mut ops = model.ops();
         let mut last_y = None;
         for i in 0..h.ops as usize {
-            let op = ops
-                .next()
-                .unwrap_or(Err(invalid("op: record does not decode", i)))?;
+            let op = ops.next().unwrap_or(Err(invalid(BAD_OP, i)))?;
             if i == 0 && op_inputs(&op)[0] != Some(h.input) {
                 return Err(invalid(
                     "op: the first op does not read the input tensor",
@@ -388,20 +376,12 @@ impl<'a> Model<'a> {
 
     /// The op records, in execution order.
     pub fn ops(&self) -> Ops<'a> {
-        Ops {
-            rest: self.op_records,
-            left: self.header.ops,
-            index: 0,
-        }
+        Ops::new(self.op_records, self.header.ops, BAD_OP)
     }
 
     /// The tensor records, by id.
     pub fn tensors(&self) -> Tensors<'a> {
-        Tensors {
-            rest: self.tensor_records,
-            left: self.header.tensors,
-            index: 0,
-        }
+        Tensors::new(self.tensor_records, self.header.tensors, BAD_TENSOR)
     }
 
     /// Tensor `id` (decodes the records before it).
