@@ -1,7 +1,7 @@
 //! Convolutions: the shifted 1x1 (the shift is a per-group row offset into the input, read by
 //! the GEMM's packing step, never a shifted tensor) and the general k x k conv (stem and the 3x3
 //! baselines) by im2col over tiles.
-use super::{par_ranges, sgemm, threads, Geom, GradMode};
+use super::{add_parts, par_ranges, sgemm, threads, Geom, GradMode};
 use crate::graph::ShiftGroup;
 use rayon::prelude::*;
 
@@ -137,11 +137,7 @@ pub fn conv1x1_backward(
         }
         part
     });
-    for part in partials {
-        for (a, b) in dw.iter_mut().zip(part) {
-            *a += b;
-        }
-    }
+    add_parts(dw, partials);
     let Some(dx) = dx else { return };
     let span = &mut dx[first * cin..(first + count) * cin];
     span.par_chunks_mut(TILE * cin)
@@ -340,11 +336,7 @@ pub fn conv_backward(
         }
         part
     });
-    for part in partials {
-        for (a, b) in dw.iter_mut().zip(part) {
-            *a += b;
-        }
-    }
+    add_parts(dw, partials);
     let Some(dx) = dx else { return };
     if mode == GradMode::Write {
         // col2im scatters overlapping taps: clear, then add.

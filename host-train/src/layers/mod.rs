@@ -208,6 +208,15 @@ pub unsafe fn sgemm(
     }
 }
 
+/// `dst += sum of parts`, parts added in order (per-worker partial sums of [`par_ranges`]).
+pub fn add_parts(dst: &mut [f32], parts: Vec<Vec<f32>>) {
+    for part in parts {
+        for (a, b) in dst.iter_mut().zip(part) {
+            *a += b;
+        }
+    }
+}
+
 /// Runs `f(image_index, image_block)` over the per-image blocks of a halo buffer in parallel.
 /// A block starts at the image's pixel (0, 0) and holds `img()` pixels (its rows, each followed
 /// by one halo pixel, then the halo row).
