@@ -105,11 +105,7 @@ impl Arch {
     /// The architecture of a zoo name, or `None` if there is no such network.
     pub fn by_name(name: &str) -> Option<Arch> {
         let cifar = |block, blocks: [usize; 3], shift, flat: bool| {
-            let widths = if flat {
-                vec![64, 128, 256]
-            } else {
-                vec![64, 128, 256]
-            };
+            let widths = vec![64, 128, 256];
             let mids = if flat {
                 widths.clone()
             } else {
@@ -154,6 +150,29 @@ impl Arch {
                 inner_residual: true,
             }
         };
+        // Edge and test presets: 3x3 stem, centre group on, inner residual in multi-shift blocks.
+        // `(h, w, c, classes, stem width)`.
+        let small = |(h, w, c, classes, stem_width): (usize, usize, usize, usize, usize),
+                     block: BlockKind,
+                     blocks: &[usize],
+                     widths: &[usize],
+                     mids: &[usize],
+                     strides: &[usize],
+                     shift: Neighbourhood| Arch {
+            name: name.to_string(),
+            input: Shape::new(h, w, c),
+            classes,
+            stem: Stem::Conv3,
+            stem_width,
+            block,
+            blocks: blocks.to_vec(),
+            widths: widths.to_vec(),
+            mids: mids.to_vec(),
+            strides: strides.to_vec(),
+            shift: Some(shift),
+            centre_group: true,
+            inner_residual: matches!(block, BlockKind::MultiShift | BlockKind::Flat),
+        };
         let (family, rest) = name.split_once('-')?;
         let arch = match (family, rest) {
             ("cifar", "resnet101") => cifar(BlockKind::Bottleneck, [11, 11, 11], None, false),
@@ -164,67 +183,43 @@ impl Arch {
                 imagenet(BlockKind::Bottleneck, [3, 4, 23, 3], None, false)
             }
             ("imagenet", "noshift101") => imagenet(BlockKind::NoShift, [3, 4, 23, 3], None, false),
-            ("resnet8", "4c") => Arch {
-                name: name.to_string(),
-                input: Shape::new(32, 32, 3),
-                classes: 10,
-                stem: Stem::Conv3,
-                stem_width: 16,
-                block: BlockKind::BasicShift,
-                blocks: vec![1, 1, 1],
-                widths: vec![16, 32, 64],
-                mids: vec![16, 32, 64],
-                strides: vec![1, 2, 2],
-                shift: Some(Neighbourhood::C4),
-                centre_group: true,
-                inner_residual: false,
-            },
+            ("resnet8", "4c") => small(
+                (32, 32, 3, 10, 16),
+                BlockKind::BasicShift,
+                &[1, 1, 1],
+                &[16, 32, 64],
+                &[16, 32, 64],
+                &[1, 2, 2],
+                Neighbourhood::C4,
+            ),
             // Test presets (not listed in NAMES): the networks of the PyTorch golden file.
-            ("tiny", "multishift-4c") => Arch {
-                name: name.to_string(),
-                input: Shape::new(8, 8, 3),
-                classes: 5,
-                stem: Stem::Conv3,
-                stem_width: 8,
-                block: BlockKind::MultiShift,
-                blocks: vec![1, 1],
-                widths: vec![16, 24],
-                mids: vec![8, 12],
-                strides: vec![1, 2],
-                shift: Some(Neighbourhood::C4),
-                centre_group: true,
-                inner_residual: true,
-            },
-            ("tiny", "flat-8c") => Arch {
-                name: name.to_string(),
-                input: Shape::new(8, 8, 2),
-                classes: 4,
-                stem: Stem::Conv3,
-                stem_width: 9,
-                block: BlockKind::Flat,
-                blocks: vec![1, 1],
-                widths: vec![9, 18],
-                mids: vec![9, 18],
-                strides: vec![1, 2],
-                shift: Some(Neighbourhood::C8),
-                centre_group: true,
-                inner_residual: true,
-            },
-            ("mnist", "flat-4c") => Arch {
-                name: name.to_string(),
-                input: Shape::new(28, 28, 1),
-                classes: 10,
-                stem: Stem::Conv3,
-                stem_width: 16,
-                block: BlockKind::Flat,
-                blocks: vec![2, 2],
-                widths: vec![32, 64],
-                mids: vec![32, 64],
-                strides: vec![2, 2],
-                shift: Some(Neighbourhood::C4),
-                centre_group: true,
-                inner_residual: true,
-            },
+            ("tiny", "multishift-4c") => small(
+                (8, 8, 3, 5, 8),
+                BlockKind::MultiShift,
+                &[1, 1],
+                &[16, 24],
+                &[8, 12],
+                &[1, 2],
+                Neighbourhood::C4,
+            ),
+            ("tiny", "flat-8c") => small(
+                (8, 8, 2, 4, 9),
+                BlockKind::Flat,
+                &[1, 1],
+                &[9, 18],
+                &[9, 18],
+                &[1, 2],
+                Neighbourhood::C8,
+            ),
+            ("mnist", "flat-4c") => small(
+                (28, 28, 1, 10, 16),
+                BlockKind::Flat,
+                &[2, 2],
+                &[32, 64],
+                &[32, 64],
+                &[2, 2],
+                Neighbourhood::C4,
+            ),
             (family, rest) => {
                 let (kind, n) = rest.rsplit_once('-')?;
                 let n = Some(neighbourhood(n)?);
