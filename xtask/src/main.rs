@@ -44,6 +44,16 @@ pub fn run(mut cmd: Command) -> Result<(), String> {
     }
 }
 
+/// Runs a stage binary whose own error line is the message: on failure nothing more is printed
+/// (the empty error), and xtask exits non-zero.
+pub fn pass_through(mut cmd: Command) -> Result<(), String> {
+    match cmd.status() {
+        Ok(s) if s.success() => Ok(()),
+        Ok(_) => Err(String::new()),
+        Err(e) => Err(format!("could not start {cmd:?}: {e}")),
+    }
+}
+
 /// `cargo run --release` of the quantizer binary with these arguments.
 pub fn shiftkit_quantize(args: &[String]) -> Command {
     let mut c = cargo();
@@ -89,13 +99,13 @@ fn train(mut args: Vec<String>) -> Result<(), String> {
     }
     let mut full = vec!["train".to_string()];
     full.extend(args);
-    run(shiftkit_train(&full))
+    pass_through(shiftkit_train(&full))
 }
 
 fn pipeline() -> Result<(), String> {
     let out = "runs/default";
     println!("== pipeline 1/3: train mnist-flat-4c on the bundled MNIST (CPU) -> {out}");
-    run(shiftkit_train(&[
+    pass_through(shiftkit_train(&[
         "train".into(),
         "--out".into(),
         out.into(),
@@ -105,7 +115,7 @@ fn pipeline() -> Result<(), String> {
         std::fs::read_to_string(&summary).map_err(|e| format!("{}: {e}", summary.display()))?;
     println!("{text}");
     println!("== pipeline 2/3: quantize {out} (int8, calibrated on the training digits)");
-    run(shiftkit_quantize(&["quantize".into(), out.into()]))?;
+    pass_through(shiftkit_quantize(&["quantize".into(), out.into()]))?;
     println!("== pipeline 3/3: deploy on qemu-an386 — not built yet (the boards issue adds it)");
     println!(
         "outputs: {out}/model.json, weights.safetensors, metrics.jsonl, curve.svg, summary.json, model.skq, quant-report.json"
@@ -121,13 +131,13 @@ fn main() -> ExitCode {
         Some("zoo") => {
             let mut a = vec!["zoo".to_string()];
             a.extend(rest);
-            run(shiftkit_train(&a))
+            pass_through(shiftkit_train(&a))
         }
         Some("train") => train(rest),
         Some(sub @ ("quantize" | "eval")) => {
             let mut a = vec![sub.to_string()];
             a.extend(rest);
-            run(shiftkit_quantize(&a))
+            pass_through(shiftkit_quantize(&a))
         }
         Some("pipeline") => pipeline(),
         Some("bench") => bench::main(rest),
@@ -138,7 +148,9 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            if !e.is_empty() {
+                eprintln!("error: {e}");
+            }
             ExitCode::FAILURE
         }
     }
