@@ -32,6 +32,7 @@ impl Profiler for NoProfiler {}
 
 /// Why a run failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Error {
     /// The input slice is not `h * w * c` bytes of the model's input tensor.
     InputSize { need: usize, have: usize },

@@ -18,6 +18,7 @@ use crate::kernels::{conv, global_avg_pool, I32s};
 
 /// Why a file is not a valid `.skq` model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ModelError {
     /// The file does not start with `SKQ\x01`: not a shiftkit int8 model.
     BadMagic,

@@ -2,12 +2,14 @@
 //! reported together at the end.
 use crate::{cargo, run};
 
-/// no_std targets the firmware crate must build for (DESIGN.md).
-pub const FIRMWARE_TARGETS: &[&str] = &[
-    "thumbv6m-none-eabi",
-    "thumbv7em-none-eabihf",
-    "thumbv8m.main-none-eabihf",
-    "aarch64-unknown-linux-gnu",
+/// The firmware build matrix: (target, features). Every DESIGN.md target, plain, and the
+/// defmt logging feature once on a Cortex-M target.
+pub const FIRMWARE_BUILDS: &[(&str, &str)] = &[
+    ("thumbv6m-none-eabi", ""),
+    ("thumbv7em-none-eabihf", ""),
+    ("thumbv8m.main-none-eabihf", ""),
+    ("aarch64-unknown-linux-gnu", ""),
+    ("thumbv7em-none-eabihf", "defmt"),
 ];
 
 pub fn main(_args: Vec<String>) -> Result<(), String> {
@@ -18,10 +20,15 @@ pub fn main(_args: Vec<String>) -> Result<(), String> {
     let mut t = cargo();
     t.args(["test", "--workspace", "--no-fail-fast"]);
     steps.push(("workspace tests".into(), t));
-    for target in FIRMWARE_TARGETS {
+    for (target, features) in FIRMWARE_BUILDS {
         let mut b = cargo();
         b.args(["build", "--release", "-p", "firmware", "--target", target]);
-        steps.push((format!("firmware build for {target}"), b));
+        let mut name = format!("firmware build for {target}");
+        if !features.is_empty() {
+            b.args(["--features", features]);
+            name.push_str(&format!(" with {features}"));
+        }
+        steps.push((name, b));
     }
     let mut failed = Vec::new();
     for (name, cmd) in steps {
