@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 mod bench;
+mod deploy;
 mod test;
 
 const USAGE: &str = "usage: cargo xtask <command>
@@ -14,6 +15,9 @@ const USAGE: &str = "usage: cargo xtask <command>
                                float run folder -> DIR/model.skq + DIR/quant-report.json
   eval MODEL.skq [--data SPEC] [--json]
                                int8 accuracy on the host through the firmware engine
+  deploy --board BOARD MODEL.skq [--images N] [--timeout S]
+                               build the board firmware with the model; QEMU boards run it and
+                               every int8 logit is compared with the host engine's (boards: qemu-an386)
   pipeline                     the main job on the defaults: train -> quantize -> (deploy once built)
   bench train                  one training epoch, ours vs PyTorch on the same 2 threads
   test                         everything CI runs";
@@ -104,23 +108,63 @@ fn train(mut args: Vec<String>) -> Result<(), String> {
 
 fn pipeline() -> Result<(), String> {
     let out = "runs/default";
+    let dir = root().join(out);
     println!("== pipeline 1/3: train mnist-flat-4c on the bundled MNIST (CPU) -> {out}");
     pass_through(shiftkit_train(&[
         "train".into(),
         "--out".into(),
         out.into(),
     ]))?;
-    let summary = root().join(out).join("summary.json");
-    let text =
-        std::fs::read_to_string(&summary).map_err(|e| format!("{}: {e}", summary.display()))?;
-    println!("{text}");
+    let train: serde_json::Value = read_json(&dir.join("summary.json"))?;
     println!("== pipeline 2/3: quantize {out} (int8, calibrated on the training digits)");
     pass_through(shiftkit_quantize(&["quantize".into(), out.into()]))?;
-    println!("== pipeline 3/3: deploy on qemu-an386 — not built yet (the boards issue adds it)");
+    let quant: serde_json::Value = read_json(&dir.join("quant-report.json"))?;
+
+    let mut summary = train;
+    for key in [
+        "float_accuracy",
+        "int8_accuracy",
+        "flash_bytes",
+        "arena_bytes",
+    ] {
+        summary[key] = quant[key].clone();
+    }
+    let board = "qemu-an386";
+    if deploy::qemu_available(board) {
+        println!("== pipeline 3/3: deploy on {board} (QEMU Cortex-M4)");
+        let images = 20;
+        let r = deploy::deploy(
+            board,
+            &dir.join("model.skq"),
+            images,
+            deploy::default_timeout(images),
+        )?;
+        summary["board"] = r.board.clone().into();
+        summary["device_images"] = r.images.into();
+        summary["device_accuracy"] = r.device_accuracy.into();
+        summary["device_matches_host"] = r.device_matches_host.into();
+        summary["qemu_instructions_per_inference"] = r.qemu_instructions_per_inference.into();
+        summary["elf_flash_bytes"] = r.elf_flash_bytes.into();
+        summary["elf_ram_bytes"] = r.elf_ram_bytes.into();
+    } else {
+        println!(
+            "== pipeline 3/3: deploy on {board} skipped: qemu-system-arm is not installed \
+             (apt-get install qemu-system-arm, then run the pipeline again)"
+        );
+    }
+    let path = dir.join("summary.json");
+    let text = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
+    std::fs::write(&path, format!("{text}\n")).map_err(|e| format!("{}: {e}", path.display()))?;
+    println!("{text}");
     println!(
-        "outputs: {out}/model.json, weights.safetensors, metrics.jsonl, curve.svg, summary.json, model.skq, quant-report.json"
+        "outputs: {out}/model.json, weights.safetensors, metrics.jsonl, curve.svg, model.skq, quant-report.json, summary.json"
     );
     Ok(())
+}
+
+fn read_json(path: &Path) -> Result<serde_json::Value, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn main() -> ExitCode {
@@ -139,6 +183,7 @@ fn main() -> ExitCode {
             a.extend(rest);
             pass_through(shiftkit_quantize(&a))
         }
+        Some("deploy") => deploy::main(rest),
         Some("pipeline") => pipeline(),
         Some("bench") => bench::main(rest),
         Some("test") => test::main(rest),

@@ -1,0 +1,607 @@
+//! `cargo xtask deploy --board BOARD MODEL.skq [--images N] [--timeout S]`: checks that the
+//! model fits the board, builds the board crate with the model and the first N bundled test
+//! digits embedded, runs it (QEMU boards), and compares every int8 logit with the host engine's
+//! (the same `firmware` crate, run here). Prints the device's lines, a per-layer cost table and
+//! a summary; fails if the device's logits differ from the host's.
+//!
+//! The board's printed line shapes are documented in `boards/qemu-an386/src/main.rs`.
+use crate::{cargo, root};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A board xtask knows how to deploy to.
+struct Board {
+    name: &'static str,
+    /// Crate folder under `boards/`.
+    dir: &'static str,
+    /// What one SysTick/counter unit is worth, and in what unit (printed in the table).
+    unit: &'static str,
+}
+
+const BOARDS: &[Board] = &[Board {
+    name: "qemu-an386",
+    dir: "boards/qemu-an386",
+    unit: "QEMU instructions",
+}];
+
+const IDX_IMAGES: &str = "data/mnist/t10k-images-idx3-ubyte";
+const IDX_LABELS: &str = "data/mnist/t10k-labels-idx1-ubyte";
+/// RAM kept free for the stack and the app's own statics when checking the arena budget.
+const STACK_RESERVE: u64 = 16 * 1024;
+
+/// What the device printed, parsed.
+#[derive(Debug, Default)]
+pub struct DeviceRun {
+    /// (label, pred, logits) per image, in order.
+    pub images: Vec<(u8, usize, Vec<i8>)>,
+    /// (kind, summed units over all images) per op.
+    pub layers: Vec<(String, u64)>,
+    pub per_inference: u64,
+}
+
+/// Everything a caller (the pipeline's summary.json) needs from one deploy.
+#[derive(Debug)]
+pub struct Report {
+    pub board: String,
+    pub images: usize,
+    pub device_accuracy: f64,
+    pub device_matches_host: bool,
+    pub qemu_instructions_per_inference: u64,
+    pub model_bytes: usize,
+    pub arena_bytes: usize,
+    /// From the ELF: bytes placed in flash (code + read-only data + .data image), and RAM
+    /// (.data + .bss + .uninit, without the stack).
+    pub elf_flash_bytes: u64,
+    pub elf_ram_bytes: u64,
+}
+
+fn usage() -> String {
+    let names: Vec<_> = BOARDS.iter().map(|b| b.name).collect();
+    format!(
+        "usage: cargo xtask deploy --board BOARD MODEL.skq [--images N] [--timeout SECONDS]\n  boards: {}",
+        names.join(", ")
+    )
+}
+
+/// Time allowed for building and running `images` images.
+pub fn default_timeout(images: usize) -> Duration {
+    Duration::from_secs(120 + 2 * images as u64)
+}
+
+/// Whether the emulator a QEMU board needs is installed (real boards: always true).
+pub fn qemu_available(board: &str) -> bool {
+    if !board.starts_with("qemu-") {
+        return true;
+    }
+    Command::new("qemu-system-arm")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+pub fn main(args: Vec<String>) -> Result<(), String> {
+    let (mut board, mut model, mut images, mut timeout) = (None, None, 20usize, None);
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        let mut value = |what: &str| it.next().ok_or(format!("{a} needs {what}\n{}", usage()));
+        match a.as_str() {
+            "--board" => board = Some(value("a board name")?),
+            "--images" => {
+                let v = value("a whole number")?;
+                images = v
+                    .parse()
+                    .map_err(|_| format!("--images {v}: expected a whole number"))?;
+            }
+            "--timeout" => {
+                let v = value("seconds")?;
+                timeout = Some(
+                    v.parse()
+                        .map_err(|_| format!("--timeout {v}: expected whole seconds"))?,
+                );
+            }
+            s if s.starts_with("--") => return Err(format!("unknown option {s}\n{}", usage())),
+            _ if model.is_none() => model = Some(PathBuf::from(a)),
+            _ => return Err(format!("unexpected argument {a}\n{}", usage())),
+        }
+    }
+    let board = board.ok_or_else(usage)?;
+    let model = model.ok_or_else(usage)?;
+    let timeout = timeout.map_or_else(|| default_timeout(images), Duration::from_secs);
+    deploy(&board, &model, images, timeout).map(|_| ())
+}
+
+/// Builds, runs and checks; prints as it goes. `Err` if anything fails or the device's logits
+/// differ from the host's (the report is printed first).
+pub fn deploy(
+    board: &str,
+    model: &Path,
+    images: usize,
+    timeout: Duration,
+) -> Result<Report, String> {
+    let b = BOARDS
+        .iter()
+        .find(|b| b.name == board)
+        .ok_or_else(|| format!("unknown board '{board}'\n{}", usage()))?;
+    let board_dir = root().join(b.dir);
+    let model = std::path::absolute(model).map_err(|e| format!("{}: {e}", model.display()))?;
+    let bytes = std::fs::read(&model).map_err(|e| {
+        format!(
+            "{}: {e} (quantize a run first: cargo xtask quantize runs/default)",
+            model.display()
+        )
+    })?;
+    let m = firmware::Model::from_bytes(&bytes)
+        .map_err(|e| format!("{}: not a valid model: {e}", model.display()))?;
+
+    let (digits, labels) = read_idx(&root().join(IDX_IMAGES), &root().join(IDX_LABELS), images)?;
+    let n = labels.len();
+    if digits.first().is_some_and(|d| d.len() != m.input_len()) {
+        return Err(format!(
+            "{}: takes {} input bytes, the bundled test digits are 28x28x1 ({} bytes)",
+            model.display(),
+            m.input_len(),
+            digits[0].len()
+        ));
+    }
+
+    // Budget check before building or running anything.
+    let memory_x_path = board_dir.join("memory.x");
+    let (flash, ram) = memory_x(&memory_x_path)?;
+    println!(
+        "== deploy {board}: {} ({} B model, {} B arena), {n} images",
+        model.display(),
+        bytes.len(),
+        m.arena_bytes()
+    );
+    let budget = check_budget(
+        board,
+        (flash, ram),
+        bytes.len() as u64,
+        (n * m.input_len() + n) as u64,
+        m.arena_bytes() as u64,
+    )
+    .map_err(|e| format!("{e} (memory from {})", memory_x_path.display()))?;
+    println!("{budget}");
+
+    let elf = build(&board_dir, &model, n)?;
+    let (elf_flash, elf_ram) = elf_sizes(&elf)?;
+    println!(
+        "ELF {}: flash {elf_flash} B, RAM {elf_ram} B (static, without stack)",
+        elf.display()
+    );
+    if elf_flash > flash || elf_ram + STACK_RESERVE > ram {
+        return Err(format!(
+            "{}: flash {elf_flash} B of {flash} B, RAM {elf_ram} B + {STACK_RESERVE} B stack of {ram} B: does not fit",
+            elf.display()
+        ));
+    }
+
+    let out = run_qemu(&board_dir, &elf, timeout)?;
+    let dev = parse(&out, n)?;
+
+    // Host: the same engine on the same pixels.
+    let mut arena = vec![0i8; m.arena_bytes() + 64];
+    let off = arena.as_ptr().align_offset(m.arena_align().max(1));
+    let mut mismatches = Vec::new();
+    let mut correct = 0;
+    for (i, (pixels, &label)) in digits.iter().zip(&labels).enumerate() {
+        let host = firmware::run(&m, pixels, &mut arena[off..], &mut firmware::NoProfiler)
+            .map_err(|e| format!("host engine, image {i}: {e}"))?;
+        let (dlabel, pred, logits) = &dev.images[i];
+        if *dlabel != label {
+            return Err(format!(
+                "image {i}: device label {dlabel}, host label {label}: the board embedded other images"
+            ));
+        }
+        correct += usize::from(*pred == label as usize);
+        if logits.as_slice() != host {
+            mismatches.push(format!("image {i}: device {logits:?} host {host:?}"));
+        }
+    }
+
+    let ops: Vec<String> = m
+        .ops()
+        .map(|op| {
+            op.map(|op| describe(&m, &op))
+                .unwrap_or_else(|e| e.to_string())
+        })
+        .collect();
+    println!(
+        "\nper layer ({}, per inference, mean of {n} images):",
+        b.unit
+    );
+    println!(
+        "{:>3}  {:<15} {:<28} {:>14} {:>7}",
+        "op", "kind", "output", "instructions", "share"
+    );
+    let layer_total: u64 = dev.layers.iter().map(|l| l.1).sum();
+    for (i, (kind, sum)) in dev.layers.iter().enumerate() {
+        let share = 100.0 * *sum as f64 / layer_total.max(1) as f64;
+        let shape = ops.get(i).map(String::as_str).unwrap_or("");
+        println!(
+            "{i:>3}  {kind:<15} {shape:<28} {:>14} {share:>6.1}%",
+            sum / n.max(1) as u64
+        );
+    }
+    println!(
+        "{:>3}  {:<15} {:<28} {:>14}",
+        "",
+        "layers",
+        "",
+        layer_total / n.max(1) as u64
+    );
+    let report = Report {
+        board: board.to_string(),
+        images: n,
+        device_accuracy: correct as f64 / n.max(1) as f64,
+        device_matches_host: mismatches.is_empty(),
+        qemu_instructions_per_inference: dev.per_inference,
+        model_bytes: bytes.len(),
+        arena_bytes: m.arena_bytes(),
+        elf_flash_bytes: elf_flash,
+        elf_ram_bytes: elf_ram,
+    };
+    println!("\nboard: {board}");
+    println!(
+        "device_accuracy: {correct}/{n} ({:.2}%)",
+        100.0 * report.device_accuracy
+    );
+    println!("device_matches_host: {}", report.device_matches_host);
+    println!(
+        "qemu_instructions_per_inference: {} (whole run(); SysTick ticks x 40 under -icount shift=0; not cycles)",
+        report.qemu_instructions_per_inference
+    );
+    println!(
+        "model_bytes: {}  arena_bytes: {}",
+        report.model_bytes, report.arena_bytes
+    );
+    println!("elf_flash_bytes: {elf_flash}  elf_ram_bytes: {elf_ram} (static; stack not included)");
+    if !mismatches.is_empty() {
+        for m in mismatches.iter().take(5) {
+            eprintln!("mismatch {m}");
+        }
+        return Err(format!(
+            "{} of {n} images: device int8 logits differ from the host engine's",
+            mismatches.len()
+        ));
+    }
+    Ok(report)
+}
+
+/// Checks embedded data (model + test images) against flash and the arena plus a stack reserve
+/// against RAM; `Ok` is the budget line to print, `Err` the refusal with the numbers.
+fn check_budget(
+    board: &str,
+    (flash, ram): (u64, u64),
+    model: u64,
+    images: u64,
+    arena: u64,
+) -> Result<String, String> {
+    let flash_need = model + images;
+    let ram_need = arena + STACK_RESERVE;
+    if flash_need > flash || ram_need > ram {
+        return Err(format!(
+            "the model does not fit {board}: flash needs {flash_need} B (model {model} + images {images}) \
+             of {flash} B, RAM needs {ram_need} B (arena {arena} + stack reserve {STACK_RESERVE}) of {ram} B; \
+             use a smaller model or fewer --images"
+        ));
+    }
+    Ok(format!(
+        "budget: flash {flash_need} B (model {model} + images {images}) of {flash} B, \
+         RAM {ram_need} B (arena {arena} + stack reserve {STACK_RESERVE}) of {ram} B"
+    ))
+}
+
+/// One op's kind-independent description: output shape.
+fn describe(m: &firmware::Model, op: &firmware::format::Op) -> String {
+    let y = firmware::model::op_output(op);
+    match m.tensor(y) {
+        Ok(t) => format!("-> {}x{}x{}", t.h, t.w, t.c),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// First `n` images (each h*w bytes) and labels of an IDX3/IDX1 pair.
+fn read_idx(images: &Path, labels: &Path, n: usize) -> Result<(Vec<Vec<u8>>, Vec<u8>), String> {
+    let img = std::fs::read(images).map_err(|e| format!("{}: {e}", images.display()))?;
+    let lab = std::fs::read(labels).map_err(|e| format!("{}: {e}", labels.display()))?;
+    let be = |b: &[u8], at: usize| {
+        b.get(at..at + 4)
+            .map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]) as usize)
+    };
+    if be(&img, 0) != Some(0x803) || be(&lab, 0) != Some(0x801) {
+        return Err(format!(
+            "{} / {}: not IDX3 images / IDX1 labels",
+            images.display(),
+            labels.display()
+        ));
+    }
+    let count = be(&img, 4).unwrap_or(0).min(be(&lab, 4).unwrap_or(0));
+    let px = be(&img, 8).unwrap_or(0) * be(&img, 12).unwrap_or(0);
+    let n = n.min(count);
+    let pixels = img
+        .get(16..16 + n * px)
+        .ok_or_else(|| format!("{}: truncated", images.display()))?;
+    let labels = lab
+        .get(8..8 + n)
+        .ok_or_else(|| format!("{}: truncated", labels.display()))?;
+    Ok((
+        pixels.chunks(px).map(<[u8]>::to_vec).collect(),
+        labels.to_vec(),
+    ))
+}
+
+/// FLASH and RAM LENGTH from a memory.x (`LENGTH = 4M`, `256K`, `0x40000` or decimal).
+fn memory_x(path: &Path) -> Result<(u64, u64), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let length = |region: &str| -> Option<u64> {
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(region) && l.contains("LENGTH"))?;
+        let v = line
+            .split("LENGTH")
+            .nth(1)?
+            .trim_start_matches([' ', '='])
+            .trim();
+        let v = v.trim_end_matches([',', ';', ' ']);
+        let (num, mul) = match v.as_bytes().last()? {
+            b'K' | b'k' => (&v[..v.len() - 1], 1024),
+            b'M' | b'm' => (&v[..v.len() - 1], 1024 * 1024),
+            _ => (v, 1),
+        };
+        let n = match num.strip_prefix("0x") {
+            Some(h) => u64::from_str_radix(h, 16).ok()?,
+            None => num.parse().ok()?,
+        };
+        Some(n * mul)
+    };
+    match (length("FLASH"), length("RAM")) {
+        (Some(f), Some(r)) => Ok((f, r)),
+        _ => Err(format!("{}: no FLASH/RAM LENGTH found", path.display())),
+    }
+}
+
+/// `cargo build --release` in the board crate with the model and images; returns the ELF path.
+fn build(board_dir: &Path, model: &Path, images: usize) -> Result<PathBuf, String> {
+    let mut c = cargo();
+    c.current_dir(board_dir)
+        .args([
+            "build",
+            "--release",
+            "--message-format=json-render-diagnostics",
+        ])
+        .env("SHIFTKIT_MODEL", model)
+        .env("SHIFTKIT_IMAGES", images.to_string())
+        .env("SHIFTKIT_IDX_IMAGES", root().join(IDX_IMAGES))
+        .env("SHIFTKIT_IDX_LABELS", root().join(IDX_LABELS))
+        .stderr(Stdio::inherit());
+    let out = c.output().map_err(|e| {
+        format!(
+            "could not start cargo build in {}: {e}",
+            board_dir.display()
+        )
+    })?;
+    if !out.status.success() {
+        return Err(format!(
+            "cargo build --release in {} failed (is the target installed? rustup target add thumbv7em-none-eabihf)",
+            board_dir.display()
+        ));
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["reason"] == "compiler-artifact")
+        .filter_map(|v| v["executable"].as_str().map(PathBuf::from))
+        .next_back()
+        .ok_or_else(|| {
+            format!(
+                "cargo build in {} produced no executable",
+                board_dir.display()
+            )
+        })
+}
+
+/// The runner from the board's `.cargo/config.toml` (the one place its QEMU command lives).
+fn runner(board_dir: &Path) -> Result<Vec<String>, String> {
+    let path = board_dir.join(".cargo/config.toml");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("runner"))
+        .ok_or_else(|| format!("{}: no runner", path.display()))?;
+    let cmd = line
+        .split_once('=')
+        .map(|x| x.1.trim().trim_matches('"'))
+        .unwrap_or("");
+    Ok(cmd.split_whitespace().map(String::from).collect())
+}
+
+/// Runs the ELF under the board's QEMU runner, killing it after `timeout`; returns stdout.
+fn run_qemu(board_dir: &Path, elf: &Path, timeout: Duration) -> Result<String, String> {
+    let argv = runner(board_dir)?;
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .arg(elf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut child = cmd.spawn().map_err(|e| {
+        format!(
+            "could not start {}: {e} (install QEMU: apt-get install qemu-system-arm)",
+            argv[0]
+        )
+    })?;
+    let mut stdout = child.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().map_err(|e| e.to_string())? {
+            break s;
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            let text = reader.join().unwrap_or_default();
+            return Err(format!(
+                "{} did not exit within {} s (raise --timeout); its output:\n{text}",
+                argv[0],
+                timeout.as_secs()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let text = reader.join().unwrap_or_default();
+    for l in text
+        .lines()
+        .filter(|l| l.starts_with("image ") || l.starts_with("shiftkit "))
+    {
+        println!("{l}");
+    }
+    if !status.success() {
+        return Err(format!(
+            "the board exited with {status} after {:.1} s; its output:\n{text}",
+            start.elapsed().as_secs_f64()
+        ));
+    }
+    println!("(QEMU ran {:.1} s)", start.elapsed().as_secs_f64());
+    Ok(text)
+}
+
+/// Parses the board's report lines (shapes in `boards/qemu-an386/src/main.rs`).
+fn parse(out: &str, n: usize) -> Result<DeviceRun, String> {
+    let mut d = DeviceRun::default();
+    let bad = |l: &str| format!("cannot parse the board's line: {l}");
+    for l in out.lines() {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        match w.first().copied() {
+            Some("image") => {
+                // image I label L pred P logits [a, b, ..]
+                let (label, pred) = match (w.get(3), w.get(5)) {
+                    (Some(l), Some(p)) => (l.parse().ok(), p.parse().ok()),
+                    _ => (None, None),
+                };
+                let list = l.split_once('[').and_then(|x| x.1.strip_suffix(']'));
+                let logits: Option<Vec<i8>> =
+                    list.map(|s| s.split(',').filter_map(|v| v.trim().parse().ok()).collect());
+                match (label, pred, logits) {
+                    (Some(a), Some(b), Some(c)) => d.images.push((a, b, c)),
+                    _ => return Err(bad(l)),
+                }
+            }
+            Some("layer") => {
+                // layer I KIND ticks T qemu_instructions Q
+                let q = w
+                    .get(6)
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| bad(l))?;
+                d.layers.push((w.get(2).unwrap_or(&"?").to_string(), q));
+            }
+            Some("total") => {
+                d.per_inference = w
+                    .get(4)
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| bad(l))?;
+            }
+            _ => {}
+        }
+    }
+    if d.images.len() != n {
+        return Err(format!(
+            "the board printed {} image lines, expected {n}; its output:\n{out}",
+            d.images.len()
+        ));
+    }
+    Ok(d)
+}
+
+/// Bytes in flash and in RAM of an ELF32 (little-endian) from its section headers: allocated
+/// sections that are not NOBITS occupy flash, writable or NOBITS ones occupy RAM (.data both).
+fn elf_sizes(path: &Path) -> Result<(u64, u64), String> {
+    let b = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bad = || format!("{}: not a 32-bit little-endian ELF", path.display());
+    if b.get(0..6) != Some(&[0x7f, b'E', b'L', b'F', 1, 1][..]) {
+        return Err(bad());
+    }
+    let u16_at = |o: usize| {
+        b.get(o..o + 2)
+            .map(|s| u16::from_le_bytes([s[0], s[1]]) as usize)
+    };
+    let u32_at = |o: usize| {
+        b.get(o..o + 4)
+            .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as u64)
+    };
+    let shoff = u32_at(0x20).ok_or_else(bad)? as usize;
+    let shentsize = u16_at(0x2e).ok_or_else(bad)?;
+    let shnum = u16_at(0x30).ok_or_else(bad)?;
+    let (mut flash, mut ram) = (0, 0);
+    for i in 0..shnum {
+        let h = shoff + i * shentsize;
+        let kind = u32_at(h + 4).ok_or_else(bad)?;
+        let flags = u32_at(h + 8).ok_or_else(bad)?;
+        let size = u32_at(h + 0x14).ok_or_else(bad)?;
+        const SHF_WRITE: u64 = 1;
+        const SHF_ALLOC: u64 = 2;
+        const SHT_NOBITS: u64 = 8;
+        if flags & SHF_ALLOC == 0 {
+            continue;
+        }
+        if kind != SHT_NOBITS {
+            flash += size;
+        }
+        if kind == SHT_NOBITS || flags & SHF_WRITE != 0 {
+            ram += size;
+        }
+    }
+    Ok((flash, ram))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_x_lengths() {
+        let dir = std::env::temp_dir().join(format!("xtask-memx-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("memory.x");
+        std::fs::write(
+            &p,
+            "MEMORY\n{\n  FLASH : ORIGIN = 0x08000000, LENGTH = 1M\n  RAM : ORIGIN = 0x20000000, LENGTH = 0x50000\n}\n",
+        )
+        .unwrap();
+        assert_eq!(memory_x(&p).unwrap(), (1 << 20, 0x50000));
+        let _ = std::fs::remove_dir_all(&dir);
+        let board = root().join("boards/qemu-an386/memory.x");
+        assert_eq!(memory_x(&board).unwrap(), (4 << 20, 4 << 20));
+    }
+
+    #[test]
+    fn too_big_is_refused_with_numbers() {
+        let e = check_budget("tiny", (64 * 1024, 32 * 1024), 41436, 15700, 43904).unwrap_err();
+        assert!(e.contains("does not fit tiny"), "{e}");
+        assert!(e.contains("RAM needs 60288 B (arena 43904"), "{e}");
+        assert!(check_budget("big", (4 << 20, 4 << 20), 41436, 15700, 43904).is_ok());
+    }
+
+    #[test]
+    fn parses_board_lines() {
+        let out = "shiftkit qemu-an386: ...\n\
+                   image 0 label 7 pred 7 logits [-1, 2, 127, -128]\n\
+                   accuracy 1/1\n\
+                   layer 0 conv3x3 ticks 10 qemu_instructions 400\n\
+                   total ticks 12 qemu_instructions_per_inference 480\n";
+        let d = parse(out, 1).unwrap();
+        assert_eq!(d.images, vec![(7, 7, vec![-1, 2, 127, -128])]);
+        assert_eq!(d.layers, vec![("conv3x3".to_string(), 400)]);
+        assert_eq!(d.per_inference, 480);
+        assert!(parse(out, 2).is_err());
+    }
+}
