@@ -3,7 +3,7 @@
 //! asserted against the geometry before each launch.
 use super::{CResult, CudaError, DPtr, Gpu};
 use crate::graph::ShiftGroup;
-use crate::layers::{bn::EPS, bn::MOMENTUM, Geom};
+use crate::layers::{bn::EPS, bn::MOMENTUM, pool, Geom};
 use cudarc::cublas::sys::cublasOperation_t as Op;
 use cudarc::driver::{LaunchConfig, PushKernelArg};
 
@@ -353,11 +353,7 @@ impl Gpu {
 
     /// gx is the input's geometry (even h, w).
     pub fn avgpool2_fwd(&self, y: DPtr, x: DPtr, gx: Geom) -> CResult<()> {
-        let gy = Geom {
-            h: gx.h / 2,
-            w: gx.w / 2,
-            ..gx
-        };
+        let gy = pool::avgpool2_out(gx);
         assert!(y.len == gy.len() && x.len == gx.len());
         let [n, h, w, c] = dims(gy);
         launch!(
@@ -373,11 +369,7 @@ impl Gpu {
         )
     }
     pub fn avgpool2_bwd(&self, dx: DPtr, dy: DPtr, gx: Geom) -> CResult<()> {
-        let gy = Geom {
-            h: gx.h / 2,
-            w: gx.w / 2,
-            ..gx
-        };
+        let gy = pool::avgpool2_out(gx);
         assert!(dy.len == gy.len() && dx.len == gx.len());
         let [n, h, w, c] = dims(gy);
         launch!(
@@ -393,11 +385,7 @@ impl Gpu {
         )
     }
     pub fn maxpool_fwd(&self, y: DPtr, x: DPtr, gx: Geom) -> CResult<()> {
-        let gy = Geom {
-            h: (gx.h - 1) / 2 + 1,
-            w: (gx.w - 1) / 2 + 1,
-            ..gx
-        };
+        let gy = pool::maxpool_out(gx);
         assert!(y.len == gy.len() && x.len == gx.len());
         let [n, h, w, c] = dims(gx);
         launch!(
@@ -413,11 +401,7 @@ impl Gpu {
         )
     }
     pub fn maxpool_bwd(&self, dx: DPtr, dy: DPtr, x: DPtr, gx: Geom) -> CResult<()> {
-        let gy = Geom {
-            h: (gx.h - 1) / 2 + 1,
-            w: (gx.w - 1) / 2 + 1,
-            ..gx
-        };
+        let gy = pool::maxpool_out(gx);
         assert!(dy.len == gy.len() && dx.len == gx.len() && x.len == gx.len());
         let [n, h, w, c] = dims(gx);
         launch!(
@@ -434,12 +418,12 @@ impl Gpu {
         )
     }
     pub fn gap_fwd(&self, y: DPtr, x: DPtr, gx: Geom) -> CResult<()> {
-        assert!(y.len == Geom { h: 1, w: 1, ..gx }.len() && x.len == gx.len());
+        assert!(y.len == pool::gap_out(gx).len() && x.len == gx.len());
         let [n, h, w, c] = dims(gx);
         launch!(self, "gap_fwd", grid(gx.n * gx.c), y.ptr, x.ptr, n, h, w, c)
     }
     pub fn gap_bwd(&self, dx: DPtr, dy: DPtr, gx: Geom) -> CResult<()> {
-        assert!(dy.len == Geom { h: 1, w: 1, ..gx }.len() && dx.len == gx.len());
+        assert!(dy.len == pool::gap_out(gx).len() && dx.len == gx.len());
         let [n, h, w, c] = dims(gx);
         launch!(self, "gap_bwd", grid(dense(gx)), dx.ptr, dy.ptr, n, h, w, c)
     }

@@ -4,11 +4,7 @@ use super::{image, par_images, Geom, GradMode};
 
 /// y (n, h/2, w/2, c) = mean of each 2x2 window of x (n, h, w, c).
 pub fn avgpool2_forward(y: &mut [f32], x: &[f32], gx: Geom) {
-    let gy = Geom {
-        h: gx.h / 2,
-        w: gx.w / 2,
-        ..gx
-    };
+    let gy = avgpool2_out(gx);
     let c = gx.c;
     par_images(y, gy, |i, yi| {
         let xi = image(x, gx, i);
@@ -27,11 +23,7 @@ pub fn avgpool2_forward(y: &mut [f32], x: &[f32], gx: Geom) {
 
 /// `dx += dy / 4` spread over each window.
 pub fn avgpool2_backward(dx: &mut [f32], dy: &[f32], gx: Geom, mode: GradMode) {
-    let gy = Geom {
-        h: gx.h / 2,
-        w: gx.w / 2,
-        ..gx
-    };
+    let gy = avgpool2_out(gx);
     let c = gx.c;
     par_images(dx, gx, |i, dxi| {
         let dyi = image(dy, gy, i);
@@ -49,7 +41,22 @@ pub fn avgpool2_backward(dx: &mut [f32], dy: &[f32], gx: Geom, mode: GradMode) {
     });
 }
 
-fn maxpool_out(gx: Geom) -> Geom {
+/// Output geometry of the 2x2/2 average pool.
+pub fn avgpool2_out(gx: Geom) -> Geom {
+    Geom {
+        h: gx.h / 2,
+        w: gx.w / 2,
+        ..gx
+    }
+}
+
+/// Output geometry of the global average pool.
+pub fn gap_out(gx: Geom) -> Geom {
+    Geom { h: 1, w: 1, ..gx }
+}
+
+/// Output geometry of the 3x3/2 pad-1 max pool.
+pub fn maxpool_out(gx: Geom) -> Geom {
     Geom {
         h: (gx.h - 1) / 2 + 1,
         w: (gx.w - 1) / 2 + 1,
@@ -125,7 +132,7 @@ pub fn maxpool3s2_backward(dx: &mut [f32], dy: &[f32], x: &[f32], gx: Geom, mode
 
 /// y (n, 1, 1, c) = mean over each image's pixels.
 pub fn gap_forward(y: &mut [f32], x: &[f32], gx: Geom) {
-    let gy = Geom { h: 1, w: 1, ..gx };
+    let gy = gap_out(gx);
     let c = gx.c;
     let inv = 1.0 / (gx.h * gx.w) as f32;
     par_images(y, gy, |i, yi| {
@@ -146,7 +153,7 @@ pub fn gap_forward(y: &mut [f32], x: &[f32], gx: Geom) {
 }
 
 pub fn gap_backward(dx: &mut [f32], dy: &[f32], gx: Geom, mode: GradMode) {
-    let gy = Geom { h: 1, w: 1, ..gx };
+    let gy = gap_out(gx);
     let c = gx.c;
     let inv = 1.0 / (gx.h * gx.w) as f32;
     par_images(dx, gx, |i, dxi| {
