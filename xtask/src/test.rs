@@ -20,6 +20,18 @@ pub fn main(_args: Vec<String>) -> Result<(), String> {
     let mut t = cargo();
     t.args(["test", "--workspace", "--no-fail-fast"]);
     steps.push(("workspace tests".into(), t));
+    // The firmware's own tests on aarch64 under `qemu-aarch64 -cpu max` (runner in
+    // .cargo/config.toml): the aarch64 kernels against the portable reference.
+    let mut a = cargo();
+    a.args([
+        "test",
+        "--release",
+        "-p",
+        "firmware",
+        "--target",
+        "aarch64-unknown-linux-gnu",
+    ]);
+    steps.push(("firmware tests on aarch64 (qemu-aarch64)".into(), a));
     for (target, features) in FIRMWARE_BUILDS {
         let mut b = cargo();
         b.args(["build", "--release", "-p", "firmware", "--target", target]);
@@ -30,6 +42,12 @@ pub fn main(_args: Vec<String>) -> Result<(), String> {
         }
         steps.push((name, b));
     }
+    // The README's main command end to end: train, quantize, deploy on QEMU Cortex-M4 (fails if
+    // a device logit differs from the host engine's). Leaves runs/default/model.skq, which the
+    // board steps below build with.
+    let mut p = cargo();
+    p.args(["run", "--quiet", "-p", "xtask", "--", "pipeline"]);
+    steps.push(("pipeline (train, quantize, deploy on qemu-an386)".into(), p));
     let mut failed = Vec::new();
     for (name, cmd) in steps {
         println!("== xtask test: {name}");
