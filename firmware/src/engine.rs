@@ -9,7 +9,7 @@ use core::fmt;
 use core::ops::Range;
 
 use crate::format::{Op, Requant, Tensor};
-use crate::kernels::{self, add::AddParams, conv::ConvParams, KernelError, Rescale, Shape};
+use crate::kernels::{self, add::AddParams, conv::ConvParams, KernelError, Rescale, Shape, Split};
 use crate::model::{Model, ModelError};
 
 /// Per-op hooks: a board times layers, quantize compares each op's output with float.
@@ -223,13 +223,14 @@ fn run_op(
                 rescale,
             };
             let yr = range(&yt)?;
+            let (ys, xs) = (shape(&yt), shape(&xt));
             if x == model.header().input {
                 // The stem reads the caller's u8 pixels.
-                let yv = arena.get_mut(yr.clone()).ok_or(split)?;
-                kernels::conv::forward(yv, shape(&yt), input, shape(&xt), &p).map_err(kernel)?;
+                let y = arena.get_mut(yr.clone()).ok_or(split)?;
+                kernels::conv::forward(&mut Split { x: input, y }, ys, xs, &p).map_err(kernel)?;
             } else {
-                let (yv, [xv]) = split_arena(arena, yr.clone(), [range(&xt)?]).ok_or(split)?;
-                kernels::conv::forward(yv, shape(&yt), xv, shape(&xt), &p).map_err(kernel)?;
+                let (y, [x]) = split_arena(arena, yr.clone(), [range(&xt)?]).ok_or(split)?;
+                kernels::conv::forward(&mut Split { x, y }, ys, xs, &p).map_err(kernel)?;
             }
             Ok(yr)
         }

@@ -9,7 +9,7 @@
 //! ```
 //! Without a shift there is one group `(0, 0, 0, cin)`. The accumulator wraps on overflow
 //! (as a 32-bit MAC does); a real model stays far from it.
-use super::{check_len, Element, I32s, KernelError, Rescale, Shape};
+use super::{check_len, Element, I32s, Io, KernelError, Rescale, Shape};
 use crate::format::{shift_groups, Shift};
 
 /// Constants of one conv.
@@ -34,17 +34,20 @@ pub fn out_size(n: usize, k: usize, stride: usize, pad: usize) -> Option<usize> 
     Some(padded.checked_sub(k)?.checked_div(stride)? + 1)
 }
 
-/// `y (ys) = conv(x (xs))`. `x` is the u8 model input or an i8 activation.
-pub fn forward<T: Element>(
-    y: &mut [i8],
-    ys: Shape,
-    x: &[T],
-    xs: Shape,
-    p: &ConvParams,
-) -> Result<(), KernelError> {
+/// `y (ys) = conv(x (xs))`. `x` is the u8 model input or an i8 activation. Output pixels are
+/// computed in raster order; each pixel's outputs are written right after that pixel's inputs
+/// were read (the order the memory plan's in-place rule assumes for a [`super::Shared`] io).
+pub fn forward(io: &mut impl Io, ys: Shape, xs: Shape, p: &ConvParams) -> Result<(), KernelError> {
+    check(io, ys, xs, p)?;
+    compute(io, ys, xs, p);
+    Ok(())
+}
+
+/// The entry checks of a conv with `io`: lengths, sizes, weight/bias/pad/rescale counts.
+pub fn check(io: &impl Io, ys: Shape, xs: Shape, p: &ConvParams) -> Result<(), KernelError> {
     let (k, cin, cout) = (p.k, xs.c, ys.c);
-    check_len(x.len(), xs, "conv: input length != h*w*c")?;
-    check_len(y.len(), ys, "conv: output length != h*w*c")?;
+    check_len(io.x_len(), xs, "conv: input length != h*w*c")?;
+    check_len(io.y_len(), ys, "conv: output length != h*w*c")?;
     if out_size(xs.h, k, p.stride, p.pad) != Some(ys.h)
         || out_size(xs.w, k, p.stride, p.pad) != Some(ys.w)
     {
@@ -63,6 +66,12 @@ pub fn forward<T: Element>(
         return Err(KernelError("conv: pad value count != cin"));
     }
     p.rescale.check(cout)?;
+    Ok(())
+}
+
+/// The portable kernel (the checks are done).
+fn compute<I: Io>(io: &mut I, ys: Shape, xs: Shape, p: &ConvParams) {
+    let (k, cin, cout) = (p.k, xs.c, ys.c);
     let mut groups = [(0i8, 0i8, 0usize, 0usize); 9];
     let n_groups = shift_groups(p.shift, cin, &mut groups);
     let groups = &groups[..n_groups];
@@ -82,18 +91,17 @@ pub fn forward<T: Element>(
                                 iy >= 0 && ix >= 0 && (iy as usize) < xs.h && (ix as usize) < xs.w;
                             for ci in c0..c1 {
                                 let xv = if inside {
-                                    x[xs.at(iy as usize, ix as usize, ci)].value()
+                                    io.x(xs.at(iy as usize, ix as usize, ci)).value()
                                 } else {
-                                    T::from_byte(p.pad_value[ci]).value()
+                                    I::X::from_byte(p.pad_value[ci]).value()
                                 };
                                 acc = acc.wrapping_add(w_row[ci] as i8 as i32 * xv);
                             }
                         }
                     }
                 }
-                y[ys.at(oy, ox, co)] = p.rescale.apply(acc, co);
+                io.set_y(ys.at(oy, ox, co), p.rescale.apply(acc, co));
             }
         }
     }
-    Ok(())
 }

@@ -51,6 +51,10 @@ pub trait Element: Copy {
     fn value(self) -> i32;
     /// Reinterpret a raw byte of the weight section (a pad value) as this type.
     fn from_byte(b: u8) -> Self;
+    /// The element's raw byte.
+    fn byte(self) -> u8;
+    /// Whether the byte is read as signed (i8) or unsigned (u8).
+    const SIGNED: bool;
 }
 
 impl Element for u8 {
@@ -62,6 +66,11 @@ impl Element for u8 {
     fn from_byte(b: u8) -> Self {
         b
     }
+    #[inline]
+    fn byte(self) -> u8 {
+        self
+    }
+    const SIGNED: bool = false;
 }
 
 impl Element for i8 {
@@ -72,6 +81,142 @@ impl Element for i8 {
     #[inline]
     fn from_byte(b: u8) -> Self {
         b as i8
+    }
+    #[inline]
+    fn byte(self) -> u8 {
+        self as u8
+    }
+    const SIGNED: bool = true;
+}
+
+/// Where a conv reads its input and writes its output: two separate slices ([`Split`]) or one
+/// buffer holding both ([`Shared`], an in-place op whose output overlaps its input under the
+/// memory plan's rules). Kernels read every input element an output needs before they write that
+/// output, in raster order, so an in-place op placed by the rules never reads a byte it already
+/// overwrote. Indices are element indices into the (h*w*c) input or output tensor; out-of-range
+/// indices read 0 and drop writes (never a panic; kernels check lengths at entry).
+pub trait Io {
+    /// The input element type: the u8 model input or an i8 activation.
+    type X: Element;
+    fn x_len(&self) -> usize;
+    fn y_len(&self) -> usize;
+    /// Input element `i`.
+    fn x(&self, i: usize) -> Self::X;
+    /// Copies input elements `at..at + dst.len()` into `dst` as raw bytes (zeros past the end).
+    fn x_bytes(&self, at: usize, dst: &mut [u8]);
+    /// Writes output element `i`.
+    fn set_y(&mut self, i: usize, v: i8);
+}
+
+/// Input and output in separate slices.
+pub struct Split<'a, X> {
+    pub x: &'a [X],
+    pub y: &'a mut [i8],
+}
+
+impl<X: Element> Io for Split<'_, X> {
+    type X = X;
+    #[inline]
+    fn x_len(&self) -> usize {
+        self.x.len()
+    }
+    #[inline]
+    fn y_len(&self) -> usize {
+        self.y.len()
+    }
+    #[inline]
+    fn x(&self, i: usize) -> X {
+        self.x.get(i).copied().unwrap_or(X::from_byte(0))
+    }
+    #[inline]
+    fn x_bytes(&self, at: usize, dst: &mut [u8]) {
+        let src = self.x.get(at..).unwrap_or(&[]);
+        for (d, s) in dst
+            .iter_mut()
+            .zip(src.iter().chain(core::iter::repeat(&X::from_byte(0))))
+        {
+            *d = s.byte();
+        }
+    }
+    #[inline]
+    fn set_y(&mut self, i: usize, v: i8) {
+        if let Some(y) = self.y.get_mut(i) {
+            *y = v;
+        }
+    }
+}
+
+/// Input and output in one buffer (an in-place op): `x` is `buf[x_at..x_at + x_len]`, `y` is
+/// `buf[y_at..y_at + y_len]`; the two may overlap.
+pub struct Shared<'a> {
+    buf: &'a mut [i8],
+    x_at: usize,
+    x_len: usize,
+    y_at: usize,
+    y_len: usize,
+}
+
+impl<'a> Shared<'a> {
+    /// `None` unless both ranges lie inside `buf`.
+    pub fn new(
+        buf: &'a mut [i8],
+        x: core::ops::Range<usize>,
+        y: core::ops::Range<usize>,
+    ) -> Option<Self> {
+        if x.start > x.end || y.start > y.end || x.end > buf.len() || y.end > buf.len() {
+            return None;
+        }
+        Some(Shared {
+            buf,
+            x_at: x.start,
+            x_len: x.end - x.start,
+            y_at: y.start,
+            y_len: y.end - y.start,
+        })
+    }
+
+    /// The output slice (after the kernel ran).
+    pub fn y(&self) -> &[i8] {
+        &self.buf[self.y_at..self.y_at + self.y_len]
+    }
+}
+
+impl Io for Shared<'_> {
+    type X = i8;
+    #[inline]
+    fn x_len(&self) -> usize {
+        self.x_len
+    }
+    #[inline]
+    fn y_len(&self) -> usize {
+        self.y_len
+    }
+    #[inline]
+    fn x(&self, i: usize) -> i8 {
+        if i < self.x_len {
+            self.buf.get(self.x_at + i).copied().unwrap_or(0)
+        } else {
+            0
+        }
+    }
+    #[inline]
+    fn x_bytes(&self, at: usize, dst: &mut [u8]) {
+        let end = self.x_len.min(at.saturating_add(dst.len()));
+        let src = self
+            .buf
+            .get(self.x_at + at.min(end)..self.x_at + end)
+            .unwrap_or(&[]);
+        for (d, s) in dst.iter_mut().zip(src.iter().chain(core::iter::repeat(&0))) {
+            *d = *s as u8;
+        }
+    }
+    #[inline]
+    fn set_y(&mut self, i: usize, v: i8) {
+        if i < self.y_len {
+            if let Some(y) = self.buf.get_mut(self.y_at + i) {
+                *y = v;
+            }
+        }
     }
 }
 
