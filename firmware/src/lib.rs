@@ -4,7 +4,8 @@
 //! - [`model`]: [`Model::from_bytes`], the zero-copy, validate-once reader;
 //! - [`requant`]: TFLite-exact integer rescaling and rounding;
 //! - [`kernels`]: one portable reference kernel per op;
-//! - [`engine`]: [`run`], op by op in a caller-provided arena, with [`Profiler`] hooks.
+//! - [`engine`]: [`run`], op by op in a caller-provided arena, with [`Profiler`] hooks;
+//! - [`plan_rules`]: when an op may write its output over its input (the in-place memory plan).
 //!
 //! ```text
 //! let model = Model::from_bytes(MODEL_BYTES)?;
@@ -18,6 +19,7 @@ pub mod engine;
 pub mod format;
 pub mod kernels;
 pub mod model;
+pub mod plan_rules;
 pub mod requant;
 
 pub use engine::{run, Error, NoProfiler, Profiler};
