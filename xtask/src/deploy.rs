@@ -26,8 +26,8 @@ const BOARDS: &[Board] = &[Board {
     unit: "QEMU instructions",
 }];
 
-const IDX_IMAGES: &str = "data/mnist/t10k-images-idx3-ubyte";
-const IDX_LABELS: &str = "data/mnist/t10k-labels-idx1-ubyte";
+pub const IDX_IMAGES: &str = "data/mnist/t10k-images-idx3-ubyte";
+pub const IDX_LABELS: &str = "data/mnist/t10k-labels-idx1-ubyte";
 /// RAM kept free for the stack and the app's own statics when checking the arena budget.
 const STACK_RESERVE: u64 = 16 * 1024;
 
@@ -41,6 +41,17 @@ pub struct DeviceRun {
     pub per_inference: u64,
 }
 
+impl DeviceRun {
+    /// (kind, cost per inference) per op: the summed costs divided by the `n` images.
+    pub fn per_inference_layers(&self, n: usize) -> Vec<(String, u64)> {
+        let n = n.max(1) as u64;
+        self.layers
+            .iter()
+            .map(|(k, v)| (k.clone(), v / n))
+            .collect()
+    }
+}
+
 /// Everything a caller (the pipeline's summary.json) needs from one deploy.
 #[derive(Debug)]
 pub struct Report {
@@ -49,6 +60,9 @@ pub struct Report {
     pub device_accuracy: f64,
     pub device_matches_host: bool,
     pub qemu_instructions_per_inference: u64,
+    /// The board's cost unit and (kind, cost per inference) per op, for `measure`.
+    pub unit: &'static str,
+    pub layers: Vec<(String, u64)>,
     pub model_bytes: usize,
     pub arena_bytes: usize,
     /// From the ELF: bytes placed in flash (code + read-only data + .data image), and RAM
@@ -60,8 +74,9 @@ pub struct Report {
 fn usage() -> String {
     let names: Vec<_> = BOARDS.iter().map(|b| b.name).collect();
     format!(
-        "usage: cargo xtask deploy --board BOARD MODEL.skq [--images N] [--timeout SECONDS]\n  boards: {}",
-        names.join(", ")
+        "usage: cargo xtask deploy --board BOARD MODEL.skq [--images N] [--timeout SECONDS] [--ssh USER@HOST]\n  boards: {}, {} (--ssh: run on that board; without it, under qemu-aarch64)",
+        names.join(", "),
+        crate::jetson::BOARD
     )
 }
 
@@ -85,11 +100,13 @@ pub fn qemu_available(board: &str) -> bool {
 
 pub fn main(args: Vec<String>) -> Result<(), String> {
     let (mut board, mut model, mut images, mut timeout) = (None, None, 20usize, None);
+    let mut ssh = None;
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
         let mut value = |what: &str| it.next().ok_or(format!("{a} needs {what}\n{}", usage()));
         match a.as_str() {
             "--board" => board = Some(value("a board name")?),
+            "--ssh" => ssh = Some(value("user@host")?),
             "--images" => {
                 let v = value("a whole number")?;
                 images = v
@@ -111,6 +128,16 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
     let board = board.ok_or_else(usage)?;
     let model = model.ok_or_else(usage)?;
     let timeout = timeout.map_or_else(|| default_timeout(images), Duration::from_secs);
+    if board == crate::jetson::BOARD {
+        return crate::jetson::deploy(&model, images, timeout, ssh.as_deref()).map(|_| ());
+    }
+    if ssh.is_some() {
+        return Err(format!(
+            "--ssh is for --board {}\n{}",
+            crate::jetson::BOARD,
+            usage()
+        ));
+    }
     deploy(&board, &model, images, timeout).map(|_| ())
 }
 
@@ -183,40 +210,114 @@ pub fn deploy(
     let out = run_qemu(&board_dir, &elf, timeout)?;
     let dev = parse(&out, n)?;
 
-    // Host: the same engine on the same pixels.
-    let mut arena = vec![0i8; m.arena_bytes() + 64];
+    let check = check_with_host(&m, &digits, &labels, &dev)?;
+    print_layers(&m, &dev, b.unit, n);
+    let report = Report {
+        board: board.to_string(),
+        images: n,
+        device_accuracy: check.correct as f64 / n.max(1) as f64,
+        device_matches_host: check.mismatches.is_empty(),
+        qemu_instructions_per_inference: dev.per_inference,
+        unit: b.unit,
+        layers: dev.per_inference_layers(n),
+        model_bytes: bytes.len(),
+        arena_bytes: m.arena_bytes(),
+        elf_flash_bytes: elf_flash,
+        elf_ram_bytes: elf_ram,
+    };
+    println!("\nboard: {board}");
+    println!(
+        "device_accuracy: {}/{n} ({:.2}%)",
+        check.correct,
+        100.0 * report.device_accuracy
+    );
+    println!("device_matches_host: {}", report.device_matches_host);
+    println!(
+        "qemu_instructions_per_inference: {} (whole run(); SysTick ticks x 40 under -icount shift=0; not cycles)",
+        report.qemu_instructions_per_inference
+    );
+    println!(
+        "model_bytes: {}  arena_bytes: {}",
+        report.model_bytes, report.arena_bytes
+    );
+    println!("elf_flash_bytes: {elf_flash}  elf_ram_bytes: {elf_ram} (static; stack not included)");
+    check.result(n)?;
+    Ok(report)
+}
+
+/// The host engine's verdict on a device run (every board, jetson included).
+pub struct HostCheck {
+    /// Images the device predicted right.
+    pub correct: usize,
+    /// One line per image whose device int8 logits differ from the host engine's.
+    pub mismatches: Vec<String>,
+}
+
+impl HostCheck {
+    /// `Err` (after printing the first few mismatches) if any logit differed.
+    pub fn result(&self, n: usize) -> Result<(), String> {
+        if self.mismatches.is_empty() {
+            return Ok(());
+        }
+        for m in self.mismatches.iter().take(5) {
+            eprintln!("mismatch {m}");
+        }
+        Err(format!(
+            "{} of {n} images: device int8 logits differ from the host engine's",
+            self.mismatches.len()
+        ))
+    }
+}
+
+/// Runs the host engine (the same `firmware` crate) on the same pixels and compares every int8
+/// logit and label with the device's.
+pub fn check_with_host(
+    m: &firmware::Model,
+    digits: &[Vec<u8>],
+    labels: &[u8],
+    dev: &DeviceRun,
+) -> Result<HostCheck, String> {
+    let mut arena = vec![0i8; m.arena_bytes() + m.arena_align().max(1)];
     let off = arena.as_ptr().align_offset(m.arena_align().max(1));
-    let mut mismatches = Vec::new();
-    let mut correct = 0;
-    for (i, (pixels, &label)) in digits.iter().zip(&labels).enumerate() {
-        let host = firmware::run(&m, pixels, &mut arena[off..], &mut firmware::NoProfiler)
+    let mut check = HostCheck {
+        correct: 0,
+        mismatches: Vec::new(),
+    };
+    for (i, (pixels, &label)) in digits.iter().zip(labels).enumerate() {
+        let host = firmware::run(m, pixels, &mut arena[off..], &mut firmware::NoProfiler)
             .map_err(|e| format!("host engine, image {i}: {e}"))?;
-        let (dlabel, pred, logits) = &dev.images[i];
+        let (dlabel, pred, logits) = dev
+            .images
+            .get(i)
+            .ok_or_else(|| format!("the board printed no line for image {i}"))?;
         if *dlabel != label {
             return Err(format!(
-                "image {i}: device label {dlabel}, host label {label}: the board embedded other images"
+                "image {i}: device label {dlabel}, host label {label}: the board ran other images"
             ));
         }
-        correct += usize::from(*pred == label as usize);
+        check.correct += usize::from(*pred == label as usize);
         if logits.as_slice() != host {
-            mismatches.push(format!("image {i}: device {logits:?} host {host:?}"));
+            check
+                .mismatches
+                .push(format!("image {i}: device {logits:?} host {host:?}"));
         }
     }
+    Ok(check)
+}
 
+/// Prints the per-layer cost table (per inference, mean of `n` images) with output shapes.
+pub fn print_layers(m: &firmware::Model, dev: &DeviceRun, unit: &str, n: usize) {
     let ops: Vec<String> = m
         .ops()
         .map(|op| {
-            op.map(|op| describe(&m, &op))
+            op.map(|op| describe(m, &op))
                 .unwrap_or_else(|e| e.to_string())
         })
         .collect();
-    println!(
-        "\nper layer ({}, per inference, mean of {n} images):",
-        b.unit
-    );
+    println!("\nper layer ({unit}, per inference, mean of {n} images):");
     println!(
         "{:>3}  {:<15} {:<28} {:>14} {:>7}",
-        "op", "kind", "output", "instructions", "share"
+        "op", "kind", "output", "cost", "share"
     );
     let layer_total: u64 = dev.layers.iter().map(|l| l.1).sum();
     for (i, (kind, sum)) in dev.layers.iter().enumerate() {
@@ -234,42 +335,6 @@ pub fn deploy(
         "",
         layer_total / n.max(1) as u64
     );
-    let report = Report {
-        board: board.to_string(),
-        images: n,
-        device_accuracy: correct as f64 / n.max(1) as f64,
-        device_matches_host: mismatches.is_empty(),
-        qemu_instructions_per_inference: dev.per_inference,
-        model_bytes: bytes.len(),
-        arena_bytes: m.arena_bytes(),
-        elf_flash_bytes: elf_flash,
-        elf_ram_bytes: elf_ram,
-    };
-    println!("\nboard: {board}");
-    println!(
-        "device_accuracy: {correct}/{n} ({:.2}%)",
-        100.0 * report.device_accuracy
-    );
-    println!("device_matches_host: {}", report.device_matches_host);
-    println!(
-        "qemu_instructions_per_inference: {} (whole run(); SysTick ticks x 40 under -icount shift=0; not cycles)",
-        report.qemu_instructions_per_inference
-    );
-    println!(
-        "model_bytes: {}  arena_bytes: {}",
-        report.model_bytes, report.arena_bytes
-    );
-    println!("elf_flash_bytes: {elf_flash}  elf_ram_bytes: {elf_ram} (static; stack not included)");
-    if !mismatches.is_empty() {
-        for m in mismatches.iter().take(5) {
-            eprintln!("mismatch {m}");
-        }
-        return Err(format!(
-            "{} of {n} images: device int8 logits differ from the host engine's",
-            mismatches.len()
-        ));
-    }
-    Ok(report)
 }
 
 /// Checks embedded data (model + test images) against flash and the arena plus a stack reserve
@@ -306,7 +371,7 @@ fn describe(m: &firmware::Model, op: &firmware::format::Op) -> String {
 }
 
 /// First `n` images (each h*w bytes) and labels of an IDX3/IDX1 pair.
-fn read_idx(images: &Path, labels: &Path, n: usize) -> Result<(Vec<Vec<u8>>, Vec<u8>), String> {
+pub fn read_idx(images: &Path, labels: &Path, n: usize) -> Result<(Vec<Vec<u8>>, Vec<u8>), String> {
     let img = std::fs::read(images).map_err(|e| format!("{}: {e}", images.display()))?;
     let lab = std::fs::read(labels).map_err(|e| format!("{}: {e}", labels.display()))?;
     let be = |b: &[u8], at: usize| {
@@ -475,8 +540,9 @@ fn run_qemu(board_dir: &Path, elf: &Path, timeout: Duration) -> Result<String, S
     Ok(text)
 }
 
-/// Parses the board's report lines (shapes in `boards/qemu-an386/src/main.rs`).
-fn parse(out: &str, n: usize) -> Result<DeviceRun, String> {
+/// Parses the board's report lines (shapes in `boards/qemu-an386/src/main.rs`; the cost is the
+/// last number of a `layer`/`total` line, so `layer I KIND ns T` from `boards/jetson` parses too).
+pub fn parse(out: &str, n: usize) -> Result<DeviceRun, String> {
     let mut d = DeviceRun::default();
     let bad = |l: &str| format!("cannot parse the board's line: {l}");
     for l in out.lines() {
@@ -497,16 +563,19 @@ fn parse(out: &str, n: usize) -> Result<DeviceRun, String> {
                 }
             }
             Some("layer") => {
-                // layer I KIND ticks T qemu_instructions Q
+                // layer I KIND ticks T qemu_instructions Q  |  layer I KIND ns T
                 let q = w
-                    .get(6)
+                    .last()
+                    .filter(|_| w.len() >= 5)
                     .and_then(|v| v.parse().ok())
                     .ok_or_else(|| bad(l))?;
                 d.layers.push((w.get(2).unwrap_or(&"?").to_string(), q));
             }
             Some("total") => {
+                // total ticks T qemu_instructions_per_inference Q  |  total ns T ns_per_inference Q
                 d.per_inference = w
-                    .get(4)
+                    .last()
+                    .filter(|_| w.len() >= 5)
                     .and_then(|v| v.parse().ok())
                     .ok_or_else(|| bad(l))?;
             }

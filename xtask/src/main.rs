@@ -5,6 +5,8 @@ use std::process::{Command, ExitCode};
 
 mod bench;
 mod deploy;
+mod jetson;
+mod measure;
 mod test;
 
 const USAGE: &str = "usage: cargo xtask <command>
@@ -18,6 +20,12 @@ const USAGE: &str = "usage: cargo xtask <command>
   deploy --board BOARD MODEL.skq [--images N] [--timeout S]
                                build the board firmware with the model; QEMU boards run it and
                                every int8 logit is compared with the host engine's (boards: qemu-an386)
+  deploy --board jetson MODEL.skq [--images N] [--ssh USER@HOST]
+                               aarch64 Linux binary: run on the board over ssh, or without --ssh
+                               under qemu-aarch64 (its timings are the emulator's, not the board's)
+  measure --board BOARD MODEL.skq [--images N] [--ssh USER@HOST]
+                               deploy, then the per-layer cost/memory table and measure-BOARD.svg
+                               (per-layer bars + arena bytes live per op) next to the model
   pipeline                     the main job on the defaults: train -> quantize -> (deploy once built)
   bench train                  one training epoch, ours vs PyTorch on the same 2 threads
   test                         everything CI runs";
@@ -146,6 +154,8 @@ fn pipeline() -> Result<(), String> {
         summary["qemu_instructions_per_inference"] = r.qemu_instructions_per_inference.into();
         summary["elf_flash_bytes"] = r.elf_flash_bytes.into();
         summary["elf_ram_bytes"] = r.elf_ram_bytes.into();
+        let picture = measure::picture(&dir.join("model.skq"), board, &(&r).into())?;
+        println!("picture: {}", picture.display());
     } else {
         println!(
             "== pipeline 3/3: deploy on {board} skipped: qemu-system-arm is not installed \
@@ -157,7 +167,7 @@ fn pipeline() -> Result<(), String> {
     std::fs::write(&path, format!("{text}\n")).map_err(|e| format!("{}: {e}", path.display()))?;
     println!("{text}");
     println!(
-        "outputs: {out}/model.json, weights.safetensors, metrics.jsonl, curve.svg, model.skq, quant-report.json, summary.json"
+        "outputs: {out}/model.json, weights.safetensors, metrics.jsonl, curve.svg, model.skq, quant-report.json, summary.json, measure-{board}.svg (when deployed)"
     );
     Ok(())
 }
@@ -184,6 +194,7 @@ fn main() -> ExitCode {
             pass_through(shiftkit_quantize(&a))
         }
         Some("deploy") => deploy::main(rest),
+        Some("measure") => measure::main(rest),
         Some("pipeline") => pipeline(),
         Some("bench") => bench::main(rest),
         Some("test") => test::main(rest),

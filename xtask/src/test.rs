@@ -48,6 +48,16 @@ pub fn main(_args: Vec<String>) -> Result<(), String> {
     let mut p = cargo();
     p.args(["run", "--quiet", "-p", "xtask", "--", "pipeline"]);
     steps.push(("pipeline (train, quantize, deploy on qemu-an386)".into(), p));
+    // The jetson board (aarch64 Linux) under qemu-aarch64: its own tests (bad files give one-line
+    // errors), then a deploy of the pipeline's model that fails if any int8 logit differs.
+    let mut jt = cargo();
+    jt.current_dir(crate::root().join("boards/jetson"))
+        .args(["test", "--release"]);
+    steps.push(("jetson board tests (qemu-aarch64)".into(), jt));
+    let mut jd = cargo();
+    jd.args(["run", "--quiet", "-p", "xtask", "--", "deploy"])
+        .args(["--board", "jetson", "runs/default/model.skq"]);
+    steps.push(("deploy on jetson under qemu-aarch64".into(), jd));
     let mut failed = Vec::new();
     for (name, cmd) in steps {
         println!("== xtask test: {name}");

@@ -1,0 +1,331 @@
+//! `cargo xtask deploy --board jetson MODEL.skq [--images N] [--ssh USER@HOST]`: builds
+//! `boards/jetson` (a std aarch64 Linux binary around the firmware engine) and runs it on the
+//! first N bundled test digits, either on the board (`--ssh`: binary, model and IDX files are
+//! copied with scp into `~/shiftkit-jetson/` and run over ssh) or locally under the runner of
+//! `boards/jetson/.cargo/config.toml` (`qemu-aarch64 -cpu max`), where the nanoseconds are the
+//! emulator's, not the board's. Every int8 logit is compared with the host engine's through
+//! `deploy`'s own check.
+use crate::deploy::{self, DeviceRun};
+use crate::{cargo, root};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BOARD: &str = "jetson";
+const DIR: &str = "boards/jetson";
+const TARGET: &str = "aarch64-unknown-linux-gnu";
+const UNIT: &str = "std::time ns";
+/// Folder in the remote user's home that `--ssh` copies into.
+const REMOTE_DIR: &str = "shiftkit-jetson";
+
+/// One jetson run, checked against the host engine.
+#[derive(Debug)]
+pub struct Report {
+    pub images: usize,
+    pub device_accuracy: f64,
+    pub device_matches_host: bool,
+    /// Mean `run()` wall time per image, in ns (under QEMU: emulated).
+    pub ns_per_inference: u64,
+    /// (kind, ns per inference) per op.
+    pub layers: Vec<(String, u64)>,
+    pub unit: &'static str,
+    /// Where it ran: `qemu-aarch64` or the ssh destination.
+    pub ran_on: String,
+}
+
+/// Builds, runs (over ssh or under QEMU) and checks; prints as it goes. `Err` if anything fails
+/// or a device logit differs from the host's (after printing the report).
+pub fn deploy(
+    model: &Path,
+    images: usize,
+    timeout: Duration,
+    ssh: Option<&str>,
+) -> Result<Report, String> {
+    let model = std::path::absolute(model).map_err(|e| format!("{}: {e}", model.display()))?;
+    let bytes = std::fs::read(&model).map_err(|e| {
+        format!(
+            "{}: {e} (quantize a run first: cargo xtask quantize runs/default)",
+            model.display()
+        )
+    })?;
+    let m = firmware::Model::from_bytes(&bytes)
+        .map_err(|e| format!("{}: not a valid model: {e}", model.display()))?;
+    let (idx_images, idx_labels) = (
+        root().join(deploy::IDX_IMAGES),
+        root().join(deploy::IDX_LABELS),
+    );
+    let (digits, labels) = deploy::read_idx(&idx_images, &idx_labels, images)?;
+    let n = labels.len();
+    if digits.first().is_some_and(|d| d.len() != m.input_len()) {
+        return Err(format!(
+            "{}: takes {} input bytes, the bundled test digits are 28x28x1 ({} bytes)",
+            model.display(),
+            m.input_len(),
+            digits[0].len()
+        ));
+    }
+    let ran_on = ssh.map_or_else(|| "qemu-aarch64".to_string(), str::to_string);
+    println!(
+        "== deploy {BOARD} ({ran_on}): {} ({} B model, {} B arena), {n} images",
+        model.display(),
+        bytes.len(),
+        m.arena_bytes()
+    );
+
+    let board_dir = root().join(DIR);
+    let bin = build(&board_dir)?;
+    let size = std::fs::metadata(&bin).map(|md| md.len()).unwrap_or(0);
+    println!("binary {}: {size} B", bin.display());
+
+    let count = n.to_string();
+    let start = Instant::now();
+    let out = match ssh {
+        Some(dest) => run_ssh(
+            dest,
+            &bin,
+            &model,
+            (&idx_images, &idx_labels),
+            &count,
+            timeout,
+        )?,
+        None => {
+            let argv = runner(&board_dir)?;
+            let mut c = Command::new(&argv[0]);
+            c.args(&argv[1..]).arg(&bin).arg(&model);
+            c.args([&idx_images, &idx_labels]).args(["--count", &count]);
+            run_timed(c, timeout, "apt-get install qemu-user")?
+        }
+    };
+    let wall = start.elapsed().as_secs_f64();
+    println!("({ran_on} ran {wall:.1} s, start-up and copies included)");
+    let dev: DeviceRun = deploy::parse(&out, n)?;
+    let check = deploy::check_with_host(&m, &digits, &labels, &dev)?;
+    let unit = if ssh.is_some() {
+        UNIT
+    } else {
+        "std::time ns under qemu-aarch64: the emulator's time, not the board's"
+    };
+    deploy::print_layers(&m, &dev, unit, n);
+
+    let report = Report {
+        images: n,
+        device_accuracy: check.correct as f64 / n.max(1) as f64,
+        device_matches_host: check.mismatches.is_empty(),
+        ns_per_inference: dev.per_inference,
+        layers: dev.per_inference_layers(n),
+        unit: UNIT,
+        ran_on,
+    };
+    println!("\nboard: {BOARD} ({})", report.ran_on);
+    println!(
+        "device_accuracy: {}/{n} ({:.2}%)",
+        check.correct,
+        100.0 * report.device_accuracy
+    );
+    println!("device_matches_host: {}", report.device_matches_host);
+    println!(
+        "ns_per_inference: {} (mean run() wall time, std::time::Instant{})",
+        report.ns_per_inference,
+        if ssh.is_some() {
+            ""
+        } else {
+            "; under qemu-aarch64, not the board's"
+        }
+    );
+    println!(
+        "model_bytes: {}  arena_bytes: {}",
+        bytes.len(),
+        m.arena_bytes()
+    );
+    check.result(n)?;
+    Ok(report)
+}
+
+/// `cargo build --release` in the board crate (target aarch64 from its config); returns the
+/// binary's path.
+fn build(board_dir: &Path) -> Result<PathBuf, String> {
+    let mut c = cargo();
+    c.current_dir(board_dir)
+        .args([
+            "build",
+            "--release",
+            "--target",
+            TARGET,
+            "--message-format=json-render-diagnostics",
+        ])
+        .stderr(Stdio::inherit());
+    let out = c.output().map_err(|e| {
+        format!(
+            "could not start cargo build in {}: {e}",
+            board_dir.display()
+        )
+    })?;
+    if !out.status.success() {
+        return Err(format!(
+            "cargo build --release in {} failed (needs rustup target add {TARGET} and the cross \
+             linker: apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross)",
+            board_dir.display()
+        ));
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["reason"] == "compiler-artifact")
+        .filter_map(|v| v["executable"].as_str().map(PathBuf::from))
+        .next_back()
+        .ok_or_else(|| {
+            format!(
+                "cargo build in {} produced no executable",
+                board_dir.display()
+            )
+        })
+}
+
+/// The runner of the board's `.cargo/config.toml` (the one place its QEMU command lives).
+fn runner(board_dir: &Path) -> Result<Vec<String>, String> {
+    let path = board_dir.join(".cargo/config.toml");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let cmd = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("runner"))
+        .and_then(|l| l.split_once('='))
+        .map(|x| x.1.trim().trim_matches('"'))
+        .ok_or_else(|| format!("{}: no runner", path.display()))?;
+    let argv: Vec<String> = cmd.split_whitespace().map(String::from).collect();
+    if argv.is_empty() {
+        return Err(format!("{}: empty runner", path.display()));
+    }
+    Ok(argv)
+}
+
+/// Copies the binary, the model and the IDX files into `~/shiftkit-jetson/` on `dest` and runs
+/// the binary there; returns its stdout.
+fn run_ssh(
+    dest: &str,
+    bin: &Path,
+    model: &Path,
+    (images, labels): (&Path, &Path),
+    count: &str,
+    timeout: Duration,
+) -> Result<String, String> {
+    if dest.starts_with('-') || dest.contains(char::is_whitespace) {
+        return Err(format!("--ssh {dest}: expected user@host"));
+    }
+    const HINT: &str = "install OpenSSH and set up key login: ssh-copy-id USER@HOST";
+    // BatchMode: fail instead of waiting for a password nobody can type.
+    let ssh = |remote: &str| {
+        let mut c = Command::new("ssh");
+        c.args(["-o", "BatchMode=yes", dest, remote]);
+        c
+    };
+    run_timed(ssh(&format!("mkdir -p {REMOTE_DIR}")), timeout, HINT)?;
+    let mut scp = Command::new("scp");
+    scp.args(["-q", "-o", "BatchMode=yes"])
+        .args([bin, model, images, labels])
+        .arg(format!("{dest}:{REMOTE_DIR}/"));
+    run_timed(scp, timeout, HINT)?;
+    let name = |p: &Path| {
+        p.file_name()
+            .map(|f| format!("{REMOTE_DIR}/{}", f.to_string_lossy()))
+            .unwrap_or_default()
+    };
+    let remote = format!(
+        "./{} '{}' '{}' '{}' --count {count}",
+        name(bin),
+        name(model),
+        name(images),
+        name(labels)
+    );
+    println!("ssh {dest} {remote}");
+    run_timed(ssh(&remote), timeout, HINT)
+}
+
+/// Runs `cmd` with stdout captured and stderr passed through, killing it after `timeout`;
+/// prints the device's `shiftkit`/`image` lines and returns all of stdout.
+fn run_timed(mut cmd: Command, timeout: Duration, install: &str) -> Result<String, String> {
+    let what = cmd.get_program().to_string_lossy().into_owned();
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("could not start {what}: {e} ({install})"))?;
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().map_err(|e| format!("{what}: {e}"))? {
+            break s;
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!(
+                "{what} did not exit within {} s (raise --timeout); its output:\n{}",
+                timeout.as_secs(),
+                reader.join().unwrap_or_default()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let text = reader.join().unwrap_or_default();
+    for l in text
+        .lines()
+        .filter(|l| l.starts_with("image ") || l.starts_with("shiftkit "))
+    {
+        println!("{l}");
+    }
+    if !status.success() {
+        return Err(format!("{what} exited with {status} (its error is above)"));
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runner_is_qemu_aarch64_from_the_board_config() {
+        let argv = runner(&root().join(DIR)).unwrap();
+        assert_eq!(argv[..3], ["qemu-aarch64", "-cpu", "max"]);
+    }
+
+    #[test]
+    fn jetson_lines_parse_with_the_shared_parser() {
+        let out = "shiftkit jetson: ...\n\
+                   image 0 label 7 pred 3 logits [-1, 2, 127, -128]\n\
+                   accuracy 0/1\n\
+                   layer 0 conv3x3 ns 1500\n\
+                   layer 1 fc ns 20\n\
+                   total ns 1600 ns_per_inference 1600\n\
+                   memory model_bytes 10 arena_bytes 20\n";
+        let d = deploy::parse(out, 1).unwrap();
+        assert_eq!(d.images, vec![(7, 3, vec![-1, 2, 127, -128])]);
+        assert_eq!(
+            d.layers,
+            vec![("conv3x3".to_string(), 1500), ("fc".to_string(), 20)]
+        );
+        assert_eq!(d.per_inference, 1600);
+        assert!(deploy::parse("layer 0 conv3x3 ns\n", 0).is_err());
+    }
+
+    #[test]
+    fn ssh_destination_is_checked() {
+        let e = run_ssh(
+            "-oProxyCommand=x",
+            Path::new("b"),
+            Path::new("m"),
+            (Path::new("i"), Path::new("l")),
+            "1",
+            Duration::from_secs(1),
+        )
+        .unwrap_err();
+        assert!(e.contains("expected user@host"), "{e}");
+    }
+}
