@@ -9,6 +9,7 @@
 pub mod add;
 pub mod avg_pool2;
 pub mod conv;
+pub mod fast;
 pub mod fully_connected;
 pub mod global_avg_pool;
 pub mod max_pool3s2;
@@ -130,12 +131,19 @@ impl<X: Element> Io for Split<'_, X> {
     }
     #[inline]
     fn x_bytes(&self, at: usize, dst: &mut [u8]) {
-        let src = self.x.get(at..).unwrap_or(&[]);
-        for (d, s) in dst
-            .iter_mut()
-            .zip(src.iter().chain(core::iter::repeat(&X::from_byte(0))))
-        {
-            *d = s.byte();
+        match self.x.get(at..at.saturating_add(dst.len())) {
+            Some(src) => {
+                for (d, s) in dst.iter_mut().zip(src) {
+                    *d = s.byte();
+                }
+            }
+            None => {
+                let src = self.x.get(at..).unwrap_or(&[]);
+                dst.fill(0);
+                for (d, s) in dst.iter_mut().zip(src) {
+                    *d = s.byte();
+                }
+            }
         }
     }
     #[inline]

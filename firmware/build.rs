@@ -1,0 +1,20 @@
+//! Picks the fast kernels at compile time (DESIGN.md, Engine and kernels):
+//! - `shiftkit_dsp`: Cortex-M with the DSP extension (`smlad`, `sxtb16`): every thumbv7em target
+//!   (M4, M7), and thumbv8m.main (M33) when built with `-C target-feature=+dsp` (the DSP extension
+//!   is optional on v8-M Mainline). rustc does not expose `dsp` to `cfg(target_feature)` on stable,
+//!   hence this script.
+//! - the `portable` feature turns every fast kernel off (benchmarks compare both).
+use std::env;
+
+fn main() {
+    println!("cargo:rustc-check-cfg=cfg(shiftkit_dsp)");
+    println!("cargo:rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
+    let target = env::var("TARGET").unwrap_or_default();
+    let flags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+    let portable = env::var_os("CARGO_FEATURE_PORTABLE").is_some();
+    let dsp = target.starts_with("thumbv7em")
+        || (target.starts_with("thumbv8m.main") && flags.contains("+dsp"));
+    if dsp && !portable {
+        println!("cargo:rustc-cfg=shiftkit_dsp");
+    }
+}

@@ -1,0 +1,208 @@
+//! The fast conv: every conv (k x k, shifted 1x1, plain 1x1) as a patch-times-weights product,
+//! two output pixels by two output channels at a time, bit-exact with [`super::conv`].
+//!
+//! ```text
+//! for each pair of output pixels (p0, p1), in raster order:
+//!     patch_i = the k*k*cin input bytes output p_i reads (gather), packed for the MAC unit
+//!               (each shift group is read at its pointer offset; out-of-image taps read the pad
+//!               value, so borders need no halo and no test inside the MAC loop)
+//!     for each pair of output channels (c0, c1):
+//!         acc[i][j] = bias[c_j] + patch_i . w[c_j]          (the arch's `Mac::dot2x2`)
+//!     write the 4 outputs (after both patches were read: in-place safe, see conv.rs)
+//! ```
+//! The gather costs `k*k*cin` byte copies per output pixel, shared by all `cout` channels; the
+//! MAC loop reads each packed input word once per channel pair and each weight word once per
+//! pixel pair. The arch part is the [`Mac`] trait: [`dsp`] (Cortex-M4/M7/M33 `smlad`/`sxtb16`,
+//! emulated in plain Rust elsewhere so its exact code path is tested on the host).
+pub mod dsp;
+pub mod selftest;
+
+use super::conv::{self, ConvParams};
+use super::{Element, Io, KernelError, Shape};
+use crate::format::shift_groups;
+use crate::requant;
+
+/// Largest patch (`k*k*cin`) the fast path takes; larger convs run the portable kernel. It sizes
+/// the kernel's stack buffers (`MAX_PATCH` bytes + two packed patches).
+pub const MAX_PATCH: usize = 576;
+
+/// Output channels whose constants are decoded at a time (stack: about 1 KB).
+const CHANNELS: usize = 32;
+
+/// One output channel's decoded constants.
+#[derive(Clone, Copy, Debug)]
+struct Channel {
+    rq: requant::Requantizer,
+    bias: i32,
+    /// The weight row's last partial 4-byte block, zero-padded.
+    tail: [u8; 4],
+}
+
+impl Default for Channel {
+    fn default() -> Self {
+        Channel {
+            rq: requant::Requantizer::new(0, 0),
+            bias: 0,
+            tail: [0; 4],
+        }
+    }
+}
+
+/// A multiply-accumulate unit: how 4 patch bytes are packed, and the 2x2 dot product.
+pub trait Mac {
+    /// The packed form of 4 consecutive patch bytes.
+    type Packed: Copy + Default;
+    /// Packs 4 patch bytes, read as i8 (`signed`) or u8.
+    fn pack(b: [u8; 4], signed: bool) -> Self::Packed;
+    /// `acc[2*i + j] += x_i . w_j` where block `b` of pixel `i` is `x[b][i]`, over as many
+    /// blocks as `w0` and `w1` hold (`x` has at least as many; `w` holds i8 weights).
+    fn dot2x2(x: &[[Self::Packed; 2]], w0: &[[u8; 4]], w1: &[[u8; 4]], acc: &mut [i32; 4]);
+}
+
+/// The arch's MAC unit, chosen at compile time.
+#[cfg(shiftkit_dsp)]
+pub type Native = dsp::Dsp;
+
+/// Runs the conv with the native fast kernel if this build has one and the conv fits it;
+/// `Ok(false)` means "not taken, run the portable kernel".
+pub fn conv(io: &mut impl Io, ys: Shape, xs: Shape, p: &ConvParams) -> Result<bool, KernelError> {
+    #[cfg(shiftkit_dsp)]
+    {
+        conv_with::<Native, _>(io, ys, xs, p)
+    }
+    #[cfg(not(shiftkit_dsp))]
+    {
+        let _ = (io, ys, xs, p);
+        Ok(false)
+    }
+}
+
+/// The fast conv with MAC unit `M`; `Ok(false)` if the patch is larger than [`MAX_PATCH`].
+pub fn conv_with<M: Mac, I: Io>(
+    io: &mut I,
+    ys: Shape,
+    xs: Shape,
+    p: &ConvParams,
+) -> Result<bool, KernelError> {
+    conv::check(io, ys, xs, p)?;
+    let patch_len = p.k * p.k * xs.c; // no overflow: equals weights.len() / cout after check
+    if patch_len > MAX_PATCH || patch_len == 0 || ys.c == 0 {
+        return Ok(false);
+    }
+    let blocks = patch_len.div_ceil(4);
+    let mut bytes = [0u8; MAX_PATCH + 3];
+    // Both pixels' packed patches, interleaved by block: packed[b] = [pixel 0, pixel 1].
+    let mut packed = [[M::Packed::default(); 2]; MAX_PATCH / 4 + 1];
+    let signed = I::X::SIGNED;
+    let mut groups = [(0i8, 0i8, 0usize, 0usize); 9];
+    let n_groups = shift_groups(p.shift, xs.c, &mut groups);
+    let groups = &groups[..n_groups];
+    let cout = ys.c;
+    let pixels = ys.h * ys.w;
+    let full = patch_len / 4;
+    let x_tail = full < blocks;
+
+    // Output channels in chunks of CHANNELS, each chunk's constants decoded once.
+    let mut c_start = 0;
+    while c_start < cout {
+        let n_ch = CHANNELS.min(cout - c_start);
+        let mut ch = [Channel::default(); CHANNELS];
+        for (j, c) in ch[..n_ch].iter_mut().enumerate() {
+            let co = c_start + j;
+            let r = &p.rescale;
+            c.rq = requant::Requantizer::new(
+                r.multiplier.get(co).unwrap_or(0),
+                r.shift.get(co).unwrap_or(0),
+            );
+            c.bias = p.bias.get(co).unwrap_or(0);
+            let row = p
+                .weights
+                .get(co * patch_len..(co + 1) * patch_len)
+                .unwrap_or(&[]);
+            let tail = row.get(full * 4..).unwrap_or(&[]);
+            c.tail[..tail.len()].copy_from_slice(tail);
+        }
+        let ch = &ch[..n_ch];
+        let weights = p
+            .weights
+            .get(c_start * patch_len..(c_start + n_ch) * patch_len)
+            .unwrap_or(&[]);
+        let r = &p.rescale;
+
+        let mut px = 0;
+        while px < pixels {
+            // The pixel pair; an odd last pixel is paired with itself and written once.
+            let pair = [px, (px + 1).min(pixels - 1)];
+            for (i, &q) in pair.iter().enumerate() {
+                let (oy, ox) = (q / ys.w, q % ys.w);
+                gather(io, xs, p, groups, oy, ox, &mut bytes[..patch_len]);
+                let (chunks, _) = bytes[..blocks * 4].as_chunks::<4>();
+                for (dst, &b) in packed.iter_mut().zip(chunks) {
+                    dst[i] = M::pack(b, signed);
+                }
+            }
+            let x = &packed[..blocks];
+            let (y0, y1) = (pair[0] * cout + c_start, pair[1] * cout + c_start);
+            for j in (0..n_ch).step_by(2) {
+                let j1 = (j + 1).min(n_ch - 1);
+                let (c0, c1) = (&ch[j], &ch[j1]);
+                let w0 = weights.get(j * patch_len..).unwrap_or(&[]);
+                let w1 = weights.get(j1 * patch_len..).unwrap_or(&[]);
+                let (w0c, _) = w0.as_chunks::<4>();
+                let (w1c, _) = w1.as_chunks::<4>();
+                let mut acc = [c0.bias, c1.bias, c0.bias, c1.bias];
+                M::dot2x2(
+                    x,
+                    &w0c[..full.min(w0c.len())],
+                    &w1c[..full.min(w1c.len())],
+                    &mut acc,
+                );
+                if x_tail {
+                    // The last partial block: weights zero-padded (the patch tail is zero too).
+                    M::dot2x2(&x[full..], &[c0.tail], &[c1.tail], &mut acc);
+                }
+                let (zp, lo, hi) = (r.zero_point, r.act_min, r.act_max);
+                io.set_y(y0 + j, c0.rq.apply(acc[0], zp, lo, hi));
+                io.set_y(y1 + j, c0.rq.apply(acc[2], zp, lo, hi));
+                if j1 != j {
+                    io.set_y(y0 + j1, c1.rq.apply(acc[1], zp, lo, hi));
+                    io.set_y(y1 + j1, c1.rq.apply(acc[3], zp, lo, hi));
+                }
+            }
+            px += 2;
+        }
+        c_start += n_ch;
+    }
+    Ok(true)
+}
+
+/// Writes the `k*k*cin` input bytes output pixel `(oy, ox)` reads into `dst`, in weight order
+/// (`[ky][kx][ci]`), with each shift group read at its offset and the pad value outside.
+fn gather<I: Io>(
+    io: &I,
+    xs: Shape,
+    p: &ConvParams,
+    groups: &[(i8, i8, usize, usize)],
+    oy: usize,
+    ox: usize,
+    dst: &mut [u8],
+) {
+    let cin = xs.c;
+    let mut tap = 0;
+    for ky in 0..p.k {
+        for kx in 0..p.k {
+            let row = &mut dst[tap * cin..][..cin];
+            for &(dh, dw, c0, c1) in groups {
+                let iy = (oy * p.stride + ky) as isize - p.pad as isize - dh as isize;
+                let ix = (ox * p.stride + kx) as isize - p.pad as isize - dw as isize;
+                let out = &mut row[c0..c1];
+                if iy >= 0 && ix >= 0 && (iy as usize) < xs.h && (ix as usize) < xs.w {
+                    io.x_bytes(xs.at(iy as usize, ix as usize, c0), out);
+                } else {
+                    out.copy_from_slice(&p.pad_value[c0..c1]);
+                }
+            }
+            tap += 1;
+        }
+    }
+}

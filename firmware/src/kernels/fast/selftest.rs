@@ -1,0 +1,244 @@
+//! Random conv cases for checking a fast kernel bit-exactly against the portable reference,
+//! `no_std` and allocation-free so that the same cases run in host tests (`tests/fast_kernels.rs`,
+//! with the emulated MAC units) and on the emulated devices (`boards/kernel-check` under QEMU
+//! Cortex-M4/M7/M33, the aarch64 tests under qemu-aarch64), with the real instructions.
+//!
+//! Each case draws a shape (1..=7 x 1..=7 pixels, 1..=40 input and 1..=40 output channels), a
+//! kind (k x k conv with stride and padding, or a 1x1 with no shift, 4C or 8C, centre on or off),
+//! u8 or i8 input, and random data, weights, biases and requantisation constants in the ranges a
+//! validated model allows.
+use super::super::conv::{self, ConvParams};
+use super::super::{I32s, KernelError, Rescale, Shape, Split};
+use crate::format::Shift;
+
+const MAX_X: usize = 7 * 7 * 40;
+const MAX_Y: usize = 9 * 9 * MAX_COUT; // a 1x1 with padding 1 grows the image by 2
+const MAX_W: usize = 9 * 40 * MAX_COUT;
+/// Up to 40 output channels: more than one channel chunk of the fast kernel.
+const MAX_COUT: usize = 40;
+
+/// A case whose fast output differs from the reference: its seed and first differing index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mismatch {
+    pub case: u32,
+    pub index: usize,
+    pub fast: i8,
+    pub reference: i8,
+}
+
+/// Small PRNG (xorshift64*), fixed seed.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() >> 33) as usize % n.max(1)
+    }
+    fn byte(&mut self) -> u8 {
+        (self.next() >> 40) as u8
+    }
+}
+
+/// The fast kernel under test, called like `fast::conv_with::<M, _>`; `Ok(false)` = not taken.
+pub trait FastConv {
+    fn conv_u8(
+        &mut self,
+        io: &mut Split<u8>,
+        ys: Shape,
+        xs: Shape,
+        p: &ConvParams,
+    ) -> Result<bool, KernelError>;
+    fn conv_i8(
+        &mut self,
+        io: &mut Split<i8>,
+        ys: Shape,
+        xs: Shape,
+        p: &ConvParams,
+    ) -> Result<bool, KernelError>;
+}
+
+/// Runs `cases` random cases from `seed`; returns how many the fast kernel took, or the first
+/// mismatch.
+pub fn run(fast: &mut impl FastConv, seed: u64, cases: u32) -> Result<u32, Mismatch> {
+    let mut rng = Rng(seed | 1);
+    let mut taken = 0;
+    let mut x = [0u8; MAX_X];
+    let mut w = [0u8; MAX_W];
+    let mut bias = [0u8; 4 * MAX_COUT];
+    let mut mult = [0u8; 4 * MAX_COUT];
+    let mut shift = [0u8; 4 * MAX_COUT];
+    let mut pad = [0u8; 40];
+    let mut y_fast = [0i8; MAX_Y];
+    let mut y_ref = [0i8; MAX_Y];
+    for case in 0..cases {
+        let (k, stride, pad_px, sh) = match rng.below(8) {
+            0 => (3, 1, 1, Shift::None),
+            1 => (3, 2, 1, Shift::None),
+            2 => (1, 1 + rng.below(2), 0, Shift::None),
+            3 | 4 => (
+                1,
+                1 + rng.below(2),
+                0,
+                Shift::C4 {
+                    centre: rng.below(2) == 0,
+                },
+            ),
+            5 => (
+                1,
+                1,
+                0,
+                Shift::C8 {
+                    centre: rng.below(2) == 0,
+                },
+            ),
+            6 => (1 + 2 * rng.below(2), 1, rng.below(2), Shift::None),
+            _ => (2, 1, 0, Shift::None),
+        };
+        let h = k.max(1 + rng.below(7));
+        let wd = k.max(1 + rng.below(7));
+        let cin = 1 + rng.below(if k > 1 { 16 } else { 40 });
+        let wide = rng.below(4) == 0;
+        let cout = 1 + rng.below(if wide { MAX_COUT } else { 9 });
+        let xs = Shape::new(h, wd, cin);
+        let (Some(oh), Some(ow)) = (
+            conv::out_size(h, k, stride, pad_px),
+            conv::out_size(wd, k, stride, pad_px),
+        ) else {
+            continue;
+        };
+        let ys = Shape::new(oh, ow, cout);
+        let (nx, ny, nw) = (h * wd * cin, oh * ow * cout, cout * k * k * cin);
+        for v in &mut x[..nx] {
+            *v = rng.byte();
+        }
+        for v in &mut w[..nw] {
+            // Symmetric int8 weights in [-127, 127], as quantize writes them.
+            *v = (rng.below(255) as i32 - 127) as i8 as u8;
+        }
+        for v in &mut pad[..cin] {
+            *v = rng.byte();
+        }
+        for c in 0..cout {
+            let b = (rng.next() >> 32) as i32 >> rng.below(20);
+            let m = (1i32 << 30) | ((rng.next() >> 34) as i32 & ((1 << 30) - 1));
+            let s = rng.below(14) as i32 - 12;
+            bias[4 * c..4 * c + 4].copy_from_slice(&b.to_le_bytes());
+            mult[4 * c..4 * c + 4].copy_from_slice(&m.to_le_bytes());
+            shift[4 * c..4 * c + 4].copy_from_slice(&s.to_le_bytes());
+        }
+        let zero_point = rng.byte() as i8;
+        let act_min = if rng.below(2) == 0 { zero_point } else { -128 };
+        let (Some(bias), Some(multiplier), Some(shift)) = (
+            I32s::new(&bias[..4 * cout]),
+            I32s::new(&mult[..4 * cout]),
+            I32s::new(&shift[..4 * cout]),
+        ) else {
+            continue;
+        };
+        let p = ConvParams {
+            k,
+            stride,
+            pad: pad_px,
+            shift: sh,
+            weights: &w[..nw],
+            bias,
+            pad_value: &pad[..cin],
+            rescale: Rescale {
+                multiplier,
+                shift,
+                zero_point,
+                act_min,
+                act_max: 127,
+            },
+        };
+        y_fast[..ny].fill(0x55);
+        let took = if rng.below(2) == 0 {
+            let xv = &x[..nx];
+            let r = conv::forward(
+                &mut Split {
+                    x: xv,
+                    y: &mut y_ref[..ny],
+                },
+                ys,
+                xs,
+                &p,
+            );
+            let f = fast.conv_u8(
+                &mut Split {
+                    x: xv,
+                    y: &mut y_fast[..ny],
+                },
+                ys,
+                xs,
+                &p,
+            );
+            r.is_ok() && f == Ok(true)
+        } else {
+            let mut xi = [0i8; MAX_X];
+            for (d, &s) in xi.iter_mut().zip(&x[..nx]) {
+                *d = s as i8;
+            }
+            let xv = &xi[..nx];
+            let r = conv::forward(
+                &mut Split {
+                    x: xv,
+                    y: &mut y_ref[..ny],
+                },
+                ys,
+                xs,
+                &p,
+            );
+            let f = fast.conv_i8(
+                &mut Split {
+                    x: xv,
+                    y: &mut y_fast[..ny],
+                },
+                ys,
+                xs,
+                &p,
+            );
+            r.is_ok() && f == Ok(true)
+        };
+        if !took {
+            continue;
+        }
+        taken += 1;
+        if let Some(i) = (0..ny).find(|&i| y_fast[i] != y_ref[i]) {
+            return Err(Mismatch {
+                case,
+                index: i,
+                fast: y_fast[i],
+                reference: y_ref[i],
+            });
+        }
+    }
+    Ok(taken)
+}
+
+/// [`FastConv`] for a [`super::Mac`] unit.
+pub struct With<M>(pub core::marker::PhantomData<M>);
+
+impl<M: super::Mac> FastConv for With<M> {
+    fn conv_u8(
+        &mut self,
+        io: &mut Split<u8>,
+        ys: Shape,
+        xs: Shape,
+        p: &ConvParams,
+    ) -> Result<bool, KernelError> {
+        super::conv_with::<M, _>(io, ys, xs, p)
+    }
+    fn conv_i8(
+        &mut self,
+        io: &mut Split<i8>,
+        ys: Shape,
+        xs: Shape,
+        p: &ConvParams,
+    ) -> Result<bool, KernelError> {
+        super::conv_with::<M, _>(io, ys, xs, p)
+    }
+}
