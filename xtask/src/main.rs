@@ -6,6 +6,7 @@ use std::process::{Command, ExitCode};
 mod bench;
 mod deploy;
 mod jetson;
+mod kernel_check;
 mod measure;
 mod test;
 

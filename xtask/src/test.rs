@@ -32,6 +32,8 @@ pub fn main(_args: Vec<String>) -> Result<(), String> {
         "aarch64-unknown-linux-gnu",
     ]);
     steps.push(("firmware tests on aarch64 (qemu-aarch64)".into(), a));
+    // The fast kernels with the real DSP instructions on QEMU Cortex-M4/M7/M33.
+    steps.extend(crate::kernel_check::steps());
     for (target, features) in FIRMWARE_BUILDS {
         let mut b = cargo();
         b.args(["build", "--release", "-p", "firmware", "--target", target]);

@@ -62,6 +62,11 @@ pub trait Mac {
 /// The arch's MAC unit, chosen at compile time.
 #[cfg(shiftkit_dsp)]
 pub type Native = dsp::Dsp;
+/// The name of this build's MAC unit (`"none"`: portable kernels only).
+#[cfg(shiftkit_dsp)]
+pub const NATIVE_UNIT: &str = "dsp";
+#[cfg(not(any(shiftkit_dsp, target_arch = "aarch64")))]
+pub const NATIVE_UNIT: &str = "none";
 
 /// Runs the conv with the native fast kernel if this build has one and the conv fits it;
 /// `Ok(false)` means "not taken, run the portable kernel".

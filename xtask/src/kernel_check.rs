@@ -1,0 +1,71 @@
+//! The fast kernels under QEMU, as `cargo xtask test` runs them: `boards/kernel-check` runs the
+//! firmware's random conv cases (the fast kernel with the real DSP instructions against the
+//! portable reference, bit-exactly) on a Cortex-M4 (`mps2-an386`), a Cortex-M7 (`mps2-an500`,
+//! the same thumbv7em image) and a Cortex-M33 (`mps2-an505`, thumbv8m.main built with `+dsp`).
+//! Each run exits non-zero on a mismatch or if the DSP unit was not compiled in.
+use crate::{cargo, root};
+use std::process::Command;
+
+const DIR: &str = "boards/kernel-check";
+/// Seconds one QEMU run may take (it needs about one).
+const QEMU_TIMEOUT: &str = "120";
+
+fn qemu(cpu: &str, machine: &str, elf: &str) -> Command {
+    let mut c = Command::new("timeout");
+    c.current_dir(root().join(DIR)).args([
+        QEMU_TIMEOUT,
+        "qemu-system-arm",
+        "-cpu",
+        cpu,
+        "-machine",
+        machine,
+        "-nographic",
+        "-semihosting-config",
+        "enable=on,target=native",
+        "-icount",
+        "shift=0",
+        "-kernel",
+        elf,
+    ]);
+    c
+}
+
+/// The build and run steps, in order, named for the test report.
+pub fn steps() -> Vec<(String, Command)> {
+    let mut v = Vec::new();
+    let mut b7 = cargo();
+    b7.current_dir(root().join(DIR))
+        .args(["build", "--release"]);
+    v.push(("kernel-check build (thumbv7em)".to_string(), b7));
+    let elf7 = "target/thumbv7em-none-eabihf/release/kernel-check";
+    v.push((
+        "fast kernels bit-exact on QEMU Cortex-M4 (mps2-an386)".into(),
+        qemu("cortex-m4", "mps2-an386", elf7),
+    ));
+    v.push((
+        "fast kernels bit-exact on QEMU Cortex-M7 (mps2-an500)".into(),
+        qemu("cortex-m7", "mps2-an500", elf7),
+    ));
+    let mut b33 = cargo();
+    b33.current_dir(root().join(DIR))
+        .env("KERNEL_CHECK_MEMORY", "../qemu-an505/memory.x")
+        .env("RUSTFLAGS", "-C link-arg=-Tlink.x -C target-feature=+dsp")
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "thumbv8m.main-none-eabihf",
+            "--target-dir",
+            "target/m33",
+        ]);
+    v.push(("kernel-check build (thumbv8m.main+dsp)".into(), b33));
+    v.push((
+        "fast kernels bit-exact on QEMU Cortex-M33 (mps2-an505)".into(),
+        qemu(
+            "cortex-m33",
+            "mps2-an505",
+            "target/m33/thumbv8m.main-none-eabihf/release/kernel-check",
+        ),
+    ));
+    v
+}
