@@ -2,14 +2,18 @@
 //! calling the portable reference kernels. No heap, no recursion, no panics: anything that
 //! does not fit is an [`Error`].
 //!
-//! Every activation tensor lives at its planned offset in the arena (`&mut [i8]`). An op's
-//! output never overlaps its inputs (checked at load), so [`split_arena`] can hand out the
-//! inputs as shared slices and the output as a mutable one, without copies and without `unsafe`.
+//! Every activation tensor lives at its planned offset in the arena (`&mut [i8]`). Where an op's
+//! output is disjoint from its inputs, [`split_arena`] hands out the inputs as shared slices and
+//! the output as a mutable one, without copies and without `unsafe`. Where it overlaps an input
+//! (an in-place op, allowed at load only as `crate::plan_rules` says), the kernel gets one
+//! buffer: a [`Shared`] io for a conv or an average pool, the in-place add for an add.
 use core::fmt;
 use core::ops::Range;
 
 use crate::format::{Op, Requant, Tensor};
-use crate::kernels::{self, add::AddParams, conv::ConvParams, KernelError, Rescale, Shape, Split};
+use crate::kernels::{
+    self, add::AddParams, add::Over, conv::ConvParams, KernelError, Rescale, Shape, Shared, Split,
+};
 use crate::model::{Model, ModelError};
 
 /// Per-op hooks: a board times layers, quantize compares each op's output with float.
@@ -166,6 +170,11 @@ pub fn split_arena<'a, const N: usize>(
     Some((y, xs))
 }
 
+/// Whether two arena tensors share bytes.
+fn overlap(a: &Tensor, b: &Tensor) -> bool {
+    crate::plan_rules::overlaps(a, b)
+}
+
 /// Runs op `i`; returns the arena range of its output.
 fn run_op(
     model: &Model,
@@ -228,6 +237,10 @@ fn run_op(
                 // The stem reads the caller's u8 pixels.
                 let y = arena.get_mut(yr.clone()).ok_or(split)?;
                 kernels::conv::forward(&mut Split { x: input, y }, ys, xs, &p).map_err(kernel)?;
+            } else if overlap(&xt, &yt) {
+                // In place: the output starts at least the rule's lag below the input.
+                let mut io = Shared::new(arena, range(&xt)?, yr.clone()).ok_or(split)?;
+                kernels::conv::forward(&mut io, ys, xs, &p).map_err(kernel)?;
             } else {
                 let (y, [x]) = split_arena(arena, yr.clone(), [range(&xt)?]).ok_or(split)?;
                 kernels::conv::forward(&mut Split { x, y }, ys, xs, &p).map_err(kernel)?;
@@ -284,16 +297,35 @@ fn run_op(
                 act_max,
             };
             let yr = range(&yt)?;
-            let (yv, [av, bv]) =
-                split_arena(arena, yr.clone(), [range(&at)?, range(&bt)?]).ok_or(split)?;
-            kernels::add::forward(yv, av, bv, &p).map_err(kernel)?;
+            let (ar, br) = (range(&at)?, range(&bt)?);
+            // In place the output coincides with an input (plan_rules); the other is disjoint
+            // or coincides too.
+            if ar == yr && br == yr {
+                let yv = arena.get_mut(yr.clone()).ok_or(split)?;
+                kernels::add::forward_in_place(yv, Over::Both, &p).map_err(kernel)?;
+            } else if ar == yr {
+                let (yv, [bv]) = split_arena(arena, yr.clone(), [br]).ok_or(split)?;
+                kernels::add::forward_in_place(yv, Over::A { b: bv }, &p).map_err(kernel)?;
+            } else if br == yr {
+                let (yv, [av]) = split_arena(arena, yr.clone(), [ar]).ok_or(split)?;
+                kernels::add::forward_in_place(yv, Over::B { a: av }, &p).map_err(kernel)?;
+            } else {
+                let (yv, [av, bv]) = split_arena(arena, yr.clone(), [ar, br]).ok_or(split)?;
+                kernels::add::forward(yv, av, bv, &p).map_err(kernel)?;
+            }
             Ok(yr)
         }
         Op::AvgPool2 { x, y } | Op::MaxPool3s2 { x, y } | Op::GlobalAvgPool { x, y } => {
             let (xt, yt) = (tensor(x)?, tensor(y)?);
             let yr = range(&yt)?;
-            let (yv, [xv]) = split_arena(arena, yr.clone(), [range(&xt)?]).ok_or(split)?;
             let xs = shape(&xt);
+            if let (Op::AvgPool2 { .. }, true) = (op, overlap(&xt, &yt)) {
+                // In place: the output starts at least `c` bytes below the input.
+                let mut io = Shared::new(arena, range(&xt)?, yr.clone()).ok_or(split)?;
+                kernels::avg_pool2::forward_io(&mut io, xs).map_err(kernel)?;
+                return Ok(yr);
+            }
+            let (yv, [xv]) = split_arena(arena, yr.clone(), [range(&xt)?]).ok_or(split)?;
             match op {
                 Op::AvgPool2 { .. } => kernels::avg_pool2::forward(yv, xv, xs),
                 Op::MaxPool3s2 { .. } => kernels::max_pool3s2::forward(yv, xv, xs),

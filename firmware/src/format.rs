@@ -44,14 +44,24 @@
 //!   `sum > 0 ? (sum + n/2) / n : (sum - n/2) / n` (C division), clamped to [-128, 127]; output
 //!   scale and zero point equal the input's. Max pool likewise keeps scale and zero point.
 //!
-//! # Memory plan
-//! Every tensor but the input has an arena `offset`; `offset + bytes <= arena_bytes`, and an op's
-//! output never overlaps any of its inputs (a later plan may relax this for in-place ops).
-//! Tensors whose lifetimes do not overlap may share bytes.
+//! # Memory plan (format version 2)
+//! Every tensor but the input has an arena `offset`; `offset + bytes <= arena_bytes`. Tensors
+//! whose lifetimes (from the op that writes them to the last op that reads them) do not overlap
+//! may share bytes. An op's output may overlap one of its inputs only as
+//! [`crate::plan_rules`] allows (version 1 allowed no overlap at all), and then no later op reads
+//! that input:
+//! - an add's output coincides exactly with an input (the other one coincides too or is
+//!   disjoint);
+//! - a stride-1 1x1 conv (shifted or not) has `y.offset + lag <= x.offset`, with the lag of
+//!   [`crate::plan_rules::conv_lag`] (from the pixels, both channel counts, the shift's reach of
+//!   one row (4C) or one row and a pixel (8C), and the kernels' block of 2 output pixels);
+//! - a 2x2 average pool has `y.offset + c <= x.offset`.
+//! A shift is never a tensor: it is the input indexing of the 1x1 conv that follows it.
 use serde::{Deserialize, Serialize};
 
 pub const MAGIC: [u8; 4] = *b"SKQ\x01";
-pub const FORMAT_VERSION: u16 = 1;
+/// Version 2: the memory plan may place an op's output over its input (in-place ops).
+pub const FORMAT_VERSION: u16 = 2;
 /// Bytes before the graph section.
 pub const PREAMBLE: usize = 24;
 /// Alignment of the weight section and of every span in it.

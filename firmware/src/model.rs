@@ -15,6 +15,7 @@ use crate::format::{
     WEIGHT_ALIGN,
 };
 use crate::kernels::{conv, global_avg_pool, I32s};
+use crate::plan_rules;
 
 /// Why a file is not a valid `.skq` model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -485,10 +486,17 @@ impl<'a> Model<'a> {
                 if id == input && !matches!(op, Op::Conv { .. }) {
                     return Err(invalid("op: only a conv may read the u8 input tensor", i));
                 }
-                if id != input && overlaps(&x, &y) {
-                    return Err(invalid("op: output overlaps an input in the arena", i));
-                }
                 *slot = Some(x);
+            }
+        }
+        for (slot, id) in op_inputs(op).into_iter().enumerate() {
+            let (Some(id), Some(x)) = (id, xs[slot]) else {
+                continue;
+            };
+            if id != input
+                && !plan_rules::output_may_overlap(op, slot, &x, xs[1 - slot].as_ref(), &y)
+            {
+                return Err(invalid("op: output overlaps an input in the arena", i));
             }
         }
         let Some(x) = xs[0] else {
@@ -650,8 +658,9 @@ impl<'a> Model<'a> {
         Ok(())
     }
 
-    /// Every tensor is written by one op at most, and every tensor an op reads (but the input) was
-    /// written by an earlier op. O(ops^2) record decodes, once.
+    /// Every tensor is written by one op at most, every tensor an op reads (but the input) was
+    /// written by an earlier op, and an input an op writes its output over (in place) is read by
+    /// no later op. O(ops^2) record decodes, once.
     fn check_dataflow(&self) -> Result<(), ModelError> {
         for (i, op) in self.ops().enumerate() {
             let op = op?;
@@ -667,6 +676,20 @@ impl<'a> Model<'a> {
                     *w |= x == Some(e);
                 }
             }
+            let yt = self.tensor(y)?;
+            for x in ins.into_iter().flatten() {
+                if x == self.header.input || !plan_rules::overlaps(&self.tensor(x)?, &yt) {
+                    continue;
+                }
+                for later in self.ops().skip(i + 1) {
+                    if op_inputs(&later?).contains(&Some(x)) {
+                        return Err(invalid(
+                            "op: writes its output over an input that a later op still reads",
+                            i,
+                        ));
+                    }
+                }
+            }
             for (w, x) in written.iter().zip(ins) {
                 if let Some(x) = x {
                     if x != self.header.input && !w {
@@ -677,12 +700,6 @@ impl<'a> Model<'a> {
         }
         Ok(())
     }
-}
-
-/// Byte ranges of two arena tensors intersect.
-fn overlaps(a: &Tensor, b: &Tensor) -> bool {
-    let (a0, b0) = (a.offset as u64, b.offset as u64);
-    a0 < b0 + elements(b) && b0 < a0 + elements(a)
 }
 
 /// The tensor an op writes.

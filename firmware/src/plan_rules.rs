@@ -3,16 +3,18 @@
 //! validation ([`crate::model`]) to accept a plan; the engine hands such an op one buffer
 //! ([`crate::kernels::Shared`]).
 //!
-//! Only two kinds of op may overlap their output with an input (every other op's output is
-//! disjoint from its inputs):
+//! Three kinds of op may overlap their output with an input ([`in_place`]); every other op's
+//! output is disjoint from its inputs:
 //!
 //! - **Add**: the output coincides exactly with an input (same offset; the shapes are equal), and
-//!   each other input either coincides with it too or is disjoint. The kernel reads `a[i]` and
+//!   the other input either coincides with it too or is disjoint. The kernel reads `a[i]` and
 //!   `b[i]` before it writes `y[i]` and never reads index `i` again, so every read sees the
 //!   original value.
 //! - **Conv** with `k = 1`, `stride = 1`, `pad = 0` (shifted or not), over an int8 input: the
 //!   output may overlap the input if it starts at least [`conv_lag`] bytes lower:
 //!   `y_offset + lag <= x_offset`.
+//! - **AvgPool2**: the output may overlap the input if `y_offset + c <= x_offset` (`c` channels;
+//!   [`avg_pool2_lag`]).
 //!
 //! # The conv rule and its proof
 //! Let the input and output have `n = h * w` pixels, `cin` and `cout` channels, and let `reach`
@@ -38,15 +40,25 @@
 //! `>= x + max(p - reach, 0) * cin`. Every byte written so far belongs to an output pixel `< q`
 //! (earlier blocks and this one), so lies below `y + q * cout <= y + min(p + B, n) * cout`. By the
 //! choice of `lag` that is `<= x + max(p - reach, 0) * cin`: every written byte lies below every
-//! byte the read may touch. The output is placed below the input (`y <= x`), so no write lands
-//! above the input either. The bound holds for any split of the pixels into blocks of at most
-//! `B`, and a kernel with smaller blocks (the portable one, `B = 1`) is covered by the same rule.
+//! byte the read may touch. The bound holds for any split of the pixels into blocks of at most
+//! `B`, so a kernel with smaller blocks (the portable one, `B = 1`) is covered by the same rule.
 //!
+//! # The average pool rule
+//! The pool kernel computes output pixels in raster order, one at a time; within a pixel it may
+//! interleave reads and writes in any order; output pixel `q = oy * (w/2) + ox` writes only its
+//! own `c` bytes and reads only its 2x2 window, input pixels `r, r+1, r+w, r+w+1` with
+//! `r = 2*oy*w + 2*ox`. With `y + c <= x`: the bytes written so far lie below
+//! `y + (q+1)*c <= x + q*c`, the reads at or above `x + r*c`, and `q <= r` (as `w/2 <= 2w` and
+//! `ox <= 2*ox`). The lag is tight: with `y + c > x` the first output pixel may overwrite the
+//! first input pixel before reading it.
+//!
+//! # Computing the conv lag
 //! The maximum over `p` is of a piecewise linear function with breakpoints at `p = reach` and
 //! `p = n - B`, so it is attained at one of `0, reach, n - B, n - 1` (clamped to `0..n`);
-//! [`conv_lag`] evaluates those. `firmware/tests/plan_rules.rs` checks the rule by brute force:
+//! [`conv_lag`] evaluates those. `firmware/tests/plan_rules.rs` checks both rules by brute force:
 //! it simulates every read and write of a blocked kernel, byte by byte, on random shapes, shifts
-//! and block splits, with the output placed exactly `lag` below the input.
+//! and block splits, with the output placed exactly `lag` below the input, and shows that one
+//! byte less is caught.
 use crate::format::{Op, Shift, Tensor};
 
 /// Largest number of output pixels a conv kernel handles as one block (see the module doc).
@@ -80,11 +92,24 @@ pub fn conv_lag(pixels: u64, cin: u64, cout: u64, reach: u64) -> u64 {
     lag.max(0) as u64
 }
 
-/// The lag of `op` if its output may overlap its input `x` (a k=1, stride 1, pad 0 conv over an
-/// arena tensor), `None` if the op may not run in place at all (every other conv; adds coincide
-/// exactly instead, see [`output_may_overlap`]).
-pub fn conv_in_place_lag(op: &Op, x: &Tensor, y: &Tensor) -> Option<u64> {
+/// The lag of an in-place 2x2 average pool over `c` channels (module doc).
+pub fn avg_pool2_lag(c: u64) -> u64 {
+    c
+}
+
+/// How an op's output may overlap its arena input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InPlace {
+    /// Only exactly: same offset (an add).
+    Exact,
+    /// Anywhere with `y_offset + lag <= x_offset` (a 1x1 stride-1 conv, a 2x2 average pool).
+    Below { lag: u64 },
+}
+
+/// How `op` may write its output `y` over its arena input `x`, `None` if it may not.
+pub fn in_place(op: &Op, x: &Tensor, y: &Tensor) -> Option<InPlace> {
     match *op {
+        Op::Add { .. } => Some(InPlace::Exact),
         Op::Conv {
             k: 1,
             stride: 1,
@@ -93,13 +118,17 @@ pub fn conv_in_place_lag(op: &Op, x: &Tensor, y: &Tensor) -> Option<u64> {
             ..
         } if (x.h, x.w) == (y.h, y.w) => {
             let pixels = x.h as u64 * x.w as u64;
-            Some(conv_lag(
+            let lag = conv_lag(
                 pixels,
                 x.c as u64,
                 y.c as u64,
                 reach(shift, x.w as usize) as u64,
-            ))
+            );
+            Some(InPlace::Below { lag })
         }
+        Op::AvgPool2 { .. } => Some(InPlace::Below {
+            lag: avg_pool2_lag(x.c as u64),
+        }),
         _ => None,
     }
 }
@@ -128,19 +157,16 @@ pub fn output_may_overlap(
         return true;
     }
     let same = |a: &Tensor, b: &Tensor| a.offset == b.offset && a_len(a) == a_len(b);
-    match op {
-        Op::Add { .. } => {
+    match in_place(op, x, y) {
+        Some(InPlace::Exact) => {
             let other_ok = match other {
                 Some(o) => !overlaps(o, y) || same(o, y),
                 None => false,
             };
             slot < 2 && same(x, y) && other_ok
         }
-        Op::Conv { .. } => match conv_in_place_lag(op, x, y) {
-            Some(lag) => y.offset as u64 + lag <= x.offset as u64,
-            None => false,
-        },
-        _ => false,
+        Some(InPlace::Below { lag }) => y.offset as u64 + lag <= x.offset as u64,
+        None => false,
     }
 }
 

@@ -28,9 +28,10 @@ fn preamble_errors() {
             have: f.len() - 1
         }
     );
-    let mut v2 = f.clone();
-    v2[4] = 2;
-    assert_eq!(err(&v2), ModelError::UnsupportedVersion { found: 2 });
+    // A version-1 file (no in-place ops) is refused: its plan semantics differ.
+    let mut v1 = f.clone();
+    v1[4] = 1;
+    assert_eq!(err(&v1), ModelError::UnsupportedVersion { found: 1 });
     let mut flipped = f.clone();
     let last = flipped.len() - 1;
     flipped[last] ^= 1;

@@ -1,14 +1,18 @@
 //! The in-place conv rule of `firmware::plan_rules`, by brute force: a simulated blocked kernel
 //! reads and writes the arena byte by byte, on random shapes, shifts and block splits, with the
 //! output placed exactly `conv_lag` bytes below the input, and no read may see a byte that was
-//! already written. Then the real portable conv through a `Shared` io, placed by the rule, must
-//! give the same output as with separate slices.
+//! already written; likewise the average pool. Then the real portable conv through a `Shared` io,
+//! placed by the rule, must give the same output as with separate slices, the engine must run
+//! in-place plans like the naive reference, and model validation must reject plans that break
+//! the rules.
 mod common;
 
-use common::Rng;
-use firmware::format::{shift_groups, Shift};
+use common::{reference, second_net, tiny_net, Builder, Rng};
+use firmware::format::{shift_groups, Op, Shift};
 use firmware::kernels::{conv, I32s, Rescale, Shape, Shared, Split};
-use firmware::plan_rules::{conv_lag, reach, IN_PLACE_BLOCK};
+use firmware::model::op_output;
+use firmware::plan_rules::{avg_pool2_lag, conv_lag, in_place, reach, InPlace, IN_PLACE_BLOCK};
+use firmware::{run, Model, ModelError, Profiler};
 
 const SHIFTS: [Shift; 5] = [
     Shift::None,
@@ -275,4 +279,179 @@ fn the_portable_conv_in_place_matches_the_split_conv() {
         conv::forward(&mut io, ys, xs, &p).unwrap();
         assert_eq!(io.y(), &want[..], "{h}x{w} {cin}->{cout} {shift:?}");
     }
+}
+
+/// Like the conv: a simulated 2x2 average pool (per pixel, any order inside a pixel) with the
+/// output exactly `avg_pool2_lag` below the input reads no written byte; one byte less does.
+#[test]
+fn the_average_pool_rule_holds_and_is_tight() {
+    let mut rng = Rng(0xa7e);
+    for _ in 0..300 {
+        let (h, w, c) = (2 + rng.below(7), 2 + rng.below(7), 1 + rng.below(9));
+        let lag = avg_pool2_lag(c as u64) as usize;
+        // Returns whether some read saw a written byte, output at `y`, input at `x`.
+        let run = |x: usize, y: usize, writes_first: bool| {
+            let mut written = vec![false; x + h * w * c + y];
+            let mut bad = false;
+            for oy in 0..h / 2 {
+                for ox in 0..w / 2 {
+                    let q = oy * (w / 2) + ox;
+                    let reads: Vec<usize> = [(0, 0), (0, 1), (1, 0), (1, 1)]
+                        .iter()
+                        .flat_map(|&(dy, dx)| {
+                            let r = (2 * oy + dy) * w + 2 * ox + dx;
+                            (0..c).map(move |ch| x + r * c + ch)
+                        })
+                        .collect();
+                    let writes = y + q * c..y + (q + 1) * c;
+                    if writes_first {
+                        writes.clone().for_each(|a| written[a] = true);
+                    }
+                    bad |= reads.iter().any(|&a| written[a]);
+                    writes.for_each(|a| written[a] = true);
+                }
+            }
+            bad
+        };
+        let x = lag + rng.below(3);
+        assert!(!run(x, x - lag, true), "{h}x{w}x{c}");
+        assert!(!run(x, x - lag, false), "{h}x{w}x{c}");
+        assert!(run(lag, 1, true), "{h}x{w}x{c}: lag {} not caught", lag - 1);
+    }
+}
+
+/// Records every op's output.
+#[derive(Default)]
+struct Outputs(Vec<Vec<i8>>);
+
+impl Profiler for Outputs {
+    fn end(&mut self, _: usize, output: &[i8]) {
+        self.0.push(output.to_vec());
+    }
+}
+
+/// Runs `b`'s file through the engine on random images and compares every op's output with the
+/// naive reference.
+fn engine_matches_reference(b: &Builder, seed: u64) {
+    let file = b.encode();
+    let model = Model::from_bytes(&file).unwrap_or_else(|e| panic!("{e}"));
+    let mut rng = Rng(seed);
+    for _ in 0..10 {
+        let input: Vec<u8> = (0..model.input_len())
+            .map(|_| rng.range(0, 255) as u8)
+            .collect();
+        let want = reference(b, &input);
+        let mut arena = vec![0x5ai8; model.arena_bytes()];
+        let mut got = Outputs::default();
+        run(&model, &input, &mut arena, &mut got).unwrap();
+        for (i, out) in got.0.iter().enumerate() {
+            let y = op_output(&b.ops[i]) as usize;
+            let want: Vec<i8> = want[y].iter().map(|&v| v as i8).collect();
+            assert_eq!(out, &want, "op {i}");
+        }
+    }
+}
+
+/// Moves tensor `t` to `offset` and grows the arena to hold it.
+fn place(b: &mut Builder, t: u16, offset: u32) {
+    b.tensors[t as usize].offset = offset;
+    let end = offset + b.tensors[t as usize].bytes() as u32;
+    b.arena = b.arena.max(end);
+    b.header.arena_bytes = b.arena;
+}
+
+fn lag(b: &Builder, op: usize) -> u32 {
+    let (x, y) = match b.ops[op] {
+        Op::Conv { x, y, .. } | Op::AvgPool2 { x, y } => (x, y),
+        _ => panic!("op {op} is not a conv or a pool"),
+    };
+    let (xt, yt) = (&b.tensors[x as usize], &b.tensors[y as usize]);
+    match in_place(&b.ops[op], xt, yt) {
+        Some(InPlace::Below { lag }) => lag as u32,
+        other => panic!("op {op}: {other:?}"),
+    }
+}
+
+/// second_net with every in-place op it allows: C8 conv over its input, the add over that
+/// conv's output, a plain 1x1 conv below the add.
+#[test]
+fn the_engine_runs_in_place_convs_and_adds_like_the_reference() {
+    let (mut b, _) = second_net(3);
+    // ops: 0 stem t1, 1 maxpool t2, 2 conv t3 (t2 read later), 3 conv t4 over t3,
+    // 4 add t5 = t2 + t4 over t4, 5 conv t6 over t5, 6 gap t7, 7 fc t8.
+    let base = 2000;
+    place(&mut b, 3, base);
+    let t4 = base - lag(&b, 3);
+    place(&mut b, 4, t4);
+    place(&mut b, 5, t4);
+    let t6 = t4 - lag(&b, 5);
+    place(&mut b, 6, t6);
+    engine_matches_reference(&b, 11);
+}
+
+/// tiny_net with the add over either input and the average pool below the add.
+#[test]
+fn the_engine_runs_in_place_adds_over_either_input_and_pools_like_the_reference() {
+    for over in [1u16, 2] {
+        let (mut b, _) = tiny_net(5);
+        // ops: 0 stem t1, 1 conv t2 (t1 read later), 2 add t3 = t1 + t2, 3 avg pool t4, 4 gap t5,
+        // 5 fc t6.
+        place(&mut b, 1, 1000);
+        place(&mut b, 2, 1400);
+        let at = b.tensors[over as usize].offset;
+        place(&mut b, 3, at);
+        let t4 = at - lag(&b, 3);
+        place(&mut b, 4, t4);
+        engine_matches_reference(&b, 12 + over as u64);
+    }
+}
+
+#[test]
+fn plans_that_break_the_rules_are_rejected() {
+    let invalid = |b: &Builder| match Model::from_bytes(&b.encode()) {
+        Err(ModelError::Invalid { what, index }) => (what, index),
+        other => panic!("got {:?}", other.err()),
+    };
+    // The shifted conv over t1, which the add still reads.
+    let (mut b, _) = tiny_net(1);
+    place(&mut b, 1, 3000);
+    let l = lag(&b, 1);
+    place(&mut b, 2, 3000 - l);
+    assert_eq!(
+        invalid(&b),
+        (
+            "op: writes its output over an input that a later op still reads",
+            1
+        )
+    );
+    // One byte less than the conv's lag.
+    place(&mut b, 2, 3000 - l + 1);
+    assert_eq!(
+        invalid(&b),
+        ("op: output overlaps an input in the arena", 1)
+    );
+    // An add over an input, shifted by one byte.
+    let (mut b, _) = tiny_net(1);
+    let at = b.tensors[2].offset;
+    place(&mut b, 3, at + 1);
+    assert_eq!(
+        invalid(&b),
+        ("op: output overlaps an input in the arena", 2)
+    );
+    // A pool one byte short of its lag.
+    let (mut b, _) = tiny_net(1);
+    let (p, l) = (b.tensors[3].offset, lag(&b, 3));
+    place(&mut b, 4, p - l + 1);
+    assert_eq!(
+        invalid(&b),
+        ("op: output overlaps an input in the arena", 3)
+    );
+    // A max pool may never overlap.
+    let (mut b, _) = second_net(1);
+    let p = b.tensors[1].offset;
+    place(&mut b, 2, p);
+    assert_eq!(
+        invalid(&b),
+        ("op: output overlaps an input in the arena", 1)
+    );
 }
