@@ -6,7 +6,8 @@
 //! "Live at op i" = the tensors written at or before op i and read at or after it (the output
 //! until the end), each counted with its full size; the input pixels are the caller's slice, not
 //! arena. It comes from the model's tensors and op order alone, not from the arena offsets of the
-//! memory plan, so the gap to the arena line is what the plan spends on top of liveness.
+//! memory plan: an arena above the peak is what the plan spends on top of liveness, an arena
+//! below it is what in-place execution (an output written over an input that dies) saves.
 use crate::{deploy, jetson};
 use firmware::model::{op_inputs, op_output};
 use std::fmt::Write;
@@ -302,9 +303,15 @@ fn svg(model: &str, costs: &Costs, live: &[u64], arena: u64) -> String {
         s,
         r#"<text x="{}" y="{}" font-size="14" text-anchor="middle">(b) arena bytes live at each op (peak {} B) and the arena ({} B)</text>"#,
         W / 2.0,
-        mem_top - 24.0,
+        mem_top - 30.0,
         peak,
         arena
+    );
+    let _ = writeln!(
+        s,
+        r##"<text x="{}" y="{}" font-size="11" text-anchor="middle" fill="#555">live: sizes of the tensors written at or before the op and read at or after it; an in-place plan can keep the arena below</text>"##,
+        W / 2.0,
+        mem_top - 12.0
     );
     let _ = writeln!(
         s,
