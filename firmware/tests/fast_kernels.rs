@@ -34,7 +34,108 @@ fn the_selftest_catches_a_broken_kernel() {
             Dsp::dot2x2(x, &w0[..n], &w1[..n], acc);
         }
     }
-    use firmware::kernels::fast::Mac;
     let r = selftest::run(&mut selftest::With::<Broken>(PhantomData), 7, 200);
     assert!(r.is_err(), "a kernel that skips work must be caught");
+}
+
+/// This build's native unit takes the convs the engine hands it (`fast::conv`, what
+/// `firmware::run` calls first): on aarch64 the engine tests (`tests/engine.rs`) then run the
+/// NEON or sdot kernel against the reference, on the host the portable one.
+#[test]
+fn the_native_unit_is_the_one_this_build_selects() {
+    use firmware::kernels::{conv::ConvParams, fast, I32s, Rescale, Shape, Split};
+    let want = if cfg!(feature = "portable") {
+        "none"
+    } else if cfg!(all(target_arch = "aarch64", target_feature = "dotprod")) {
+        "sdot"
+    } else if cfg!(target_arch = "aarch64") {
+        "neon"
+    } else {
+        "none"
+    };
+    assert_eq!(fast::NATIVE_UNIT, want);
+    // A 1x1 conv 8 -> 2 channels on 2x2 pixels.
+    let (xs, ys) = (Shape::new(2, 2, 8), Shape::new(2, 2, 2));
+    let x: Vec<i8> = (0..32).map(|i| i as i8 - 16).collect();
+    let weights: Vec<u8> = (0..16).map(|i| (i as i8 - 8) as u8).collect();
+    // Biases 0, multipliers 2^30 (x 0.5), shifts 0, as little-endian i32 bytes.
+    let (bias, mult, shift) = ([0u8; 8], [0, 0, 0, 0x40, 0, 0, 0, 0x40], [0u8; 8]);
+    let i32s = |b| I32s::new(b).expect("multiple of 4 bytes");
+    let p = ConvParams {
+        k: 1,
+        stride: 1,
+        pad: 0,
+        shift: firmware::format::Shift::None,
+        weights: &weights,
+        bias: i32s(&bias),
+        pad_value: &[0; 8],
+        rescale: Rescale {
+            multiplier: i32s(&mult),
+            shift: i32s(&shift),
+            zero_point: 0,
+            act_min: -128,
+            act_max: 127,
+        },
+    };
+    let (mut y_fast, mut y_ref) = ([0i8; 8], [0i8; 8]);
+    let took = fast::conv(
+        &mut Split {
+            x: &x,
+            y: &mut y_fast,
+        },
+        ys,
+        xs,
+        &p,
+    );
+    assert_eq!(took, Ok(want != "none"), "unit {want}");
+    firmware::kernels::conv::forward(
+        &mut Split {
+            x: &x,
+            y: &mut y_ref,
+        },
+        ys,
+        xs,
+        &p,
+    )
+    .expect("valid conv");
+    if want != "none" {
+        assert_eq!(y_fast, y_ref);
+    }
+}
+
+/// The aarch64 units with the real instructions (CI: under `qemu-aarch64 -cpu max`).
+#[cfg(target_arch = "aarch64")]
+mod aarch64 {
+    use super::{selftest, PhantomData};
+    use firmware::kernels::fast::aarch64::{Neon, Sdot};
+    use firmware::kernels::fast::Mac;
+
+    fn check<M: Mac>(name: &str) {
+        let cases = 3000;
+        for seed in [1u64, 0xdead_beef, 42] {
+            let taken = selftest::run(&mut selftest::With::<M>(PhantomData), seed, cases)
+                .unwrap_or_else(|m| panic!("{name}, seed {seed}: {m:?}"));
+            assert_eq!(taken, cases, "{name}, seed {seed}");
+        }
+    }
+
+    #[test]
+    fn neon_kernel_matches_the_reference_on_random_convs() {
+        check::<Neon>("neon");
+    }
+
+    #[test]
+    fn sdot_kernel_matches_the_reference_on_random_convs() {
+        if !std::arch::is_aarch64_feature_detected!("dotprod") {
+            println!(
+                "skipped: this CPU has no dot-product extension (FEAT_DotProd); \
+                 qemu-aarch64 -cpu max has it"
+            );
+            return;
+        }
+        // SAFETY: the CPU has FEAT_DotProd (checked just above).
+        unsafe { Sdot::assume_supported() };
+        assert!(Sdot::active());
+        check::<Sdot>("sdot");
+    }
 }

@@ -13,7 +13,10 @@
 //! The gather costs `k*k*cin` byte copies per output pixel, shared by all `cout` channels; the
 //! MAC loop reads each packed input word once per channel pair and each weight word once per
 //! pixel pair. The arch part is the [`Mac`] trait: [`dsp`] (Cortex-M4/M7/M33 `smlad`/`sxtb16`,
-//! emulated in plain Rust elsewhere so its exact code path is tested on the host).
+//! emulated in plain Rust elsewhere so its exact code path is tested on the host), and on aarch64
+//! `aarch64` (NEON `smull`/`sadalp`, and `sdot`).
+#[cfg(target_arch = "aarch64")]
+pub mod aarch64;
 pub mod dsp;
 pub mod selftest;
 
@@ -26,8 +29,8 @@ use crate::requant;
 /// the kernel's stack buffers (`MAX_PATCH` bytes + two packed patches).
 pub const MAX_PATCH: usize = 576;
 
-/// Output channels whose constants are decoded at a time (stack: about 1 KB).
-const CHANNELS: usize = 32;
+/// Output channels whose constants are decoded at a time (stack: about 2 KB).
+const CHANNELS: usize = 64;
 
 /// One output channel's decoded constants.
 #[derive(Clone, Copy, Debug)]
@@ -54,6 +57,12 @@ pub trait Mac {
     type Packed: Copy + Default;
     /// Packs 4 patch bytes, read as i8 (`signed`) or u8.
     fn pack(b: [u8; 4], signed: bool) -> Self::Packed;
+    /// What each accumulator of an output channel with weight row `w` (i8) starts with besides
+    /// the bias: a unit whose [`Mac::pack`] offsets the input corrects for it here. 0 by default.
+    fn acc_offset(w: &[u8], signed: bool) -> i32 {
+        let _ = (w, signed);
+        0
+    }
     /// `acc[2*i + j] += x_i . w_j` where block `b` of pixel `i` is `x[b][i]`, over as many
     /// blocks as `w0` and `w1` hold (`x` has at least as many; `w` holds i8 weights).
     fn dot2x2(x: &[[Self::Packed; 2]], w0: &[[u8; 4]], w1: &[[u8; 4]], acc: &mut [i32; 4]);
@@ -65,17 +74,43 @@ pub type Native = dsp::Dsp;
 /// The name of this build's MAC unit (`"none"`: portable kernels only).
 #[cfg(shiftkit_dsp)]
 pub const NATIVE_UNIT: &str = "dsp";
+#[cfg(all(
+    target_arch = "aarch64",
+    target_feature = "dotprod",
+    not(feature = "portable")
+))]
+pub type Native = aarch64::Sdot;
+#[cfg(all(
+    target_arch = "aarch64",
+    target_feature = "dotprod",
+    not(feature = "portable")
+))]
+pub const NATIVE_UNIT: &str = "sdot";
+#[cfg(all(
+    target_arch = "aarch64",
+    not(target_feature = "dotprod"),
+    not(feature = "portable")
+))]
+pub type Native = aarch64::Neon;
+#[cfg(all(
+    target_arch = "aarch64",
+    not(target_feature = "dotprod"),
+    not(feature = "portable")
+))]
+pub const NATIVE_UNIT: &str = "neon";
 #[cfg(not(any(shiftkit_dsp, target_arch = "aarch64")))]
+pub const NATIVE_UNIT: &str = "none";
+#[cfg(all(target_arch = "aarch64", feature = "portable"))]
 pub const NATIVE_UNIT: &str = "none";
 
 /// Runs the conv with the native fast kernel if this build has one and the conv fits it;
 /// `Ok(false)` means "not taken, run the portable kernel".
 pub fn conv(io: &mut impl Io, ys: Shape, xs: Shape, p: &ConvParams) -> Result<bool, KernelError> {
-    #[cfg(shiftkit_dsp)]
+    #[cfg(any(shiftkit_dsp, all(target_arch = "aarch64", not(feature = "portable"))))]
     {
         conv_with::<Native, _>(io, ys, xs, p)
     }
-    #[cfg(not(shiftkit_dsp))]
+    #[cfg(not(any(shiftkit_dsp, all(target_arch = "aarch64", not(feature = "portable")))))]
     {
         let _ = (io, ys, xs, p);
         Ok(false)
@@ -107,11 +142,11 @@ pub fn conv_with<M: Mac, I: Io>(
     let full = patch_len / 4;
     let x_tail = full < blocks;
 
-    // Output channels in chunks of CHANNELS, each chunk's constants decoded once.
-    let mut c_start = 0;
-    while c_start < cout {
-        let n_ch = CHANNELS.min(cout - c_start);
-        let mut ch = [Channel::default(); CHANNELS];
+    // Output channels in chunks of CHANNELS; with one chunk (cout <= CHANNELS) its constants are
+    // decoded once per conv, else once per chunk and pixel pair. Pixel pairs stay the outer loop:
+    // a pair is finished (every channel written) before the next pair is read, the order the
+    // in-place rule of `plan_rules` relies on.
+    let decode = |ch: &mut [Channel; CHANNELS], c_start: usize, n_ch: usize| {
         for (j, c) in ch[..n_ch].iter_mut().enumerate() {
             let co = c_start + j;
             let r = &p.rescale;
@@ -125,28 +160,42 @@ pub fn conv_with<M: Mac, I: Io>(
                 .get(co * patch_len..(co + 1) * patch_len)
                 .unwrap_or(&[]);
             let tail = row.get(full * 4..).unwrap_or(&[]);
+            c.tail = [0; 4];
             c.tail[..tail.len()].copy_from_slice(tail);
+            c.bias = c.bias.wrapping_add(M::acc_offset(row, signed));
         }
-        let ch = &ch[..n_ch];
-        let weights = p
-            .weights
-            .get(c_start * patch_len..(c_start + n_ch) * patch_len)
-            .unwrap_or(&[]);
-        let r = &p.rescale;
+    };
+    let single = cout <= CHANNELS;
+    let mut ch = [Channel::default(); CHANNELS];
+    if single {
+        decode(&mut ch, 0, cout);
+    }
+    let r = &p.rescale;
+    let (zp, lo, hi) = (r.zero_point, r.act_min, r.act_max);
 
-        let mut px = 0;
-        while px < pixels {
-            // The pixel pair; an odd last pixel is paired with itself and written once.
-            let pair = [px, (px + 1).min(pixels - 1)];
-            for (i, &q) in pair.iter().enumerate() {
-                let (oy, ox) = (q / ys.w, q % ys.w);
-                gather(io, xs, p, groups, oy, ox, &mut bytes[..patch_len]);
-                let (chunks, _) = bytes[..blocks * 4].as_chunks::<4>();
-                for (dst, &b) in packed.iter_mut().zip(chunks) {
-                    dst[i] = M::pack(b, signed);
-                }
+    let mut px = 0;
+    while px < pixels {
+        // The pixel pair; an odd last pixel is paired with itself and written once.
+        let pair = [px, (px + 1).min(pixels - 1)];
+        for (i, &q) in pair.iter().enumerate() {
+            let (oy, ox) = (q / ys.w, q % ys.w);
+            gather(io, xs, p, groups, oy, ox, &mut bytes[..patch_len]);
+            let (chunks, _) = bytes[..blocks * 4].as_chunks::<4>();
+            for (dst, &b) in packed.iter_mut().zip(chunks) {
+                dst[i] = M::pack(b, signed);
             }
-            let x = &packed[..blocks];
+        }
+        let x = &packed[..blocks];
+        let mut c_start = 0;
+        while c_start < cout {
+            let n_ch = CHANNELS.min(cout - c_start);
+            if !single {
+                decode(&mut ch, c_start, n_ch);
+            }
+            let weights = p
+                .weights
+                .get(c_start * patch_len..(c_start + n_ch) * patch_len)
+                .unwrap_or(&[]);
             let (y0, y1) = (pair[0] * cout + c_start, pair[1] * cout + c_start);
             for j in (0..n_ch).step_by(2) {
                 let j1 = (j + 1).min(n_ch - 1);
@@ -166,7 +215,6 @@ pub fn conv_with<M: Mac, I: Io>(
                     // The last partial block: weights zero-padded (the patch tail is zero too).
                     M::dot2x2(&x[full..], &[c0.tail], &[c1.tail], &mut acc);
                 }
-                let (zp, lo, hi) = (r.zero_point, r.act_min, r.act_max);
                 io.set_y(y0 + j, c0.rq.apply(acc[0], zp, lo, hi));
                 io.set_y(y1 + j, c0.rq.apply(acc[2], zp, lo, hi));
                 if j1 != j {
@@ -174,9 +222,9 @@ pub fn conv_with<M: Mac, I: Io>(
                     io.set_y(y1 + j1, c1.rq.apply(acc[3], zp, lo, hi));
                 }
             }
-            px += 2;
+            c_start += n_ch;
         }
-        c_start += n_ch;
+        px += 2;
     }
     Ok(true)
 }

@@ -3,19 +3,20 @@
 //! with the emulated MAC units) and on the emulated devices (`boards/kernel-check` under QEMU
 //! Cortex-M4/M7/M33, the aarch64 tests under qemu-aarch64), with the real instructions.
 //!
-//! Each case draws a shape (1..=7 x 1..=7 pixels, 1..=40 input and 1..=40 output channels), a
+//! Each case draws a shape (1..=7 x 1..=7 pixels, 1..=40 input and 1..=72 output channels), a
 //! kind (k x k conv with stride and padding, or a 1x1 with no shift, 4C or 8C, centre on or off),
 //! u8 or i8 input, and random data, weights, biases and requantisation constants in the ranges a
 //! validated model allows.
 use super::super::conv::{self, ConvParams};
-use super::super::{I32s, KernelError, Rescale, Shape, Split};
+use super::super::{I32s, KernelError, Rescale, Shape, Shared, Split};
 use crate::format::Shift;
+use crate::plan_rules;
 
 const MAX_X: usize = 7 * 7 * 40;
 const MAX_Y: usize = 9 * 9 * MAX_COUT; // a 1x1 with padding 1 grows the image by 2
 const MAX_W: usize = 9 * 40 * MAX_COUT;
-/// Up to 40 output channels: more than one channel chunk of the fast kernel.
-const MAX_COUT: usize = 40;
+/// Up to 72 output channels: more than one channel chunk of the fast kernel.
+const MAX_COUT: usize = 72;
 
 /// A case whose fast output differs from the reference: its seed and first differing index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,6 +56,14 @@ pub trait FastConv {
     fn conv_i8(
         &mut self,
         io: &mut Split<i8>,
+        ys: Shape,
+        xs: Shape,
+        p: &ConvParams,
+    ) -> Result<bool, KernelError>;
+    /// The in-place form: input and output in one buffer (`plan_rules`).
+    fn conv_shared(
+        &mut self,
+        io: &mut Shared,
         ys: Shape,
         xs: Shape,
         p: &ConvParams,
@@ -156,7 +165,36 @@ pub fn run(fast: &mut impl FastConv, seed: u64, cases: u32) -> Result<u32, Misma
             },
         };
         y_fast[..ny].fill(0x55);
-        let took = if rng.below(2) == 0 {
+        let in_place = k == 1 && stride == 1 && pad_px == 0 && rng.below(3) == 0;
+        let took = if in_place {
+            // The output `lag` bytes below the input in one buffer, as the memory plan places
+            // an in-place conv (plan_rules::conv_lag), against the reference on separate slices.
+            let reach = plan_rules::reach(sh, wd) as u64;
+            let lag =
+                plan_rules::conv_lag((h * wd) as u64, cin as u64, cout as u64, reach) as usize;
+            let mut xi = [0i8; MAX_X];
+            for (d, &s) in xi.iter_mut().zip(&x[..nx]) {
+                *d = s as i8;
+            }
+            let r = conv::forward(
+                &mut Split {
+                    x: &xi[..nx],
+                    y: &mut y_ref[..ny],
+                },
+                ys,
+                xs,
+                &p,
+            );
+            let mut buf = [0i8; MAX_X + MAX_Y];
+            let len = (lag + nx).max(ny);
+            buf[lag..lag + nx].copy_from_slice(&xi[..nx]);
+            let f = match Shared::new(&mut buf[..len], lag..lag + nx, 0..ny) {
+                Some(mut io) => fast.conv_shared(&mut io, ys, xs, &p),
+                None => Ok(false),
+            };
+            y_fast[..ny].copy_from_slice(&buf[..ny]);
+            r.is_ok() && f == Ok(true)
+        } else if rng.below(2) == 0 {
             let xv = &x[..nx];
             let r = conv::forward(
                 &mut Split {
@@ -235,6 +273,15 @@ impl<M: super::Mac> FastConv for With<M> {
     fn conv_i8(
         &mut self,
         io: &mut Split<i8>,
+        ys: Shape,
+        xs: Shape,
+        p: &ConvParams,
+    ) -> Result<bool, KernelError> {
+        super::conv_with::<M, _>(io, ys, xs, p)
+    }
+    fn conv_shared(
+        &mut self,
+        io: &mut Shared,
         ys: Shape,
         xs: Shape,
         p: &ConvParams,
