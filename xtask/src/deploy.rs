@@ -1,30 +1,98 @@
 //! `cargo xtask deploy --board BOARD MODEL.skq [--images N] [--timeout S]`: checks that the
 //! model fits the board, builds the board crate with the model and the first N bundled test
-//! digits embedded, runs it (QEMU boards), and compares every int8 logit with the host engine's
+//! digits embedded, runs it (QEMU boards) or flashes it (real boards), and compares every int8
+//! logit with the host engine's
 //! (the same `firmware` crate, run here). Prints the device's lines, a per-layer cost table and
 //! a summary; fails if the device's logits differ from the host's.
 //!
-//! The board's printed line shapes are documented in `boards/qemu-an386/src/main.rs`.
+//! Boards: QEMU ones run here; real ones (`stm32f746g-disco`, `nrf52840-dk`, `rp-pico`) are
+//! flashed with `probe-rs run` and their defmt log is read the same way. The budget check (model
+//! + images against flash, arena + stack reserve against RAM, from the board's `memory.x`)
+//! refuses a model that does not fit before anything is built or flashed.
+//!
+//! The board's printed line shapes are documented in `boards/app/src/lib.rs`.
 use crate::{cargo, root};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A board xtask knows how to deploy to.
-struct Board {
-    name: &'static str,
-    /// Crate folder under `boards/`.
-    dir: &'static str,
-    /// What one SysTick/counter unit is worth, and in what unit (printed in the table).
-    unit: &'static str,
+/// A board xtask knows how to deploy to. Its memory budget is the FLASH and RAM `LENGTH` of its
+/// crate's `memory.x` (read at deploy time: the one place those figures live).
+pub struct Board {
+    pub name: &'static str,
+    /// Crate folder under the repository root (`boards/<name>`).
+    pub dir: &'static str,
+    /// What the board's counter measures (printed in the table).
+    pub unit: &'static str,
+    /// Its rustup target (the crate's `.cargo/config.toml` builds for it).
+    pub target: &'static str,
+    pub run: Run,
 }
 
-const BOARDS: &[Board] = &[Board {
-    name: "qemu-an386",
-    dir: "boards/qemu-an386",
-    unit: "QEMU instructions",
-}];
+/// How a board runs its firmware: both commands live in the crate's `.cargo/config.toml` runner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Run {
+    /// `qemu-system-arm ... -kernel ELF`, here.
+    Qemu,
+    /// `probe-rs run --chip CHIP ELF`: flash a board on a debug probe and stream its defmt log.
+    Probe { chip: &'static str },
+}
+
+pub const BOARDS: &[Board] = &[
+    Board {
+        name: "qemu-an386",
+        dir: "boards/qemu-an386",
+        unit: "QEMU instructions",
+        target: "thumbv7em-none-eabihf",
+        run: Run::Qemu,
+    },
+    Board {
+        name: "qemu-an500",
+        dir: "boards/qemu-an500",
+        unit: "QEMU instructions",
+        target: "thumbv7em-none-eabihf",
+        run: Run::Qemu,
+    },
+    Board {
+        name: "qemu-an505",
+        dir: "boards/qemu-an505",
+        unit: "QEMU instructions",
+        target: "thumbv8m.main-none-eabihf",
+        run: Run::Qemu,
+    },
+    Board {
+        name: "stm32f746g-disco",
+        dir: "boards/stm32f746g-disco",
+        unit: "cycles",
+        target: "thumbv7em-none-eabihf",
+        run: Run::Probe {
+            chip: "STM32F746NGHx",
+        },
+    },
+    Board {
+        name: "nrf52840-dk",
+        dir: "boards/nrf52840-dk",
+        unit: "cycles",
+        target: "thumbv7em-none-eabihf",
+        run: Run::Probe {
+            chip: "nRF52840_xxAA",
+        },
+    },
+    Board {
+        name: "rp-pico",
+        dir: "boards/rp-pico",
+        unit: "microseconds",
+        target: "thumbv6m-none-eabi",
+        run: Run::Probe { chip: "RP2040" },
+    },
+];
+
+/// Shared by every board build (xtask deploy and test), so each target's dependencies are
+/// compiled once: under the repository's `target/`.
+pub const BOARDS_TARGET_DIR: &str = "target/boards";
+/// How to get probe-rs, printed when it is missing.
+pub const PROBE_RS_INSTALL: &str = "cargo install probe-rs-tools --locked";
 
 pub const IDX_IMAGES: &str = "data/mnist/t10k-images-idx3-ubyte";
 pub const IDX_LABELS: &str = "data/mnist/t10k-labels-idx1-ubyte";
@@ -39,6 +107,11 @@ pub struct DeviceRun {
     /// (kind, summed units over all images) per op.
     pub layers: Vec<(String, u64)>,
     pub per_inference: u64,
+    /// The name of the per-inference figure, e.g. `qemu_instructions_per_inference` or
+    /// `cycles_per_inference` (from the `total` line).
+    pub per_inference_name: String,
+    /// Stack high-water mark, from the `memory` line of boards built on `boards/app`.
+    pub stack_bytes: Option<u64>,
 }
 
 impl DeviceRun {
@@ -59,7 +132,13 @@ pub struct Report {
     pub images: usize,
     pub device_accuracy: f64,
     pub device_matches_host: bool,
+    /// The whole `firmware::run` per image, in the board's unit (`per_inference_name`).
+    pub per_inference: u64,
+    pub per_inference_name: String,
+    /// `per_inference` on QEMU boards; 0 on real boards (their unit is cycles or microseconds).
     pub qemu_instructions_per_inference: u64,
+    /// Stack high-water mark the board measured (painted stack).
+    pub stack_bytes: Option<u64>,
     /// The board's cost unit and (kind, cost per inference) per op, for `measure`.
     pub unit: &'static str,
     pub layers: Vec<(String, u64)>,
@@ -166,16 +245,9 @@ pub fn deploy(
 
     let (digits, labels) = read_idx(&root().join(IDX_IMAGES), &root().join(IDX_LABELS), images)?;
     let n = labels.len();
-    if digits.first().is_some_and(|d| d.len() != m.input_len()) {
-        return Err(format!(
-            "{}: takes {} input bytes, the bundled test digits are 28x28x1 ({} bytes)",
-            model.display(),
-            m.input_len(),
-            digits[0].len()
-        ));
-    }
 
-    // Budget check before building or running anything.
+    // Budget check before building, flashing or running anything (and before the input check,
+    // so that any model too big for the board is refused with the numbers).
     let memory_x_path = board_dir.join("memory.x");
     let (flash, ram) = memory_x(&memory_x_path)?;
     println!(
@@ -193,12 +265,22 @@ pub fn deploy(
     )
     .map_err(|e| format!("{e} (memory from {})", memory_x_path.display()))?;
     println!("{budget}");
+    if digits.first().is_some_and(|d| d.len() != m.input_len()) {
+        return Err(format!(
+            "{}: takes {} input bytes, the bundled test digits are 28x28x1 ({} bytes)",
+            model.display(),
+            m.input_len(),
+            digits[0].len()
+        ));
+    }
 
-    let elf = build(&board_dir, &model, n)?;
+    let started = Instant::now();
+    let elf = build(b, &model, n)?;
     let (elf_flash, elf_ram) = elf_sizes(&elf)?;
     println!(
-        "ELF {}: flash {elf_flash} B, RAM {elf_ram} B (static, without stack)",
-        elf.display()
+        "ELF {}: flash {elf_flash} B, RAM {elf_ram} B (static, without stack); built in {:.1} s",
+        elf.display(),
+        started.elapsed().as_secs_f64()
     );
     if elf_flash > flash || elf_ram + STACK_RESERVE > ram {
         return Err(format!(
@@ -207,7 +289,10 @@ pub fn deploy(
         ));
     }
 
-    let out = run_qemu(&board_dir, &elf, timeout)?;
+    let out = match b.run {
+        Run::Qemu => run_qemu(&board_dir, &elf, timeout)?,
+        Run::Probe { chip } => run_probe(&board_dir, chip, &elf, timeout)?,
+    };
     let dev = parse(&out, n)?;
 
     let check = check_with_host(&m, &digits, &labels, &dev)?;
@@ -217,7 +302,14 @@ pub fn deploy(
         images: n,
         device_accuracy: check.correct as f64 / n.max(1) as f64,
         device_matches_host: check.mismatches.is_empty(),
-        qemu_instructions_per_inference: dev.per_inference,
+        per_inference: dev.per_inference,
+        per_inference_name: dev.per_inference_name.clone(),
+        qemu_instructions_per_inference: if b.run == Run::Qemu {
+            dev.per_inference
+        } else {
+            0
+        },
+        stack_bytes: dev.stack_bytes,
         unit: b.unit,
         layers: dev.per_inference_layers(n),
         model_bytes: bytes.len(),
@@ -232,13 +324,21 @@ pub fn deploy(
         100.0 * report.device_accuracy
     );
     println!("device_matches_host: {}", report.device_matches_host);
+    let how = match b.run {
+        Run::Qemu => "SysTick ticks x instructions per tick under -icount shift=0; not cycles",
+        Run::Probe { .. } => "measured on the board",
+    };
     println!(
-        "qemu_instructions_per_inference: {} (whole run(); SysTick ticks x 40 under -icount shift=0; not cycles)",
-        report.qemu_instructions_per_inference
+        "{}: {} (whole run(); {how})",
+        report.per_inference_name, report.per_inference
     );
     println!(
-        "model_bytes: {}  arena_bytes: {}",
-        report.model_bytes, report.arena_bytes
+        "model_bytes: {}  arena_bytes: {}  stack_bytes: {}",
+        report.model_bytes,
+        report.arena_bytes,
+        report
+            .stack_bytes
+            .map_or("not reported".to_string(), |s| s.to_string())
     );
     println!("elf_flash_bytes: {elf_flash}  elf_ram_bytes: {elf_ram} (static; stack not included)");
     check.result(n)?;
@@ -431,18 +531,10 @@ fn memory_x(path: &Path) -> Result<(u64, u64), String> {
 }
 
 /// `cargo build --release` in the board crate with the model and images; returns the ELF path.
-fn build(board_dir: &Path, model: &Path, images: usize) -> Result<PathBuf, String> {
-    let mut c = cargo();
-    c.current_dir(board_dir)
-        .args([
-            "build",
-            "--release",
-            "--message-format=json-render-diagnostics",
-        ])
-        .env("SHIFTKIT_MODEL", model)
-        .env("SHIFTKIT_IMAGES", images.to_string())
-        .env("SHIFTKIT_IDX_IMAGES", root().join(IDX_IMAGES))
-        .env("SHIFTKIT_IDX_LABELS", root().join(IDX_LABELS))
+fn build(b: &Board, model: &Path, images: usize) -> Result<PathBuf, String> {
+    let board_dir = root().join(b.dir);
+    let mut c = build_command(b, model, images);
+    c.arg("--message-format=json-render-diagnostics")
         .stderr(Stdio::inherit());
     let out = c.output().map_err(|e| {
         format!(
@@ -452,8 +544,9 @@ fn build(board_dir: &Path, model: &Path, images: usize) -> Result<PathBuf, Strin
     })?;
     if !out.status.success() {
         return Err(format!(
-            "cargo build --release in {} failed (is the target installed? rustup target add thumbv7em-none-eabihf)",
-            board_dir.display()
+            "cargo build --release in {} failed (is the target installed? rustup target add {})",
+            board_dir.display(),
+            b.target
         ));
     }
     String::from_utf8_lossy(&out.stdout)
@@ -470,7 +563,22 @@ fn build(board_dir: &Path, model: &Path, images: usize) -> Result<PathBuf, Strin
         })
 }
 
-/// The runner from the board's `.cargo/config.toml` (the one place its QEMU command lives).
+/// `cargo build --release` in the board's crate with `model` and the first `images` bundled test
+/// digits embedded (`boards/embed` reads these variables), into the shared [`BOARDS_TARGET_DIR`].
+pub fn build_command(b: &Board, model: &Path, images: usize) -> Command {
+    let mut c = cargo();
+    c.current_dir(root().join(b.dir))
+        .args(["build", "--release"])
+        .env("CARGO_TARGET_DIR", root().join(BOARDS_TARGET_DIR))
+        .env("SHIFTKIT_MODEL", model)
+        .env("SHIFTKIT_IMAGES", images.to_string())
+        .env("SHIFTKIT_IDX_IMAGES", root().join(IDX_IMAGES))
+        .env("SHIFTKIT_IDX_LABELS", root().join(IDX_LABELS));
+    c
+}
+
+/// The runner from the board's `.cargo/config.toml` (the one place its QEMU or probe-rs
+/// command lives).
 fn runner(board_dir: &Path) -> Result<Vec<String>, String> {
     let path = board_dir.join(".cargo/config.toml");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -488,18 +596,63 @@ fn runner(board_dir: &Path) -> Result<Vec<String>, String> {
 /// Runs the ELF under the board's QEMU runner, killing it after `timeout`; returns stdout.
 fn run_qemu(board_dir: &Path, elf: &Path, timeout: Duration) -> Result<String, String> {
     let argv = runner(board_dir)?;
-    let mut cmd = Command::new(&argv[0]);
-    cmd.args(&argv[1..])
+    run_captured(
+        &argv,
+        elf,
+        timeout,
+        "install QEMU: apt-get install qemu-system-arm",
+    )
+}
+
+/// Flashes the ELF with the board's `probe-rs run --chip ..` runner and returns the defmt log,
+/// printed message-only (`--log-format {s}`) so that it has the QEMU boards' line shapes.
+/// Without probe-rs, says how to install it (the build and budget are already printed).
+fn run_probe(
+    board_dir: &Path,
+    chip: &str,
+    elf: &Path,
+    timeout: Duration,
+) -> Result<String, String> {
+    let installed = Command::new("probe-rs")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !installed {
+        return Err(format!(
+            "probe-rs is not installed, so {} was built but not flashed: install it with \
+             `{PROBE_RS_INSTALL}` (about 6 minutes), connect the board ({chip}) over its debug \
+             probe, and run this command again",
+            elf.display()
+        ));
+    }
+    let mut argv = runner(board_dir)?;
+    argv.extend(["--log-format".to_string(), "{s}".to_string()]);
+    println!("flashing with: {} {}", argv.join(" "), elf.display());
+    run_captured(&argv, elf, timeout, PROBE_RS_INSTALL)
+}
+
+/// Runs `argv` + `elf`, killing it after `timeout`; prints the header and image lines and
+/// returns the whole stdout. `install` is the hint if `argv[0]` cannot be started.
+fn run_captured(
+    argv: &[String],
+    elf: &Path,
+    timeout: Duration,
+    install: &str,
+) -> Result<String, String> {
+    let Some((program, args)) = argv.split_first() else {
+        return Err("the board's runner is empty".into());
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(args)
         .arg(elf)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-    let mut child = cmd.spawn().map_err(|e| {
-        format!(
-            "could not start {}: {e} (install QEMU: apt-get install qemu-system-arm)",
-            argv[0]
-        )
-    })?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("could not start {program}: {e} ({install})"))?;
     let mut stdout = child.stdout.take().expect("piped");
     let reader = std::thread::spawn(move || {
         let mut s = String::new();
@@ -516,18 +669,18 @@ fn run_qemu(board_dir: &Path, elf: &Path, timeout: Duration) -> Result<String, S
             let _ = child.wait();
             let text = reader.join().unwrap_or_default();
             return Err(format!(
-                "{} did not exit within {} s (raise --timeout); its output:\n{text}",
-                argv[0],
+                "{program} did not exit within {} s (raise --timeout); its output:\n{text}",
                 timeout.as_secs()
             ));
         }
         std::thread::sleep(Duration::from_millis(50));
     };
     let text = reader.join().unwrap_or_default();
-    for l in text
-        .lines()
-        .filter(|l| l.starts_with("image ") || l.starts_with("shiftkit "))
-    {
+    for l in text.lines().filter(|l| {
+        ["image ", "shiftkit ", "calibration ", "error"]
+            .iter()
+            .any(|p| l.starts_with(p))
+    }) {
         println!("{l}");
     }
     if !status.success() {
@@ -536,11 +689,11 @@ fn run_qemu(board_dir: &Path, elf: &Path, timeout: Duration) -> Result<String, S
             start.elapsed().as_secs_f64()
         ));
     }
-    println!("(QEMU ran {:.1} s)", start.elapsed().as_secs_f64());
+    println!("({program} ran {:.1} s)", start.elapsed().as_secs_f64());
     Ok(text)
 }
 
-/// Parses the board's report lines (shapes in `boards/qemu-an386/src/main.rs`; the cost is the
+/// Parses the board's report lines (shapes in `boards/app/src/lib.rs`; the cost is the
 /// last number of a `layer`/`total` line, so `layer I KIND ns T` from `boards/jetson` parses too).
 pub fn parse(out: &str, n: usize) -> Result<DeviceRun, String> {
     let mut d = DeviceRun::default();
@@ -554,7 +707,10 @@ pub fn parse(out: &str, n: usize) -> Result<DeviceRun, String> {
                     (Some(l), Some(p)) => (l.parse().ok(), p.parse().ok()),
                     _ => (None, None),
                 };
-                let list = l.split_once('[').and_then(|x| x.1.strip_suffix(']'));
+                let list = l
+                    .trim_end()
+                    .split_once('[')
+                    .and_then(|x| x.1.strip_suffix(']'));
                 let logits: Option<Vec<i8>> =
                     list.map(|s| s.split(',').filter_map(|v| v.trim().parse().ok()).collect());
                 match (label, pred, logits) {
@@ -578,6 +734,17 @@ pub fn parse(out: &str, n: usize) -> Result<DeviceRun, String> {
                     .filter(|_| w.len() >= 5)
                     .and_then(|v| v.parse().ok())
                     .ok_or_else(|| bad(l))?;
+                d.per_inference_name = w.get(3).unwrap_or(&"per_inference").to_string();
+            }
+            Some("memory") => {
+                // memory model_bytes M arena_bytes A stack_bytes S
+                if let Some(i) = w.iter().position(|&k| k == "stack_bytes") {
+                    d.stack_bytes = Some(
+                        w.get(i + 1)
+                            .and_then(|v| v.parse().ok())
+                            .ok_or_else(|| bad(l))?,
+                    );
+                }
             }
             _ => {}
         }
@@ -653,6 +820,50 @@ mod tests {
     }
 
     #[test]
+    fn every_board_has_its_datasheet_memory() {
+        // (flash, RAM) of the image: QEMU machine maps and the chips' datasheets; the RP2040's
+        // flash is the Pico's 2 MiB less the 256-byte second-stage bootloader.
+        let want = [
+            ("qemu-an386", 4 << 20, 4 << 20),
+            ("qemu-an500", 4 << 20, 4 << 20),
+            ("qemu-an505", 4 << 20, 4 << 20),
+            ("stm32f746g-disco", 1 << 20, 320 << 10),
+            ("nrf52840-dk", 1 << 20, 256 << 10),
+            ("rp-pico", (2 << 20) - 256, 256 << 10),
+        ];
+        assert_eq!(BOARDS.len(), want.len());
+        for (b, (name, flash, ram)) in BOARDS.iter().zip(want) {
+            assert_eq!(b.name, name);
+            assert_eq!(b.dir, format!("boards/{name}"));
+            let got = memory_x(&root().join(b.dir).join("memory.x")).unwrap();
+            assert_eq!(got, (flash, ram), "{name}");
+            let runner = runner(&root().join(b.dir)).unwrap();
+            match b.run {
+                Run::Qemu => assert_eq!(runner[0], "qemu-system-arm", "{name}"),
+                Run::Probe { chip } => {
+                    assert_eq!(runner[..4], ["probe-rs", "run", "--chip", chip], "{name}")
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_big_model_is_refused_for_the_real_boards() {
+        // A 1.2 MB model with a 400 kB arena and 20 CIFAR-sized images fits none of the real
+        // boards; the numbers of each board come from its memory.x.
+        for name in ["stm32f746g-disco", "nrf52840-dk", "rp-pico"] {
+            let b = BOARDS.iter().find(|b| b.name == name).unwrap();
+            let mem = memory_x(&root().join(b.dir).join("memory.x")).unwrap();
+            let e = check_budget(name, mem, 1_200_000, 20 * 3073, 400_000).unwrap_err();
+            assert!(
+                e.starts_with(&format!("the model does not fit {name}")),
+                "{e}"
+            );
+            assert!(e.contains(&format!("of {} B, RAM needs", mem.0)), "{e}");
+        }
+    }
+
+    #[test]
     fn too_big_is_refused_with_numbers() {
         let e = check_budget("tiny", (64 * 1024, 32 * 1024), 41436, 15700, 43904).unwrap_err();
         assert!(e.contains("does not fit tiny"), "{e}");
@@ -666,11 +877,20 @@ mod tests {
                    image 0 label 7 pred 7 logits [-1, 2, 127, -128]\n\
                    accuracy 1/1\n\
                    layer 0 conv3x3 ticks 10 qemu_instructions 400\n\
-                   total ticks 12 qemu_instructions_per_inference 480\n";
+                   total ticks 12 qemu_instructions_per_inference 480\n\
+                   memory model_bytes 9 arena_bytes 8 stack_bytes 4032\n";
         let d = parse(out, 1).unwrap();
         assert_eq!(d.images, vec![(7, 7, vec![-1, 2, 127, -128])]);
         assert_eq!(d.layers, vec![("conv3x3".to_string(), 400)]);
         assert_eq!(d.per_inference, 480);
+        assert_eq!(d.per_inference_name, "qemu_instructions_per_inference");
+        assert_eq!(d.stack_bytes, Some(4032));
         assert!(parse(out, 2).is_err());
+        // probe-rs prints the defmt frames of the real boards the same way (--log-format {s}).
+        let real = "image 0 label 7 pred 7 logits [-1, 2, 127, -128] \n\
+                    total ticks 1200 cycles_per_inference 1200\n";
+        let d = parse(real, 1).unwrap();
+        assert_eq!(d.images[0].2, vec![-1, 2, 127, -128]);
+        assert_eq!(d.per_inference_name, "cycles_per_inference");
     }
 }

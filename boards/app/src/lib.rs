@@ -1,0 +1,289 @@
+//! The board-agnostic shiftkit app. A board crate supplies the hardware and calls [`run`]:
+//! - an embedded-hal [`OutputPin`] held high during each inference (for a logic analyser);
+//! - a [`Counter`] (cycles, microseconds or QEMU instructions) that times each layer through
+//!   the engine's [`firmware::Profiler`] hooks;
+//! - a [`Sink`] for the report: [`sink::Semihosting`] (QEMU) or [`sink::Defmt`] (real boards);
+//! - the model, test images and arena that `boards/embed` generated (`embedded.rs`).
+//!
+//! [`run`] prints the standard report, one line each (`cargo xtask deploy` parses these shapes;
+//! keep them stable):
+//! ```text
+//! shiftkit BOARD: model M B, arena A B (align X), input I B, C classes, O ops, N images, counter UNIT (S per tick)
+//! image I label L pred P logits [..]
+//! accuracy C/N
+//! layer I KIND ticks T UNIT U                     (summed over the N images)
+//! total ticks T UNIT_per_inference U              (whole `firmware::run`, mean per image)
+//! memory model_bytes M arena_bytes A stack_bytes S
+//! ```
+//! `UNIT` is the counter's unit (`qemu_instructions`, `cycles`, `us`); `U` = ticks x units per
+//! tick. `stack_bytes` is the high-water mark of the whole stack, measured by painting the free
+//! stack before the first image and scanning it after the last ([`stack`]).
+#![no_std]
+#![deny(unsafe_code)]
+
+pub mod counter;
+pub mod sink;
+pub mod stack;
+
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+pub use counter::Counter;
+pub use embedded_hal::digital::OutputPin;
+pub use sink::{Line, Sink};
+
+use firmware::format::{Op, Shift};
+use firmware::{Model, Profiler};
+
+/// 16-byte alignment for the embedded model (weights are read as words).
+#[repr(C, align(16))]
+pub struct Aligned<T: ?Sized>(pub T);
+
+/// The model and test images a board embedded (`boards/embed` writes `fn data()`).
+#[derive(Clone, Copy)]
+pub struct Embedded<'a> {
+    /// The `.skq` bytes.
+    pub model: &'a [u8],
+    /// `labels.len()` images of `input_len` u8 pixels each, back to back.
+    pub images: &'a [u8],
+    pub labels: &'a [u8],
+    pub input_len: usize,
+}
+
+/// The engine's arena as a static, handed out once (`boards/embed` declares
+/// `static ARENA: Arena<ARENA_BYTES>`). 16-byte aligned; lives in `.bss`.
+#[repr(C, align(16))]
+pub struct Arena<const N: usize> {
+    buf: UnsafeCell<[i8; N]>,
+    taken: AtomicBool,
+}
+
+// SAFETY: the buffer is only reachable through `take`, which hands it out at most once.
+#[allow(unsafe_code)]
+unsafe impl<const N: usize> Sync for Arena<N> {}
+
+impl<const N: usize> Arena<N> {
+    pub const fn new() -> Self {
+        Arena {
+            buf: UnsafeCell::new([0; N]),
+            taken: AtomicBool::new(false),
+        }
+    }
+
+    /// The buffer, the first time; `None` after that.
+    pub fn take(&'static self) -> Option<&'static mut [i8]> {
+        // Load + store inside a critical section: the M0+ has no atomic swap.
+        let first = critical_section::with(|_| {
+            let taken = self.taken.load(Ordering::Relaxed);
+            self.taken.store(true, Ordering::Relaxed);
+            !taken
+        });
+        if !first {
+            return None;
+        }
+        // SAFETY: `taken` went from false to true in this call, inside a critical section,
+        // so this is the only reference to the buffer ever handed out.
+        #[allow(unsafe_code)]
+        let buf = unsafe { &mut *self.buf.get() };
+        Some(buf)
+    }
+}
+
+impl<const N: usize> Default for Arena<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Per-op ticks of the counter, summed over every image run through it.
+struct LayerTimer<'c, C: Counter, const OPS: usize> {
+    counter: &'c C,
+    start: u32,
+    ticks: heapless::Vec<u64, OPS>,
+}
+
+impl<C: Counter, const OPS: usize> Profiler for LayerTimer<'_, C, OPS> {
+    fn begin(&mut self, _op_index: usize) {
+        self.start = self.counter.now();
+    }
+    fn end(&mut self, op_index: usize, _output: &[i8]) {
+        let t = self.counter.since(self.start);
+        if let Some(sum) = self.ticks.get_mut(op_index) {
+            *sum += u64::from(t);
+        }
+    }
+}
+
+/// A short name of the op's kind, as printed in `layer` lines.
+pub fn op_kind(op: &Op) -> &'static str {
+    match op {
+        Op::Conv {
+            k: 1,
+            shift: Shift::None,
+            ..
+        } => "conv1x1",
+        Op::Conv { k: 1, .. } => "shift-conv1x1",
+        Op::Conv { k: 3, .. } => "conv3x3",
+        Op::Conv { .. } => "conv",
+        Op::Add { .. } => "add",
+        Op::AvgPool2 { .. } => "avgpool2",
+        Op::MaxPool3s2 { .. } => "maxpool3s2",
+        Op::GlobalAvgPool { .. } => "global-avgpool",
+        Op::FullyConnected { .. } => "fc",
+    }
+}
+
+/// Index of the largest logit (the first one on ties).
+pub fn argmax(logits: &[i8]) -> usize {
+    let mut best = 0;
+    for (i, &v) in logits.iter().enumerate() {
+        if v > logits[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// What [`run`] measured.
+#[derive(Clone, Copy, Debug)]
+pub struct Summary {
+    pub correct: usize,
+    pub images: usize,
+    /// Counter units per inference (mean over the images).
+    pub per_inference: u64,
+    pub stack_bytes: usize,
+}
+
+/// Runs every embedded image through the model and writes the report to `sink`. `OPS` is the
+/// model's op count (`embedded::OPS`), the length of the per-layer buffer. `None` if anything
+/// failed (an `error:` line says what).
+pub fn run<const OPS: usize, C: Counter, P: OutputPin, S: Sink>(
+    board: &str,
+    data: &Embedded<'_>,
+    arena: Option<&mut [i8]>,
+    counter: &C,
+    pin: &mut P,
+    sink: &mut S,
+) -> Option<Summary> {
+    let Some(arena) = arena else {
+        sink.emit(Line::Failed("the arena was already taken"));
+        return None;
+    };
+    let model = match Model::from_bytes(data.model) {
+        Ok(m) => m,
+        Err(e) => {
+            sink.emit(Line::ModelError(e));
+            return None;
+        }
+    };
+    let ops = model.header().ops as usize;
+    if ops > OPS {
+        sink.emit(Line::Failed(
+            "the model has more ops than the board was built for (rebuild with this model)",
+        ));
+        return None;
+    }
+    let images = data.labels.len();
+    sink.emit(Line::Start {
+        board,
+        model_bytes: data.model.len(),
+        arena_bytes: model.arena_bytes(),
+        arena_align: model.arena_align(),
+        input_len: model.input_len(),
+        classes: model.classes(),
+        ops,
+        images,
+        unit: counter.unit(),
+        units_per_tick: counter.units_per_tick(),
+    });
+
+    let mut timer = LayerTimer::<C, OPS> {
+        counter,
+        start: 0,
+        ticks: heapless::Vec::new(),
+    };
+    // Cannot fail: ops <= OPS was checked above.
+    let _ = timer.ticks.resize(ops, 0);
+    let stack = stack::Stack::paint();
+    let mut total_ticks: u64 = 0;
+    let mut correct = 0;
+    for (i, (pixels, &label)) in data
+        .images
+        .chunks_exact(data.input_len)
+        .zip(data.labels)
+        .enumerate()
+    {
+        if pin.set_high().is_err() {
+            sink.emit(Line::Failed("could not drive the inference pin high"));
+            return None;
+        }
+        let start = counter.now();
+        let result = firmware::run(&model, pixels, arena, &mut timer);
+        total_ticks += u64::from(counter.since(start));
+        if pin.set_low().is_err() {
+            sink.emit(Line::Failed("could not drive the inference pin low"));
+            return None;
+        }
+        match result {
+            Ok(logits) => {
+                let pred = argmax(logits);
+                correct += usize::from(pred == usize::from(label));
+                sink.emit(Line::Image {
+                    index: i,
+                    label,
+                    pred,
+                    logits,
+                });
+            }
+            Err(error) => {
+                sink.emit(Line::RunError { image: i, error });
+                return None;
+            }
+        }
+    }
+    let stack_bytes = stack.high_water();
+
+    sink.emit(Line::Accuracy { correct, images });
+    let scale = u64::from(counter.units_per_tick());
+    for (i, op) in model.ops().enumerate() {
+        let ticks = timer.ticks.get(i).copied().unwrap_or(0);
+        sink.emit(Line::Layer {
+            index: i,
+            kind: op.as_ref().map(op_kind).unwrap_or("?"),
+            ticks,
+            unit: counter.unit(),
+            units: ticks * scale,
+        });
+    }
+    let per_inference = total_ticks * scale / images.max(1) as u64;
+    sink.emit(Line::Total {
+        ticks: total_ticks,
+        unit: counter.unit(),
+        per_inference,
+    });
+    sink.emit(Line::Memory {
+        model_bytes: data.model.len(),
+        arena_bytes: model.arena_bytes(),
+        stack_bytes,
+    });
+    Some(Summary {
+        correct,
+        images,
+        per_inference,
+        stack_bytes,
+    })
+}
+
+/// Ends the program through semihosting (SYS_EXIT): QEMU exits with 0 or 1, `probe-rs run`
+/// stops and returns the same status. Without a debugger attached the semihosting call traps.
+pub fn exit(success: bool) -> ! {
+    use cortex_m_semihosting::debug;
+    debug::exit(if success {
+        debug::EXIT_SUCCESS
+    } else {
+        debug::EXIT_FAILURE
+    });
+    loop {
+        cortex_m::asm::bkpt();
+    }
+}
