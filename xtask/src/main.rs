@@ -19,8 +19,10 @@ const USAGE: &str = "usage: cargo xtask <command>
   eval MODEL.skq [--data SPEC] [--json]
                                int8 accuracy on the host through the firmware engine
   deploy --board BOARD MODEL.skq [--images N] [--timeout S]
-                               build the board firmware with the model; QEMU boards run it and
-                               every int8 logit is compared with the host engine's (boards: qemu-an386)
+                               check the memory budget, build the board firmware with the model;
+                               QEMU boards run it, real boards are flashed with probe-rs; every int8
+                               logit is compared with the host engine's (boards: qemu-an386,
+                               qemu-an500, qemu-an505, stm32f746g-disco, nrf52840-dk, rp-pico)
   deploy --board jetson MODEL.skq [--images N] [--ssh USER@HOST]
                                aarch64 Linux binary: run on the board over ssh, or without --ssh
                                under qemu-aarch64 (its timings are the emulator's, not the board's)

@@ -60,6 +60,21 @@ pub fn main(_args: Vec<String>) -> Result<(), String> {
     jd.args(["run", "--quiet", "-p", "xtask", "--", "deploy"])
         .args(["--board", "jetson", "runs/default/model.skq"]);
     steps.push(("deploy on jetson under qemu-aarch64".into(), jd));
+    // Every board crate, QEMU and real, builds in release with the pipeline's model and the
+    // 20 images deploy embeds by default, into one shared target folder so that each target's
+    // dependencies compile once; then the Cortex-M7 and Cortex-M33 QEMU boards run it (deploy
+    // fails if any int8 logit differs from the host engine's).
+    let model = crate::root().join("runs/default/model.skq");
+    for b in crate::deploy::BOARDS {
+        let build = crate::deploy::build_command(b, &model, 20);
+        steps.push((format!("board {} builds ({})", b.name, b.target), build));
+    }
+    for board in ["qemu-an500", "qemu-an505"] {
+        let mut d = cargo();
+        d.args(["run", "--quiet", "-p", "xtask", "--", "deploy"])
+            .args(["--board", board, "runs/default/model.skq"]);
+        steps.push((format!("deploy on {board} (QEMU)"), d));
+    }
     let mut failed = Vec::new();
     for (name, cmd) in steps {
         println!("== xtask test: {name}");
