@@ -29,8 +29,8 @@ use crate::requant;
 /// the kernel's stack buffers (`MAX_PATCH` bytes + two packed patches).
 pub const MAX_PATCH: usize = 576;
 
-/// Output channels whose constants are decoded at a time (stack: about 1 KB).
-const CHANNELS: usize = 32;
+/// Output channels whose constants are decoded at a time (stack: about 2 KB).
+const CHANNELS: usize = 64;
 
 /// One output channel's decoded constants.
 #[derive(Clone, Copy, Debug)]
@@ -142,11 +142,11 @@ pub fn conv_with<M: Mac, I: Io>(
     let full = patch_len / 4;
     let x_tail = full < blocks;
 
-    // Output channels in chunks of CHANNELS, each chunk's constants decoded once.
-    let mut c_start = 0;
-    while c_start < cout {
-        let n_ch = CHANNELS.min(cout - c_start);
-        let mut ch = [Channel::default(); CHANNELS];
+    // Output channels in chunks of CHANNELS; with one chunk (cout <= CHANNELS) its constants are
+    // decoded once per conv, else once per chunk and pixel pair. Pixel pairs stay the outer loop:
+    // a pair is finished (every channel written) before the next pair is read, the order the
+    // in-place rule of `plan_rules` relies on.
+    let decode = |ch: &mut [Channel; CHANNELS], c_start: usize, n_ch: usize| {
         for (j, c) in ch[..n_ch].iter_mut().enumerate() {
             let co = c_start + j;
             let r = &p.rescale;
@@ -160,29 +160,42 @@ pub fn conv_with<M: Mac, I: Io>(
                 .get(co * patch_len..(co + 1) * patch_len)
                 .unwrap_or(&[]);
             let tail = row.get(full * 4..).unwrap_or(&[]);
+            c.tail = [0; 4];
             c.tail[..tail.len()].copy_from_slice(tail);
             c.bias = c.bias.wrapping_add(M::acc_offset(row, signed));
         }
-        let ch = &ch[..n_ch];
-        let weights = p
-            .weights
-            .get(c_start * patch_len..(c_start + n_ch) * patch_len)
-            .unwrap_or(&[]);
-        let r = &p.rescale;
+    };
+    let single = cout <= CHANNELS;
+    let mut ch = [Channel::default(); CHANNELS];
+    if single {
+        decode(&mut ch, 0, cout);
+    }
+    let r = &p.rescale;
+    let (zp, lo, hi) = (r.zero_point, r.act_min, r.act_max);
 
-        let mut px = 0;
-        while px < pixels {
-            // The pixel pair; an odd last pixel is paired with itself and written once.
-            let pair = [px, (px + 1).min(pixels - 1)];
-            for (i, &q) in pair.iter().enumerate() {
-                let (oy, ox) = (q / ys.w, q % ys.w);
-                gather(io, xs, p, groups, oy, ox, &mut bytes[..patch_len]);
-                let (chunks, _) = bytes[..blocks * 4].as_chunks::<4>();
-                for (dst, &b) in packed.iter_mut().zip(chunks) {
-                    dst[i] = M::pack(b, signed);
-                }
+    let mut px = 0;
+    while px < pixels {
+        // The pixel pair; an odd last pixel is paired with itself and written once.
+        let pair = [px, (px + 1).min(pixels - 1)];
+        for (i, &q) in pair.iter().enumerate() {
+            let (oy, ox) = (q / ys.w, q % ys.w);
+            gather(io, xs, p, groups, oy, ox, &mut bytes[..patch_len]);
+            let (chunks, _) = bytes[..blocks * 4].as_chunks::<4>();
+            for (dst, &b) in packed.iter_mut().zip(chunks) {
+                dst[i] = M::pack(b, signed);
             }
-            let x = &packed[..blocks];
+        }
+        let x = &packed[..blocks];
+        let mut c_start = 0;
+        while c_start < cout {
+            let n_ch = CHANNELS.min(cout - c_start);
+            if !single {
+                decode(&mut ch, c_start, n_ch);
+            }
+            let weights = p
+                .weights
+                .get(c_start * patch_len..(c_start + n_ch) * patch_len)
+                .unwrap_or(&[]);
             let (y0, y1) = (pair[0] * cout + c_start, pair[1] * cout + c_start);
             for j in (0..n_ch).step_by(2) {
                 let j1 = (j + 1).min(n_ch - 1);
@@ -202,7 +215,6 @@ pub fn conv_with<M: Mac, I: Io>(
                     // The last partial block: weights zero-padded (the patch tail is zero too).
                     M::dot2x2(&x[full..], &[c0.tail], &[c1.tail], &mut acc);
                 }
-                let (zp, lo, hi) = (r.zero_point, r.act_min, r.act_max);
                 io.set_y(y0 + j, c0.rq.apply(acc[0], zp, lo, hi));
                 io.set_y(y1 + j, c0.rq.apply(acc[2], zp, lo, hi));
                 if j1 != j {
@@ -210,9 +222,9 @@ pub fn conv_with<M: Mac, I: Io>(
                     io.set_y(y1 + j1, c1.rq.apply(acc[3], zp, lo, hi));
                 }
             }
-            px += 2;
+            c_start += n_ch;
         }
-        c_start += n_ch;
+        px += 2;
     }
     Ok(true)
 }
