@@ -32,6 +32,18 @@ pub fn main(_args: Vec<String>) -> Result<(), String> {
         "aarch64-unknown-linux-gnu",
     ]);
     steps.push(("firmware tests on aarch64 (qemu-aarch64)".into(), a));
+    // The same with the dot-product extension enabled at compile time: the engine's convs then
+    // run on the `Sdot` unit (`fast::Native`), in their own target dir (other flags, other build).
+    let mut d = cargo();
+    let flags = std::env::var("RUSTFLAGS").unwrap_or_default();
+    d.env("RUSTFLAGS", format!("{flags} -C target-feature=+dotprod"))
+        .args(["test", "--release", "-p", "firmware"])
+        .args(["--target", "aarch64-unknown-linux-gnu", "--target-dir"])
+        .arg(crate::root().join("target/aarch64-dotprod"));
+    steps.push((
+        "firmware tests on aarch64 with +dotprod (qemu-aarch64)".into(),
+        d,
+    ));
     // The fast kernels with the real DSP instructions on QEMU Cortex-M4/M7/M33.
     steps.extend(crate::kernel_check::steps());
     for (target, features) in FIRMWARE_BUILDS {
