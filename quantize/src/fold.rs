@@ -126,15 +126,27 @@ pub struct Folded {
 
 /// Folds `model`'s graph and parameters (BN in eval mode) and the input normalisation.
 pub fn fold(model: &Model, norm: &Normalization) -> Result<Folded, QuantError> {
-    let g: &Graph = &model.graph;
+    fold_with(&model.graph, Some((model, norm)))
+}
+
+/// The structure of the folded network of `g` alone (tensors and ops, which BN and ReLU fuse
+/// where): what the memory plan needs. Weights, biases and pad values are left empty.
+pub fn fold_graph(g: &Graph) -> Result<Folded, QuantError> {
+    fold_with(g, None)
+}
+
+/// `fold` with the parameters and normalisation, `fold_graph` without.
+fn fold_with(g: &Graph, src: Option<(&Model, &Normalization)>) -> Result<Folded, QuantError> {
     let unsupported = |why: String| QuantError::Unsupported(format!("{}: {why}", g.name));
-    if norm.mean.len() != g.input_shape().c || norm.std.len() != g.input_shape().c {
-        return Err(unsupported(format!(
-            "normalisation has {} means / {} stds for {} input channels",
-            norm.mean.len(),
-            norm.std.len(),
-            g.input_shape().c
-        )));
+    if let Some((_, norm)) = src {
+        if norm.mean.len() != g.input_shape().c || norm.std.len() != g.input_shape().c {
+            return Err(unsupported(format!(
+                "normalisation has {} means / {} stds for {} input channels",
+                norm.mean.len(),
+                norm.std.len(),
+                g.input_shape().c
+            )));
+        }
     }
     // Readers of every float tensor (op indices).
     let mut readers: Vec<Vec<usize>> = vec![vec![]; g.tensors.len()];
@@ -147,6 +159,9 @@ pub fn fold(model: &Model, norm: &Normalization) -> Result<Folded, QuantError> {
         (readers[t].len() == 1 && t != g.output).then(|| readers[t][0])
     };
     let param = |name: &str| -> Result<&[f32], QuantError> {
+        let model = src
+            .map(|s| s.0)
+            .ok_or_else(|| unsupported(format!("no parameters to read {name} from")))?;
         let i = model
             .params
             .index(name)
@@ -209,26 +224,29 @@ pub fn fold(model: &Model, norm: &Normalization) -> Result<Folded, QuantError> {
                 shift,
             } => {
                 let (cin, cout) = (g.tensors[*x].c, g.tensors[*y].c);
-                let hwio = param(&format!("{name}.weight"))?;
-                let mut w = vec![0.0f32; cout * k * k * cin];
-                for ky in 0..*k {
-                    for kx in 0..*k {
-                        for ci in 0..cin {
-                            for co in 0..cout {
-                                w[((co * k + ky) * k + kx) * cin + ci] =
-                                    hwio[((ky * k + kx) * cin + ci) * cout + co];
+                let (mut w, mut b) = (vec![], vec![]);
+                if src.is_some() {
+                    let hwio = param(&format!("{name}.weight"))?;
+                    w = vec![0.0f32; cout * k * k * cin];
+                    for ky in 0..*k {
+                        for kx in 0..*k {
+                            for ci in 0..cin {
+                                for co in 0..cout {
+                                    w[((co * k + ky) * k + kx) * cin + ci] =
+                                        hwio[((ky * k + kx) * cin + ci) * cout + co];
+                                }
                             }
                         }
                     }
+                    b = vec![0.0f32; cout];
                 }
-                let mut b = vec![0.0f32; cout];
                 let mut end = *y;
                 if let Some(r) = sole_reader(*y) {
-                    if let Op::BatchNorm {
-                        name: bn, y: by, ..
-                    } = &g.ops[r]
-                    {
+                    if let Op::BatchNorm { y: by, .. } = g.ops[r] {
                         done[r] = true;
+                        end = by;
+                    }
+                    if let (Op::BatchNorm { name: bn, .. }, true) = (&g.ops[r], src.is_some()) {
                         let gamma = param(&format!("{bn}.weight"))?;
                         let beta = param(&format!("{bn}.bias"))?;
                         let mean = param(&format!("{bn}.running_mean"))?;
@@ -240,12 +258,11 @@ pub fn fold(model: &Model, norm: &Normalization) -> Result<Folded, QuantError> {
                                 .for_each(|v| *v *= a);
                             b[co] = beta[co] - mean[co] * a;
                         }
-                        end = *by;
                     }
                 }
                 let (end, relu) = fuse_relu(end, &mut done);
                 let mut pad_u8 = None;
-                if *x == g.input {
+                if let (true, Some((_, norm))) = (*x == g.input, src) {
                     // w' = w / std, b' = b - sum w * mean / std; a padded tap reads the pixel
                     // whose normalised value is 0.
                     for co in 0..cout {
@@ -342,12 +359,15 @@ pub fn fold(model: &Model, norm: &Normalization) -> Result<Folded, QuantError> {
             }
             Op::Linear { name, x, y } => {
                 let (cin, cout) = (g.tensors[*x].c, g.tensors[*y].c);
-                let wt = param(&format!("{name}.weight"))?;
-                let b = param(&format!("{name}.bias"))?.to_vec();
-                let mut w = vec![0.0f32; cout * cin];
-                for ci in 0..cin {
-                    for co in 0..cout {
-                        w[co * cin + ci] = wt[ci * cout + co];
+                let (mut w, mut b) = (vec![], vec![]);
+                if src.is_some() {
+                    let wt = param(&format!("{name}.weight"))?;
+                    b = param(&format!("{name}.bias"))?.to_vec();
+                    w = vec![0.0f32; cout * cin];
+                    for ci in 0..cin {
+                        for co in 0..cout {
+                            w[co * cin + ci] = wt[ci * cout + co];
+                        }
                     }
                 }
                 let xq = get(&home, *x)?;

@@ -8,10 +8,13 @@
 //!   MSE-optimal clipping);
 //! - [`quant`]: tensor quantisation, per-channel int8 weights, int32 biases, every requantisation
 //!   constant ([`requant`] holds TFLite's integer arithmetic and `QuantizeMultiplier`);
-//! - [`plan`]: the arena memory plan; [`skq`]: the file bytes;
+//! - [`plan`]: the arena memory plan (in-place ops, buffer reuse), and [`conventional`]: the
+//!   arena a conventional engine would need for the same network, to compare with; [`skq`]: the
+//!   file bytes;
 //! - [`engine`]: running a model (the firmware engine, or [`reference`], the plain integer
 //!   interpreter it is checked against); [`report`]: float vs int8 accuracy, per-layer SQNR.
 pub mod calib;
+pub mod conventional;
 pub mod engine;
 pub mod fold;
 pub mod plan;
@@ -116,7 +119,10 @@ pub fn quantize_model(
     method: calib::Method,
 ) -> Result<(fold::Folded, quant::QModel), QuantError> {
     let norm = fm.json.normalization.clone();
-    let folded = fold::fold(&fm.model, &norm)?;
+    let mut folded = fold::fold(&fm.model, &norm)?;
+    // The op order the memory plan prefers (the folded network keeps it, so its ops and the
+    // file's stay index for index).
+    plan::schedule_folded(&mut folded)?;
     let q = calib::calibrate(&mut fm.model, &folded, &norm, images, count, method);
     let qm = quant::lower(&folded, &q)?;
     Ok((folded, qm))
@@ -156,6 +162,7 @@ pub fn quantize_dir(dir: &Path, opts: &Options) -> Result<report::Report, QuantE
     let eng = engine::Firmware::new(&bytes)
         .map_err(|e| QuantError::Engine(format!("{}: {e}", out.display())))?;
     let norm = fm.json.normalization.clone();
+    let conventional_arena_bytes = conventional::of_graph(&fm.model.graph)?.arena;
     let rep = report::build(
         &mut fm.model,
         &norm,
@@ -171,6 +178,7 @@ pub fn quantize_dir(dir: &Path, opts: &Options) -> Result<report::Report, QuantE
             flash_bytes: bytes.len(),
             weights_bytes: qm.weights.len(),
             arena_bytes: qm.header.arena_bytes as usize,
+            conventional_arena_bytes,
         },
     )?;
     let json = serde_json::to_string_pretty(&rep).map_err(|e| QuantError::Encode(e.to_string()))?;

@@ -13,6 +13,10 @@ const USAGE: &str = "usage:
       (default: the run's own, from train-config.json).
   shiftkit-quantize eval MODEL.skq [--data SPEC] [--json]
       int8 accuracy on the test split through the firmware engine (--json: {\"accuracy\",\"images\"}).
+  shiftkit-quantize zoo [--json]
+      every zoo network: params, MACs, int8 peak activation bytes of a plain liveness plan, and the
+      arena of our memory plan next to a conventional engine's (shift as Pad+Slice+Concat, TFLite
+      Micro's greedy planner).
 SPEC: mnist (bundled) | mnist:DIR | cifar10:DIR | cifar100:DIR";
 
 fn value<T: std::str::FromStr>(flag: &str, v: Option<String>, what: &str) -> Result<T, QuantError> {
@@ -123,11 +127,85 @@ fn eval_cmd(args: Vec<String>) -> Result<(), QuantError> {
     Ok(())
 }
 
+/// One row of `zoo`: host-train's entry plus the two arena figures.
+#[derive(serde::Serialize)]
+struct ZooRow {
+    #[serde(flatten)]
+    entry: host_train::zoo::ZooEntry,
+    arena_bytes: usize,
+    conventional_arena_bytes: usize,
+    /// The conventional graph's most bytes live at one op (a perfect planner without in-place).
+    conventional_live_peak_bytes: usize,
+    arena_saving_percent: f64,
+}
+
+fn zoo_cmd(args: Vec<String>) -> Result<(), QuantError> {
+    let mut json = false;
+    for a in args {
+        match a.as_str() {
+            "--json" => json = true,
+            _ => {
+                return Err(QuantError::Usage(format!(
+                    "unexpected argument {a}\n{USAGE}"
+                )))
+            }
+        }
+    }
+    let mut rows = vec![];
+    for entry in host_train::zoo::entries() {
+        let arch = host_train::zoo::arch(&entry.name).ok_or_else(|| {
+            QuantError::Unsupported(format!("zoo network {} has no architecture", entry.name))
+        })?;
+        let g = arch.graph();
+        let a = quantize::conventional::arenas_of_graph(&g)?;
+        rows.push(ZooRow {
+            entry,
+            arena_bytes: a.ours,
+            conventional_arena_bytes: a.conventional,
+            conventional_live_peak_bytes: quantize::conventional::of_graph(&g)?.live_peak,
+            arena_saving_percent: (a.saving_percent() * 10.0).round() / 10.0,
+        });
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).map_err(|e| QuantError::Encode(e.to_string()))?
+        );
+        return Ok(());
+    }
+    println!(
+        "{:<24} {:>11} {:>14} {:>13} {:>12} {:>14} {:>7}",
+        "name", "params", "MACs", "liveness B", "arena B", "convent. B", "saving"
+    );
+    for r in &rows {
+        println!(
+            "{:<24} {:>11} {:>14} {:>13} {:>12} {:>14} {:>6.1}%",
+            r.entry.name,
+            r.entry.params,
+            r.entry.macs,
+            r.entry.peak_activation_bytes,
+            r.arena_bytes,
+            r.conventional_arena_bytes,
+            r.arena_saving_percent
+        );
+    }
+    println!(
+        "liveness B: int8 activation bytes live at the worst op, input included, no in-place op \
+         (host-train's plain liveness figure); arena B: the arena of quantize's memory plan (shift \
+         as a view, in-place adds, 1x1 convs and 2x2 average pools, op order chosen for memory, \
+         input outside the arena); convent. B: a conventional engine on the same network (shift \
+         as Pad + Slice + Concat, no in-place op, TFLite Micro's greedy planner, the network's op \
+         order, input outside the arena); saving: 1 - arena / conventional"
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let r = match args.next().as_deref() {
         Some("quantize") => quantize_cmd(args.collect()),
         Some("eval") => eval_cmd(args.collect()),
+        Some("zoo") => zoo_cmd(args.collect()),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -35,7 +35,11 @@ pub struct Report {
     pub flash_bytes: usize,
     /// Size of its weight section (int8 weights, int32 biases and requantisation constants).
     pub weights_bytes: usize,
+    /// Arena of the file's memory plan (in-place ops, buffer reuse).
     pub arena_bytes: usize,
+    /// Arena a conventional engine would need for the same network: the shift as Pad + Slice +
+    /// Concat, TFLite Micro's greedy planner, no in-place op (`conventional.rs`).
+    pub conventional_arena_bytes: usize,
     pub layers: Vec<LayerReport>,
 }
 
@@ -47,6 +51,7 @@ pub struct Meta {
     pub flash_bytes: usize,
     pub weights_bytes: usize,
     pub arena_bytes: usize,
+    pub conventional_arena_bytes: usize,
 }
 
 /// Index of the largest value (the first one on ties).
@@ -183,6 +188,7 @@ pub fn build(
         flash_bytes: meta.flash_bytes,
         weights_bytes: meta.weights_bytes,
         arena_bytes: meta.arena_bytes,
+        conventional_arena_bytes: meta.conventional_arena_bytes,
         layers,
     })
 }
@@ -192,7 +198,7 @@ pub fn table(r: &Report) -> String {
     let mut s = format!(
         "{}: calibration {} on {} training images\n\
          float accuracy {:.2}%   int8 accuracy {:.2}%   ({} test images; delta {:+.2} points)\n\
-         flash {} B (weights {} B)   arena {} B\n\n",
+         flash {} B (weights {} B)   arena {} B (a conventional engine: {} B, {:.1}% less)\n\n",
         r.model,
         r.method,
         r.calib_images,
@@ -202,7 +208,9 @@ pub fn table(r: &Report) -> String {
         100.0 * (r.int8_accuracy - r.float_accuracy),
         r.flash_bytes,
         r.weights_bytes,
-        r.arena_bytes
+        r.arena_bytes,
+        r.conventional_arena_bytes,
+        100.0 * (1.0 - r.arena_bytes as f64 / r.conventional_arena_bytes.max(1) as f64)
     );
     s.push_str(&format!(
         "{:<3} {:<26} {:<11} {:>10} {:>10} {:>5} {:>9}\n",

@@ -11,7 +11,8 @@ mod measure;
 mod test;
 
 const USAGE: &str = "usage: cargo xtask <command>
-  zoo [--json]                 every zoo network: params, MACs, int8 peak activation bytes
+  zoo [--json]                 every zoo network: params, MACs, int8 peak activation bytes, and the
+                               arena of our memory plan next to a conventional engine's
   train [ARGS]                 train a network (defaults: mnist-flat-4c on the bundled MNIST, --out runs/<model>)
                                ARGS: --model NAME --data SPEC --epochs N --device cpu|cuda --out DIR --resume DIR ...
   quantize DIR [--calib N] [--method minmax|percentile|mse]
@@ -186,9 +187,10 @@ fn main() -> ExitCode {
     let rest: Vec<String> = args.collect();
     let result = match cmd.as_deref() {
         Some("zoo") => {
+            // The quantizer lists the zoo: host-train's figures plus both memory plans.
             let mut a = vec!["zoo".to_string()];
             a.extend(rest);
-            pass_through(shiftkit_train(&a))
+            pass_through(shiftkit_quantize(&a))
         }
         Some("train") => train(rest),
         Some(sub @ ("quantize" | "eval")) => {
