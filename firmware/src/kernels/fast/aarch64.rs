@@ -229,8 +229,7 @@ fn dot2x2_sdot(x: &[[u32; 2]], w0: &[[u8; 4]], w1: &[[u8; 4]], acc: &mut [i32; 4
         vdupq_n_s32(0),
         vdupq_n_s32(0),
     );
-    let (full, last) = groups(x, w0, w1);
-    for (x, w0, w1) in full.chain(last.as_ref().map(|(x, a, b)| (x, a, b))) {
+    let mut step = |x: &[u32; 8], w0: &[u8; 16], w1: &[u8; 16]| {
         let (xa, xb) = load::x_group(x);
         let (xa, xb) = (vreinterpretq_s8_u32(xa), vreinterpretq_s8_u32(xb));
         let (w0a, w0b) = doubled(load::w_group(w0));
@@ -239,6 +238,13 @@ fn dot2x2_sdot(x: &[[u32; 2]], w0: &[[u8; 4]], w1: &[[u8; 4]], acc: &mut [i32; 4
         a1 = dot::sdot(a1, xa, w1a);
         b0 = dot::sdot(b0, xb, w0b);
         b1 = dot::sdot(b1, xb, w1b);
+    };
+    let (full, last) = groups(x, w0, w1);
+    for (x, w0, w1) in full {
+        step(x, w0, w1);
+    }
+    if let Some((x, w0, w1)) = &last {
+        step(x, w0, w1);
     }
     let (c0, c1) = (vaddq_s32(a0, b0), vaddq_s32(a1, b1));
     // [c0 p0, c1 p0, c0 p1, c1 p1]: the lanes of pixel 0, then of pixel 1, summed pairwise.
