@@ -56,6 +56,7 @@
 //!   [`crate::plan_rules::conv_lag`] (from the pixels, both channel counts, the shift's reach of
 //!   one row (4C) or one row and a pixel (8C), and the kernels' block of 2 output pixels);
 //! - a 2x2 average pool has `y.offset + c <= x.offset`.
+//!
 //! A shift is never a tensor: it is the input indexing of the 1x1 conv that follows it.
 use serde::{Deserialize, Serialize};
 
