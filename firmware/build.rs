@@ -3,7 +3,9 @@
 //!   (M4, M7), and thumbv8m.main (M33) when built with `-C target-feature=+dsp` (the DSP extension
 //!   is optional on v8-M Mainline). rustc does not expose `dsp` to `cfg(target_feature)` on stable,
 //!   hence this script.
-//! - the `portable` feature turns every fast kernel off (benchmarks compare both).
+//! - the `portable` feature, or `SHIFTKIT_KERNELS=portable` in the build's environment (how
+//!   `cargo xtask bench firmware` builds the boards a second time), turns the Cortex-M fast
+//!   kernels off (benchmarks compare both).
 use std::env;
 
 fn main() {
@@ -11,7 +13,9 @@ fn main() {
     println!("cargo:rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
     let target = env::var("TARGET").unwrap_or_default();
     let flags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
-    let portable = env::var_os("CARGO_FEATURE_PORTABLE").is_some();
+    println!("cargo:rerun-if-env-changed=SHIFTKIT_KERNELS");
+    let portable = env::var_os("CARGO_FEATURE_PORTABLE").is_some()
+        || env::var("SHIFTKIT_KERNELS").as_deref() == Ok("portable");
     let dsp = target.starts_with("thumbv7em")
         || (target.starts_with("thumbv8m.main") && flags.contains("+dsp"));
     if dsp && !portable {

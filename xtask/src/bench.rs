@@ -76,7 +76,11 @@ fn torch_epoch(graph: &std::path::Path) -> Result<(f64, String), String> {
 pub fn main(args: Vec<String>) -> Result<(), String> {
     match args.first().map(String::as_str) {
         Some("train") => train(args.get(1).map(String::as_str).unwrap_or("mnist-flat-4c")),
-        _ => Err("usage: cargo xtask bench train [MODEL]".into()),
+        Some("firmware") => crate::bench_firmware::main(args[1..].to_vec()),
+        _ => Err(
+            "usage: cargo xtask bench train [MODEL] | bench firmware [--images N] [--boards ..] [--nets ..]"
+                .into(),
+        ),
     }
 }
 

@@ -220,6 +220,23 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
     deploy(&board, &model, images, timeout).map(|_| ())
 }
 
+/// What `cargo xtask bench firmware` changes about a deploy: the kernels the firmware is built
+/// with (`SHIFTKIT_KERNELS=portable`, firmware/build.rs) and the IDX images/labels (default:
+/// the bundled MNIST test digits).
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub kernels_portable: bool,
+    pub idx: Option<(PathBuf, PathBuf)>,
+}
+
+impl Overrides {
+    fn idx(&self) -> (PathBuf, PathBuf) {
+        self.idx
+            .clone()
+            .unwrap_or_else(|| (root().join(IDX_IMAGES), root().join(IDX_LABELS)))
+    }
+}
+
 /// Builds, runs and checks; prints as it goes. `Err` if anything fails or the device's logits
 /// differ from the host's (the report is printed first).
 pub fn deploy(
@@ -227,6 +244,17 @@ pub fn deploy(
     model: &Path,
     images: usize,
     timeout: Duration,
+) -> Result<Report, String> {
+    deploy_with(board, model, images, timeout, &Overrides::default())
+}
+
+/// [`deploy`] with [`Overrides`].
+pub fn deploy_with(
+    board: &str,
+    model: &Path,
+    images: usize,
+    timeout: Duration,
+    over: &Overrides,
 ) -> Result<Report, String> {
     let b = BOARDS
         .iter()
@@ -243,7 +271,8 @@ pub fn deploy(
     let m = firmware::Model::from_bytes(&bytes)
         .map_err(|e| format!("{}: not a valid model: {e}", model.display()))?;
 
-    let (digits, labels) = read_idx(&root().join(IDX_IMAGES), &root().join(IDX_LABELS), images)?;
+    let (idx_images, idx_labels) = over.idx();
+    let (digits, labels) = read_idx(&idx_images, &idx_labels, images)?;
     let n = labels.len();
 
     // Budget check before building, flashing or running anything (and before the input check,
@@ -275,7 +304,7 @@ pub fn deploy(
     }
 
     let started = Instant::now();
-    let elf = build(b, &model, n)?;
+    let elf = build(b, &model, n, over)?;
     let (elf_flash, elf_ram) = elf_sizes(&elf)?;
     println!(
         "ELF {}: flash {elf_flash} B, RAM {elf_ram} B (static, without stack); built in {:.1} s",
@@ -540,9 +569,17 @@ fn memory_x(path: &Path) -> Result<(u64, u64), String> {
 }
 
 /// `cargo build --release` in the board crate with the model and images; returns the ELF path.
-fn build(b: &Board, model: &Path, images: usize) -> Result<PathBuf, String> {
+fn build(b: &Board, model: &Path, images: usize, over: &Overrides) -> Result<PathBuf, String> {
     let board_dir = root().join(b.dir);
     let mut c = build_command(b, model, images);
+    let (idx_images, idx_labels) = over.idx();
+    c.env("SHIFTKIT_IDX_IMAGES", idx_images)
+        .env("SHIFTKIT_IDX_LABELS", idx_labels);
+    if over.kernels_portable {
+        c.env("SHIFTKIT_KERNELS", "portable");
+    } else {
+        c.env_remove("SHIFTKIT_KERNELS");
+    }
     c.arg("--message-format=json-render-diagnostics")
         .stderr(Stdio::inherit());
     let out = c.output().map_err(|e| {

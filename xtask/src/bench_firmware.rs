@@ -1,0 +1,350 @@
+//! `cargo xtask bench firmware [--images N] [--boards B,..] [--nets N,..]`: QEMU instruction
+//! counts of the firmware, fast kernels next to the portable ones, in one run.
+//!
+//! For each network (the default `mnist-flat-4c` from `runs/default`, and MLPerf Tiny's ResNet-8
+//! `resnet8` and its 4C shift version `resnet8-4c`) and each QEMU board (Cortex-M4 `qemu-an386`,
+//! M7 `qemu-an500`, M33 `qemu-an505`), the board is built and run twice through
+//! `cargo xtask deploy` (so every int8 logit is also checked against the host engine): once with
+//! this build's fast kernels, once with `SHIFTKIT_KERNELS=portable` (firmware/build.rs). Each
+//! op's SysTick-measured QEMU instructions per inference are divided by its MACs.
+//!
+//! The ResNet-8 models are trained for one epoch on synthetic CIFAR-10-shaped data (random
+//! pixels, fixed seed) and quantized as usual: instruction counts do not depend on the weights'
+//! values, only on the shapes. Everything lands in `target/bench-firmware/` (`results.json`,
+//! `results.md`, the table also printed).
+use crate::deploy;
+use crate::{pass_through, root, shiftkit_quantize, shiftkit_train};
+use firmware::format::{Op, Shift};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+const BOARDS: [&str; 3] = ["qemu-an386", "qemu-an500", "qemu-an505"];
+const NETS: [&str; 3] = ["default", "resnet8", "resnet8-4c"];
+/// Synthetic CIFAR-10 records per training batch file (5 files) and in the test file.
+const SYNTH_RECORDS: usize = 128;
+
+/// One op of one run: kind, MACs, instructions per inference.
+#[derive(Clone, Debug)]
+struct Layer {
+    kind: String,
+    macs: u64,
+    fast: u64,
+    portable: u64,
+}
+
+fn usage() -> String {
+    format!(
+        "usage: cargo xtask bench firmware [--images N] [--boards {}] [--nets {}]",
+        BOARDS.join(","),
+        NETS.join(",")
+    )
+}
+
+pub fn main(args: Vec<String>) -> Result<(), String> {
+    let mut images = 2usize;
+    let mut boards: Vec<String> = BOARDS.iter().map(|s| s.to_string()).collect();
+    let mut nets: Vec<String> = NETS.iter().map(|s| s.to_string()).collect();
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        let mut value = || {
+            it.next()
+                .ok_or_else(|| format!("{a} needs a value\n{}", usage()))
+        };
+        match a.as_str() {
+            "--images" => {
+                let v = value()?;
+                images = v
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| format!("--images {v}: expected a positive whole number"))?;
+            }
+            "--boards" => boards = value()?.split(',').map(String::from).collect(),
+            "--nets" => nets = value()?.split(',').map(String::from).collect(),
+            _ => return Err(format!("unknown argument '{a}'\n{}", usage())),
+        }
+    }
+    for b in &boards {
+        if !BOARDS.contains(&b.as_str()) {
+            return Err(format!("--boards: '{b}' is not a QEMU board\n{}", usage()));
+        }
+    }
+    for n in &nets {
+        if !NETS.contains(&n.as_str()) {
+            return Err(format!("--nets: unknown network '{n}'\n{}", usage()));
+        }
+    }
+    if !deploy::qemu_available("qemu-an386") {
+        return Err("qemu-system-arm is not installed (apt-get install qemu-system-arm)".into());
+    }
+    let work = root().join("target/bench-firmware");
+    std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
+
+    let mut results = Vec::new();
+    for net in &nets {
+        let (model, idx) = prepare(net, &work)?;
+        let bytes = std::fs::read(&model).map_err(|e| format!("{}: {e}", model.display()))?;
+        let m = firmware::Model::from_bytes(&bytes)
+            .map_err(|e| format!("{}: not a valid model: {e}", model.display()))?;
+        let macs = op_macs(&m)?;
+        for board in &boards {
+            let fast = run(board, &model, images, idx.as_ref(), false)?;
+            let portable = run(board, &model, images, idx.as_ref(), true)?;
+            let layers = macs
+                .iter()
+                .enumerate()
+                .map(|(i, (kind, macs))| Layer {
+                    kind: kind.clone(),
+                    macs: *macs,
+                    fast: fast.layers.get(i).map_or(0, |l| l.1),
+                    portable: portable.layers.get(i).map_or(0, |l| l.1),
+                })
+                .collect::<Vec<_>>();
+            results.push((
+                net.clone(),
+                board.clone(),
+                layers,
+                fast.per_inference,
+                portable.per_inference,
+                fast.elf_flash_bytes,
+            ));
+        }
+    }
+    let md = report(&results, images);
+    println!("\n{md}");
+    let json: Vec<serde_json::Value> = results
+        .iter()
+        .map(|(net, board, layers, fast, portable, flash)| {
+            serde_json::json!({
+                "net": net, "board": board, "images": images,
+                "fast_per_inference": fast, "portable_per_inference": portable,
+                "elf_flash_bytes": flash,
+                "layers": layers.iter().map(|l| serde_json::json!({
+                    "kind": l.kind, "macs": l.macs, "fast": l.fast, "portable": l.portable
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let write = |name: &str, text: String| {
+        let p = work.join(name);
+        std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))
+    };
+    write(
+        "results.json",
+        serde_json::to_string_pretty(&json).map_err(|e| e.to_string())? + "\n",
+    )?;
+    write("results.md", md)?;
+    println!("wrote target/bench-firmware/results.json and results.md");
+    Ok(())
+}
+
+/// The model of `net`, and the IDX images/labels it needs (`None`: the bundled MNIST digits).
+fn prepare(net: &str, work: &Path) -> Result<(PathBuf, Option<(PathBuf, PathBuf)>), String> {
+    if net == "default" {
+        let model = root().join("runs/default/model.skq");
+        if !model.is_file() {
+            return Err(format!(
+                "{}: missing (run `cargo xtask pipeline` first)",
+                model.display()
+            ));
+        }
+        return Ok((model, None));
+    }
+    let cifar = work.join("cifar10-synthetic");
+    let idx = synthetic_cifar(&cifar)?;
+    let dir = work.join(net);
+    let model = dir.join("model.skq");
+    if !model.is_file() {
+        println!(
+            "== bench firmware: train {net} for one epoch on synthetic CIFAR-10 data, quantize"
+        );
+        let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let data = format!("cifar10:{}", cifar.display());
+        let out = dir.display().to_string();
+        pass_through(shiftkit_train(&s(&[
+            "train", "--model", net, "--data", &data, "--epochs", "1", "--batch", "32", "--quiet",
+            "--out", &out,
+        ])))?;
+        pass_through(shiftkit_quantize(&s(&["quantize", &out, "--calib", "64"])))?;
+    }
+    Ok((model, Some(idx)))
+}
+
+/// Writes a CIFAR-10 binary folder of random records (fixed seed) if missing, and an IDX copy of
+/// its test images (each 32x32x3 record as one 32 x 96 IDX image: the bytes the board embeds) and
+/// labels. Returns the IDX paths.
+fn synthetic_cifar(dir: &Path) -> Result<(PathBuf, PathBuf), String> {
+    let (images, labels) = (dir.join("test-images-idx3"), dir.join("test-labels-idx1"));
+    if images.is_file() && labels.is_file() {
+        return Ok((images, labels));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut byte = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 24) as u8
+    };
+    let mut records = |n: usize| {
+        let mut v = Vec::with_capacity(n * 3073);
+        for _ in 0..n {
+            v.push(byte() % 10);
+            v.extend((0..3072).map(|_| byte()));
+        }
+        v
+    };
+    let write =
+        |p: PathBuf, b: &[u8]| std::fs::write(&p, b).map_err(|e| format!("{}: {e}", p.display()));
+    for i in 1..=5 {
+        write(
+            dir.join(format!("data_batch_{i}.bin")),
+            &records(SYNTH_RECORDS),
+        )?;
+    }
+    let test = records(SYNTH_RECORDS);
+    write(dir.join("test_batch.bin"), &test)?;
+    let n = SYNTH_RECORDS as u32;
+    let mut idx = Vec::new();
+    for v in [0x0803u32, n, 32, 96] {
+        idx.extend(v.to_be_bytes());
+    }
+    let mut lab = Vec::new();
+    for v in [0x0801u32, n] {
+        lab.extend(v.to_be_bytes());
+    }
+    for r in test.chunks_exact(3073) {
+        lab.push(r[0]);
+        idx.extend(&r[1..]);
+    }
+    write(images.clone(), &idx)?;
+    write(labels.clone(), &lab)?;
+    Ok((images, labels))
+}
+
+/// (kind, MACs) per op, from the model's shapes.
+fn op_macs(m: &firmware::Model) -> Result<Vec<(String, u64)>, String> {
+    let mut v = Vec::new();
+    for op in m.ops() {
+        let op = op.map_err(|e| e.to_string())?;
+        let t = |id: u16| m.tensor(id).map_err(|e| e.to_string());
+        let entry = match op {
+            Op::Conv { x, y, k, shift, .. } => {
+                let (xt, yt) = (t(x)?, t(y)?);
+                let kind = match (k, shift) {
+                    (1, Shift::None) => "conv1x1",
+                    (1, _) => "shift-conv1x1",
+                    (3, _) => "conv3x3",
+                    _ => "conv",
+                };
+                let macs =
+                    yt.h as u64 * yt.w as u64 * yt.c as u64 * (k as u64).pow(2) * xt.c as u64;
+                (kind, macs)
+            }
+            Op::FullyConnected { x, y, .. } => ("fc", t(x)?.c as u64 * t(y)?.c as u64),
+            Op::Add { .. } => ("add", 0),
+            Op::AvgPool2 { .. } => ("avgpool2", 0),
+            Op::MaxPool3s2 { .. } => ("maxpool3s2", 0),
+            Op::GlobalAvgPool { .. } => ("global-avgpool", 0),
+        };
+        v.push((entry.0.to_string(), entry.1));
+    }
+    Ok(v)
+}
+
+/// One deploy with the fast or the portable kernels.
+fn run(
+    board: &str,
+    model: &Path,
+    images: usize,
+    idx: Option<&(PathBuf, PathBuf)>,
+    portable: bool,
+) -> Result<deploy::Report, String> {
+    println!(
+        "== bench firmware: {board}, {}, {} kernels",
+        model.display(),
+        if portable { "portable" } else { "fast" }
+    );
+    let overrides = deploy::Overrides {
+        kernels_portable: portable,
+        idx: idx.cloned(),
+    };
+    deploy::deploy_with(
+        board,
+        model,
+        images,
+        deploy::default_timeout(images * 20),
+        &overrides,
+    )
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    a as f64 / b.max(1) as f64
+}
+
+/// The markdown tables: per network and board the whole inference and the conv kinds, then the
+/// per-layer table of the default network on the first board.
+fn report(results: &[(String, String, Vec<Layer>, u64, u64, u64)], images: usize) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "QEMU instructions per inference (SysTick under -icount shift=0, mean of {images} images), \
+         fast kernels vs portable kernels, same run:\n"
+    );
+    let _ = writeln!(
+        s,
+        "| network | board | MACs | fast instr | instr/MAC | portable instr | instr/MAC | speed-up | shift-conv1x1 instr/MAC fast (portable) | ELF flash B |"
+    );
+    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (net, board, layers, fast, portable, flash) in results {
+        let macs: u64 = layers.iter().map(|l| l.macs).sum();
+        let sc: Vec<&Layer> = layers
+            .iter()
+            .filter(|l| l.kind == "shift-conv1x1")
+            .collect();
+        let (sm, sf, sp) = sc.iter().fold((0, 0, 0), |a, l| {
+            (a.0 + l.macs, a.1 + l.fast, a.2 + l.portable)
+        });
+        let shift = if sm > 0 {
+            format!("{:.2} ({:.1})", ratio(sf, sm), ratio(sp, sm))
+        } else {
+            "-".into()
+        };
+        let _ = writeln!(
+            s,
+            "| {net} | {board} | {macs} | {fast} | {:.2} | {portable} | {:.1} | {:.2}x | {shift} | {flash} |",
+            ratio(*fast, macs),
+            ratio(*portable, macs),
+            ratio(*portable, *fast),
+        );
+    }
+    for (net, board, layers, ..) in results.iter().take(1) {
+        let _ = writeln!(s, "\nPer layer, {net} on {board}:\n");
+        let _ = writeln!(
+            s,
+            "| # | op | MACs | fast instr | instr/MAC | portable instr | instr/MAC | speed-up |"
+        );
+        let _ = writeln!(s, "|---:|---|---:|---:|---:|---:|---:|---:|");
+        for (i, l) in layers.iter().enumerate() {
+            let per = |v: u64| {
+                if l.macs > 0 {
+                    format!("{:.2}", ratio(v, l.macs))
+                } else {
+                    "-".into()
+                }
+            };
+            let _ = writeln!(
+                s,
+                "| {i} | {} | {} | {} | {} | {} | {} | {:.2}x |",
+                l.kind,
+                l.macs,
+                l.fast,
+                per(l.fast),
+                l.portable,
+                per(l.portable),
+                ratio(l.portable, l.fast)
+            );
+        }
+    }
+    s
+}
