@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 mod bench;
+mod bench_firmware;
 mod deploy;
 mod jetson;
 mod kernel_check;
@@ -32,6 +33,8 @@ const USAGE: &str = "usage: cargo xtask <command>
                                (per-layer bars + arena bytes live per op) next to the model
   pipeline                     the main job on the defaults: train -> quantize -> (deploy once built)
   bench train                  one training epoch, ours vs PyTorch on the same 2 threads
+  bench firmware [--images N]  QEMU instructions per layer and per MAC on Cortex-M4/M7/M33, fast
+                               vs portable kernels, default net + ResNet-8 (+4C) (target/bench-firmware)
   test                         everything CI runs";
 
 pub fn root() -> PathBuf {
