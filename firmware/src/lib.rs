@@ -14,7 +14,8 @@
 //! ```
 #![no_std]
 // `unsafe` is allowed only in the fast kernels' one-instruction `asm!` wrappers
-// (kernels/fast/dsp.rs `arch`), each with a SAFETY line.
+// (kernels/fast/dsp.rs `arch`, aarch64.rs `dot`), their vector loads from arrays and calls into
+// `#[target_feature]` fns (aarch64.rs, avx2.rs), each with a SAFETY line.
 #![deny(unsafe_code)]
 
 pub mod engine;

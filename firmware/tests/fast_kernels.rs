@@ -40,7 +40,8 @@ fn the_selftest_catches_a_broken_kernel() {
 
 /// This build's native unit takes the convs the engine hands it (`fast::conv`, what
 /// `firmware::run` calls first): on aarch64 the engine tests (`tests/engine.rs`) then run the
-/// NEON or sdot kernel against the reference, on the host the portable one.
+/// NEON or sdot kernel against the reference, on an x86-64 host built with AVX2 the AVX2 one,
+/// elsewhere the portable one.
 #[test]
 fn the_native_unit_is_the_one_this_build_selects() {
     use firmware::kernels::{conv::ConvParams, fast, I32s, Rescale, Shape, Split};
@@ -50,6 +51,8 @@ fn the_native_unit_is_the_one_this_build_selects() {
         "sdot"
     } else if cfg!(target_arch = "aarch64") {
         "neon"
+    } else if cfg!(all(target_arch = "x86_64", target_feature = "avx2")) {
+        "avx2"
     } else {
         "none"
     };
@@ -103,21 +106,58 @@ fn the_native_unit_is_the_one_this_build_selects() {
     }
 }
 
+/// 3 x 3000 random convs with unit `M`, every one taken and bit-exact.
+#[allow(dead_code)] // not every target has a unit that uses it
+fn check<M: firmware::kernels::fast::Mac>(name: &str) {
+    let cases = 3000;
+    for seed in [1u64, 0xdead_beef, 42] {
+        let taken = selftest::run(&mut selftest::With::<M>(PhantomData), seed, cases)
+            .unwrap_or_else(|m| panic!("{name}, seed {seed}: {m:?}"));
+        assert_eq!(taken, cases, "{name}, seed {seed}");
+    }
+}
+
+/// The SIMD units' packing (i8 blocks, u8 input as `x - 128` plus `128 * sum(w)`) with the
+/// plain-Rust product (what `Avx2` runs without AVX2), on every target.
+#[test]
+fn simd_packing_matches_the_reference_on_random_convs() {
+    use firmware::kernels::fast::{simd, Mac};
+    struct Scalar;
+    impl Mac for Scalar {
+        type Packed = u32;
+        fn pack(b: [u8; 4], signed: bool) -> u32 {
+            simd::pack(b, signed)
+        }
+        fn acc_offset(w: &[u8], signed: bool) -> i32 {
+            simd::acc_offset(w, signed)
+        }
+        fn dot2x2(x: &[[u32; 2]], w0: &[[u8; 4]], w1: &[[u8; 4]], acc: &mut [i32; 4]) {
+            simd::dot2x2_scalar(x, w0, w1, acc)
+        }
+    }
+    check::<Scalar>("simd scalar");
+}
+
+/// The AVX2 unit with the real instructions, where the host has them.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn avx2_kernel_matches_the_reference_on_random_convs() {
+    use firmware::kernels::fast::avx2::Avx2;
+    if !std::arch::is_x86_feature_detected!("avx2") {
+        println!("skipped: this CPU has no AVX2");
+        return;
+    }
+    // SAFETY: the CPU has AVX2 (checked just above).
+    unsafe { Avx2::assume_supported() };
+    assert!(Avx2::active());
+    check::<Avx2>("avx2");
+}
+
 /// The aarch64 units with the real instructions (CI: under `qemu-aarch64 -cpu max`).
 #[cfg(target_arch = "aarch64")]
 mod aarch64 {
-    use super::{selftest, PhantomData};
+    use super::check;
     use firmware::kernels::fast::aarch64::{Neon, Sdot};
-    use firmware::kernels::fast::Mac;
-
-    fn check<M: Mac>(name: &str) {
-        let cases = 3000;
-        for seed in [1u64, 0xdead_beef, 42] {
-            let taken = selftest::run(&mut selftest::With::<M>(PhantomData), seed, cases)
-                .unwrap_or_else(|m| panic!("{name}, seed {seed}: {m:?}"));
-            assert_eq!(taken, cases, "{name}, seed {seed}");
-        }
-    }
 
     #[test]
     fn neon_kernel_matches_the_reference_on_random_convs() {

@@ -1,16 +1,12 @@
 //! The aarch64 MAC units: [`Neon`] (baseline Advanced SIMD, every aarch64 core) and [`Sdot`]
 //! (the dot-product extension, FEAT_DotProd: Cortex-A55/A75 and later, Jetson Orin's A78AE).
 //!
-//! Both keep the 4 patch bytes of a block as they are, one `u32` ([`Mac::Packed`]); a u8 input
-//! (the stem's 0..255 pixels) is stored as `x - 128` (`x ^ 0x80`, an i8), and each accumulator
-//! starts with `128 * sum(w)` on top of the bias ([`Mac::acc_offset`]), so that
-//! `sum(w * x) = sum(w * (x - 128)) + 128 * sum(w)` holds exactly (mod 2^32, as every i32 sum
-//! here wraps). Every product is then i8 x i8.
-//!
-//! The driver interleaves the two pixels' blocks: 16 bytes of `x` are `[p0 b0, p1 b0, p0 b1,
-//! p1 b1]`. Each weight row is loaded 4 blocks (16 bytes) at a time and each block doubled
-//! (`zip1`/`zip2` of the row with itself: `[b0 b0 b1 b1]`, `[b2 b2 b3 b3]`), so the weight block
-//! sits next to both pixels' copies of that block:
+//! Both use the shared packing of [`super::simd`]: a block's 4 bytes as 4 i8 in a `u32`, u8 input
+//! stored as `x - 128` with `128 * sum(w)` added back through [`Mac::acc_offset`], so every
+//! product is i8 x i8. 16 bytes of `x` are `[p0 b0, p1 b0, p0 b1, p1 b1]`; each weight row is
+//! loaded 4 blocks (16 bytes) at a time and each block doubled (`zip1`/`zip2` of the row with
+//! itself: `[b0 b0 b1 b1]`, `[b2 b2 b3 b3]`), so a weight block sits next to both pixels' copies
+//! of that block:
 //!
 //! ```text
 //! Sdot, per 4 blocks (64 MACs): 2 x loads (one ld1), 2 weight loads, 4 zips, 4 sdot
@@ -33,6 +29,7 @@ use core::arch::aarch64::{
 };
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use super::simd::{acc_offset, groups, pack};
 use super::Mac;
 
 /// NEON MAC unit (see the module docs).
@@ -61,27 +58,6 @@ impl Sdot {
     pub fn active() -> bool {
         cfg!(target_feature = "dotprod") || SDOT_SUPPORTED.load(Ordering::Relaxed)
     }
-}
-
-/// 4 patch bytes as they are (i8 input) or as `x - 128` (u8 input).
-#[inline(always)]
-fn pack(b: [u8; 4], signed: bool) -> u32 {
-    let w = u32::from_le_bytes(b);
-    if signed {
-        w
-    } else {
-        w ^ 0x8080_8080
-    }
-}
-
-/// `128 * sum(w)` for u8 input (undoes the `- 128` of [`pack`]), 0 for i8 input.
-#[inline]
-fn acc_offset(w: &[u8], signed: bool) -> i32 {
-    if signed {
-        return 0;
-    }
-    let sum = w.iter().fold(0i32, |s, &b| s.wrapping_add(b as i8 as i32));
-    sum.wrapping_mul(128)
 }
 
 impl Mac for Neon {
@@ -124,34 +100,6 @@ impl Mac for Sdot {
             call::neon(x, w0, w1, acc)
         }
     }
-}
-
-/// The blocks of `x`, `w0` and `w1` the product covers (the shortest length), in groups of 4
-/// blocks, then the last 1..3 blocks zero-padded to a group (`None` if there are none).
-#[inline(always)]
-fn groups<'a>(
-    x: &'a [[u32; 2]],
-    w0: &'a [[u8; 4]],
-    w1: &'a [[u8; 4]],
-) -> (
-    impl Iterator<Item = (&'a [u32; 8], &'a [u8; 16], &'a [u8; 16])>,
-    Option<([u32; 8], [u8; 16], [u8; 16])>,
-) {
-    let n = w0.len().min(w1.len()).min(x.len());
-    let (xg, xr) = x[..n].as_flattened().as_chunks::<8>();
-    let (w0g, w0r) = w0[..n].as_flattened().as_chunks::<16>();
-    let (w1g, w1r) = w1[..n].as_flattened().as_chunks::<16>();
-    let last = (!xr.is_empty()).then(|| {
-        let (mut xt, mut w0t, mut w1t) = ([0u32; 8], [0u8; 16], [0u8; 16]);
-        xt[..xr.len()].copy_from_slice(xr);
-        w0t[..w0r.len()].copy_from_slice(w0r);
-        w1t[..w1r.len()].copy_from_slice(w1r);
-        (xt, w0t, w1t)
-    });
-    (
-        xg.iter().zip(w0g).zip(w1g).map(|((x, a), b)| (x, a, b)),
-        last,
-    )
 }
 
 /// One weight group doubled block by block: `([b0 b0 b1 b1], [b2 b2 b3 b3])`.

@@ -14,11 +14,15 @@
 //! MAC loop reads each packed input word once per channel pair and each weight word once per
 //! pixel pair. The arch part is the [`Mac`] trait: [`dsp`] (Cortex-M4/M7/M33 `smlad`/`sxtb16`,
 //! emulated in plain Rust elsewhere so its exact code path is tested on the host), and on aarch64
-//! `aarch64` (NEON `smull`/`sadalp`, and `sdot`).
+//! `aarch64` (NEON `smull`/`sadalp`, and `sdot`), on x86-64 `avx2` (`vpmaddwd`, for quick host
+//! evaluation); the SIMD units share their packing ([`simd`]).
 #[cfg(target_arch = "aarch64")]
 pub mod aarch64;
+#[cfg(target_arch = "x86_64")]
+pub mod avx2;
 pub mod dsp;
 pub mod selftest;
+pub mod simd;
 
 use super::conv::{self, ConvParams};
 use super::{Element, Io, KernelError, Shape};
@@ -98,19 +102,56 @@ pub type Native = aarch64::Neon;
     not(feature = "portable")
 ))]
 pub const NATIVE_UNIT: &str = "neon";
-#[cfg(not(any(shiftkit_dsp, target_arch = "aarch64")))]
-pub const NATIVE_UNIT: &str = "none";
-#[cfg(all(target_arch = "aarch64", feature = "portable"))]
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    not(feature = "portable")
+))]
+pub type Native = avx2::Avx2;
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    not(feature = "portable")
+))]
+pub const NATIVE_UNIT: &str = "avx2";
+#[cfg(not(any(
+    shiftkit_dsp,
+    all(
+        not(feature = "portable"),
+        any(
+            target_arch = "aarch64",
+            all(target_arch = "x86_64", target_feature = "avx2")
+        )
+    )
+)))]
 pub const NATIVE_UNIT: &str = "none";
 
 /// Runs the conv with the native fast kernel if this build has one and the conv fits it;
 /// `Ok(false)` means "not taken, run the portable kernel".
 pub fn conv(io: &mut impl Io, ys: Shape, xs: Shape, p: &ConvParams) -> Result<bool, KernelError> {
-    #[cfg(any(shiftkit_dsp, all(target_arch = "aarch64", not(feature = "portable"))))]
+    #[cfg(any(
+        shiftkit_dsp,
+        all(
+            not(feature = "portable"),
+            any(
+                target_arch = "aarch64",
+                all(target_arch = "x86_64", target_feature = "avx2")
+            )
+        )
+    ))]
     {
         conv_with::<Native, _>(io, ys, xs, p)
     }
-    #[cfg(not(any(shiftkit_dsp, all(target_arch = "aarch64", not(feature = "portable")))))]
+    #[cfg(not(any(
+        shiftkit_dsp,
+        all(
+            not(feature = "portable"),
+            any(
+                target_arch = "aarch64",
+                all(target_arch = "x86_64", target_feature = "avx2")
+            )
+        )
+    )))]
     {
         let _ = (io, ys, xs, p);
         Ok(false)
