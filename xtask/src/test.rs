@@ -44,6 +44,18 @@ pub fn main(_args: Vec<String>) -> Result<(), String> {
         "firmware tests on aarch64 with +dotprod (qemu-aarch64)".into(),
         d,
     ));
+    // On an x86-64 host with AVX2: the firmware tests built with it, so the engine's convs run on
+    // the `Avx2` unit (`fast::Native`).
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        let mut v = cargo();
+        v.env("RUSTFLAGS", format!("{flags} -C target-feature=+avx2"))
+            .args(["test", "-p", "firmware", "--target-dir"])
+            .arg(crate::root().join("target/x86-avx2"));
+        steps.push(("firmware tests with +avx2 (host)".into(), v));
+    } else {
+        println!("== xtask test: firmware tests with +avx2 not run: this CPU has no AVX2");
+    }
     // The fast kernels with the real DSP instructions on QEMU Cortex-M4/M7/M33.
     steps.extend(crate::kernel_check::steps());
     for (target, features) in FIRMWARE_BUILDS {
