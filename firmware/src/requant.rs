@@ -87,7 +87,8 @@ pub fn requantize(
 pub struct Requantizer {
     multiplier: i32,
     shift: i32,
-    left: u32,
+    /// `2^max(shift, 0)` (wrapping): `x << left` as one multiply, with the same wrap.
+    pow_left: i32,
     right: u32,
     /// `2^right - 1` and its half: `rounding_divide_by_pot`'s mask and threshold.
     mask: i32,
@@ -103,7 +104,7 @@ impl Requantizer {
         Requantizer {
             multiplier,
             shift,
-            left: shift.max(0) as u32,
+            pow_left: 1i32.wrapping_shl(shift.max(0) as u32),
             right,
             mask,
             half: mask >> 1,
@@ -123,7 +124,7 @@ impl Requantizer {
                 act_max,
             );
         }
-        let x = acc.wrapping_shl(self.left);
+        let x = acc.wrapping_mul(self.pow_left);
         let high = ((x as i64 * self.multiplier as i64 + (1 << 30)) >> 31) as i32;
         let threshold = self.half + (high < 0) as i32;
         let q = (high >> self.right) + ((high & self.mask) > threshold) as i32;

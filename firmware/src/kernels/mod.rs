@@ -107,6 +107,12 @@ pub trait Io {
     fn x_bytes(&self, at: usize, dst: &mut [u8]);
     /// Writes output element `i`.
     fn set_y(&mut self, i: usize, v: i8);
+    /// Writes output elements `at..at + src.len()` (those past the end are dropped).
+    fn y_bytes(&mut self, at: usize, src: &[i8]) {
+        for (i, &v) in src.iter().enumerate() {
+            self.set_y(at + i, v);
+        }
+    }
 }
 
 /// Input and output in separate slices.
@@ -150,6 +156,13 @@ impl<X: Element> Io for Split<'_, X> {
     fn set_y(&mut self, i: usize, v: i8) {
         if let Some(y) = self.y.get_mut(i) {
             *y = v;
+        }
+    }
+    #[inline]
+    fn y_bytes(&mut self, at: usize, src: &[i8]) {
+        let end = self.y.len().min(at.saturating_add(src.len()));
+        if let Some(y) = self.y.get_mut(at.min(end)..end) {
+            y.copy_from_slice(&src[..y.len()]);
         }
     }
 }
@@ -224,6 +237,14 @@ impl Io for Shared<'_> {
             if let Some(y) = self.buf.get_mut(self.y_at + i) {
                 *y = v;
             }
+        }
+    }
+    #[inline]
+    fn y_bytes(&mut self, at: usize, src: &[i8]) {
+        let end = self.y_len.min(at.saturating_add(src.len()));
+        let start = at.min(end);
+        if let Some(y) = self.buf.get_mut(self.y_at + start..self.y_at + end) {
+            y.copy_from_slice(&src[..end - start]);
         }
     }
 }

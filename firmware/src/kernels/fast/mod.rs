@@ -237,7 +237,8 @@ pub fn conv_with<M: Mac, I: Io>(
                 .weights
                 .get(c_start * patch_len..(c_start + n_ch) * patch_len)
                 .unwrap_or(&[]);
-            let (y0, y1) = (pair[0] * cout + c_start, pair[1] * cout + c_start);
+            // The pair's outputs of this chunk, written to the io once the chunk is done.
+            let mut out = [[0i8; CHANNELS]; 2];
             for j in (0..n_ch).step_by(2) {
                 let j1 = (j + 1).min(n_ch - 1);
                 let (c0, c1) = (&ch[j], &ch[j1]);
@@ -256,12 +257,16 @@ pub fn conv_with<M: Mac, I: Io>(
                     // The last partial block: weights zero-padded (the patch tail is zero too).
                     M::dot2x2(&x[full..], &[c0.tail], &[c1.tail], &mut acc);
                 }
-                io.set_y(y0 + j, c0.rq.apply(acc[0], zp, lo, hi));
-                io.set_y(y1 + j, c0.rq.apply(acc[2], zp, lo, hi));
-                if j1 != j {
-                    io.set_y(y0 + j1, c1.rq.apply(acc[1], zp, lo, hi));
-                    io.set_y(y1 + j1, c1.rq.apply(acc[3], zp, lo, hi));
-                }
+                // j1 == j for an odd last channel: the second pair of writes repeats the first.
+                let [o0, o1] = &mut out;
+                o0[j] = c0.rq.apply(acc[0], zp, lo, hi);
+                o1[j] = c0.rq.apply(acc[2], zp, lo, hi);
+                o0[j1] = c1.rq.apply(acc[1], zp, lo, hi);
+                o1[j1] = c1.rq.apply(acc[3], zp, lo, hi);
+            }
+            io.y_bytes(pair[0] * cout + c_start, &out[0][..n_ch]);
+            if pair[1] != pair[0] {
+                io.y_bytes(pair[1] * cout + c_start, &out[1][..n_ch]);
             }
             c_start += n_ch;
         }
