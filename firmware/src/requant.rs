@@ -115,7 +115,7 @@ impl Requantizer {
     #[inline(always)]
     pub fn apply(&self, acc: i32, zero_point: i8, act_min: i8, act_max: i8) -> i8 {
         if self.multiplier < 0 {
-            return requantize(
+            return requantize_cold(
                 acc,
                 self.multiplier,
                 self.shift,
@@ -133,6 +133,21 @@ impl Requantizer {
             .max(act_min as i32)
             .min(act_max as i32) as i8
     }
+}
+
+/// [`requantize`] out of line, for [`Requantizer`]'s never-taken fallback (keeps each inlined
+/// use small).
+#[cold]
+#[inline(never)]
+fn requantize_cold(
+    acc: i32,
+    multiplier: i32,
+    shift: i32,
+    zero_point: i8,
+    act_min: i8,
+    act_max: i8,
+) -> i8 {
+    requantize(acc, multiplier, shift, zero_point, act_min, act_max)
 }
 
 /// `v` clamped to `[lo, hi]` (to `hi` if `lo > hi`), as i8.

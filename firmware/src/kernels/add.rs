@@ -34,11 +34,28 @@ pub fn forward(y: &mut [i8], a: &[i8], b: &[i8], p: &AddParams) -> Result<(), Ke
     if a.len() != y.len() || b.len() != y.len() {
         return Err(KernelError("add: input and output lengths differ"));
     }
-    let t = Tables::new(p);
-    for ((out, &qa), &qb) in y.iter_mut().zip(a).zip(b) {
+    add_all(y, Src::In(a), Src::In(b), &Tables::new(p));
+    Ok(())
+}
+
+/// Where an add reads one input: the output buffer itself (in place) or a separate slice.
+#[derive(Clone, Copy)]
+enum Src<'a> {
+    Out,
+    In(&'a [i8]),
+}
+
+/// The element loop of every add (one copy of it in the firmware).
+#[inline(never)]
+fn add_all(y: &mut [i8], a: Src, b: Src, t: &Tables) {
+    for (i, out) in y.iter_mut().enumerate() {
+        let read = |s: Src| match s {
+            Src::Out => *out,
+            Src::In(v) => v.get(i).copied().unwrap_or(0),
+        };
+        let (qa, qb) = (read(a), read(b));
         *out = t.add(qa, qb);
     }
-    Ok(())
 }
 
 /// Which inputs of an in-place add the output buffer holds.
@@ -61,25 +78,24 @@ pub fn forward_in_place(y: &mut [i8], over: Over, p: &AddParams) -> Result<(), K
     if over != Over::Both && other.len() != y.len() {
         return Err(KernelError("add: input and output lengths differ"));
     }
-    let t = Tables::new(p);
-    match over {
-        Over::A { b } => {
-            for (out, &o) in y.iter_mut().zip(b) {
-                *out = t.add(*out, o);
-            }
-        }
-        Over::B { a } => {
-            for (out, &o) in y.iter_mut().zip(a) {
-                *out = t.add(o, *out);
-            }
-        }
-        Over::Both => {
-            for out in y.iter_mut() {
-                *out = t.add(*out, *out);
-            }
-        }
-    }
+    let (a, b) = match over {
+        Over::A { b } => (Src::Out, Src::In(b)),
+        Over::B { a } => (Src::In(a), Src::Out),
+        Over::Both => (Src::Out, Src::Out),
+    };
+    add_all(y, a, b, &Tables::new(p));
     Ok(())
+}
+
+/// `mbqm((q - zp) << ls, m, s)` for every int8 `q`, indexed by `q as u8`.
+#[inline(never)]
+fn term_table(zp: i8, ls: u32, m: i32, s: i32) -> [i32; 256] {
+    let mut t = [0i32; 256];
+    for (i, v) in t.iter_mut().enumerate() {
+        let q = i as u8 as i8;
+        *v = mbqm((q as i32 - zp as i32).wrapping_shl(ls), m, s);
+    }
+    t
 }
 
 /// An add's per-input terms `mbqm((q - zp) << left_shift, m, s)` for all 256 values of `q`
@@ -97,12 +113,7 @@ struct Tables {
 impl Tables {
     fn new(p: &AddParams) -> Self {
         let ls = p.left_shift as u32;
-        let term = |zp: i8, m: i32, s: i32| {
-            core::array::from_fn(|i| {
-                let q = i as u8 as i8;
-                mbqm((q as i32 - zp as i32).wrapping_shl(ls), m, s)
-            })
-        };
+        let term = |zp: i8, m: i32, s: i32| term_table(zp, ls, m, s);
         Tables {
             a: term(p.a_zero_point, p.a_multiplier, p.a_shift),
             b: term(p.b_zero_point, p.b_multiplier, p.b_shift),

@@ -166,15 +166,45 @@ pub fn conv_with<M: Mac, I: Io>(
     p: &ConvParams,
 ) -> Result<bool, KernelError> {
     conv::check(io, ys, xs, p)?;
+    Ok(conv_bytes::<M>(io, I::X::SIGNED, ys, xs, p))
+}
+
+/// The byte access the fast kernel needs, object-safe: one copy of the kernel serves every
+/// [`Io`] (the u8 model input, separate slices, one shared buffer), which keeps the firmware
+/// small; the two calls per gathered group or written pixel cost nothing next to the MACs.
+pub trait Bytes {
+    fn x_bytes(&self, at: usize, dst: &mut [u8]);
+    fn y_bytes(&mut self, at: usize, src: &[i8]);
+}
+
+impl<I: Io> Bytes for I {
+    #[inline]
+    fn x_bytes(&self, at: usize, dst: &mut [u8]) {
+        Io::x_bytes(self, at, dst)
+    }
+    #[inline]
+    fn y_bytes(&mut self, at: usize, src: &[i8]) {
+        Io::y_bytes(self, at, src)
+    }
+}
+
+/// [`conv_with`] after the checks; `false` if the patch is larger than [`MAX_PATCH`].
+#[inline(never)]
+fn conv_bytes<M: Mac>(
+    io: &mut dyn Bytes,
+    signed: bool,
+    ys: Shape,
+    xs: Shape,
+    p: &ConvParams,
+) -> bool {
     let patch_len = p.k * p.k * xs.c; // no overflow: equals weights.len() / cout after check
     if patch_len > MAX_PATCH || patch_len == 0 || ys.c == 0 {
-        return Ok(false);
+        return false;
     }
     let blocks = patch_len.div_ceil(4);
     let mut bytes = [0u8; MAX_PATCH + 3];
     // Both pixels' packed patches, interleaved by block: packed[b] = [pixel 0, pixel 1].
     let mut packed = [[M::Packed::default(); 2]; MAX_PATCH / 4 + 1];
-    let signed = I::X::SIGNED;
     let mut groups = [(0i8, 0i8, 0usize, 0usize); 9];
     let n_groups = shift_groups(p.shift, xs.c, &mut groups);
     let groups = &groups[..n_groups];
@@ -272,13 +302,13 @@ pub fn conv_with<M: Mac, I: Io>(
         }
         px += 2;
     }
-    Ok(true)
+    true
 }
 
 /// Writes the `k*k*cin` input bytes output pixel `(oy, ox)` reads into `dst`, in weight order
 /// (`[ky][kx][ci]`), with each shift group read at its offset and the pad value outside.
-fn gather<I: Io>(
-    io: &I,
+fn gather(
+    io: &dyn Bytes,
     xs: Shape,
     p: &ConvParams,
     groups: &[(i8, i8, usize, usize)],
