@@ -170,6 +170,20 @@ pub fn split_arena<'a, const N: usize>(
     Some((y, xs))
 }
 
+/// A conv: the fast kernel of this build where it has one and the conv fits it, else the
+/// portable one.
+fn conv(
+    io: &mut impl kernels::Io,
+    ys: Shape,
+    xs: Shape,
+    p: &ConvParams,
+) -> Result<(), KernelError> {
+    if !kernels::fast::conv(io, ys, xs, p)? {
+        kernels::conv::forward(io, ys, xs, p)?;
+    }
+    Ok(())
+}
+
 /// Whether two arena tensors share bytes.
 fn overlap(a: &Tensor, b: &Tensor) -> bool {
     crate::plan_rules::overlaps(a, b)
@@ -236,14 +250,14 @@ fn run_op(
             if x == model.header().input {
                 // The stem reads the caller's u8 pixels.
                 let y = arena.get_mut(yr.clone()).ok_or(split)?;
-                kernels::conv::forward(&mut Split { x: input, y }, ys, xs, &p).map_err(kernel)?;
+                conv(&mut Split { x: input, y }, ys, xs, &p).map_err(kernel)?;
             } else if overlap(&xt, &yt) {
                 // In place: the output starts at least the rule's lag below the input.
                 let mut io = Shared::new(arena, range(&xt)?, yr.clone()).ok_or(split)?;
-                kernels::conv::forward(&mut io, ys, xs, &p).map_err(kernel)?;
+                conv(&mut io, ys, xs, &p).map_err(kernel)?;
             } else {
                 let (y, [x]) = split_arena(arena, yr.clone(), [range(&xt)?]).ok_or(split)?;
-                kernels::conv::forward(&mut Split { x, y }, ys, xs, &p).map_err(kernel)?;
+                conv(&mut Split { x, y }, ys, xs, &p).map_err(kernel)?;
             }
             Ok(yr)
         }
