@@ -84,6 +84,18 @@ pub fn main(_args: Vec<String>) -> Result<(), String> {
     jd.args(["run", "--quiet", "-p", "xtask", "--", "deploy"])
         .args(["--board", "jetson", "runs/default/model.skq"]);
     steps.push(("deploy on jetson under qemu-aarch64".into(), jd));
+    // The board crates' shared parts on the host: the app's report against the engine with a
+    // fake board, and the build script helper (each its own workspace, outside --workspace).
+    for dir in ["boards/app", "boards/embed"] {
+        let mut t = cargo();
+        t.current_dir(crate::root().join(dir))
+            .env(
+                "CARGO_TARGET_DIR",
+                crate::root().join(crate::deploy::BOARDS_TARGET_DIR),
+            )
+            .arg("test");
+        steps.push((format!("{dir} host tests"), t));
+    }
     // Every board crate, QEMU and real, builds in release with the pipeline's model and the
     // 20 images deploy embeds by default, into one shared target folder so that each target's
     // dependencies compile once; then the Cortex-M7 and Cortex-M33 QEMU boards run it (deploy
