@@ -22,6 +22,9 @@
 #![deny(unsafe_code)]
 
 pub mod counter;
+/// The program of the QEMU MPS2 boards.
+#[cfg(feature = "semihosting")]
+pub mod qemu;
 pub mod sink;
 pub mod stack;
 
