@@ -190,6 +190,29 @@ pub enum Op {
     },
 }
 
+impl Op {
+    /// A short name of the op's kind, as the boards print it in their `layer` lines and the
+    /// benchmarks group layers: `conv1x1`, `shift-conv1x1`, `conv3x3`, `conv` (other k), `add`,
+    /// `avgpool2`, `maxpool3s2`, `global-avgpool`, `fc`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Op::Conv {
+                k: 1,
+                shift: Shift::None,
+                ..
+            } => "conv1x1",
+            Op::Conv { k: 1, .. } => "shift-conv1x1",
+            Op::Conv { k: 3, .. } => "conv3x3",
+            Op::Conv { .. } => "conv",
+            Op::Add { .. } => "add",
+            Op::AvgPool2 { .. } => "avgpool2",
+            Op::MaxPool3s2 { .. } => "maxpool3s2",
+            Op::GlobalAvgPool { .. } => "global-avgpool",
+            Op::FullyConnected { .. } => "fc",
+        }
+    }
+}
+
 /// The channel groups of a shift over `c` channels, as `(dh, dw, c0, c1)`: channel group
 /// `c0..c1` is read at `(h - dh, w - dw)`, zero point outside the image. Same split as the
 /// trainer (PAPER.md): 4C = four groups of c/5 (down, left, up, right) + centre; 8C = eight

@@ -14,7 +14,7 @@
 //! `results.md`, the table also printed).
 use crate::deploy;
 use crate::{pass_through, root, shiftkit_quantize, shiftkit_train};
-use firmware::format::{Op, Shift};
+use firmware::format::Op;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -228,26 +228,15 @@ fn op_macs(m: &firmware::Model) -> Result<Vec<(String, u64)>, String> {
     for op in m.ops() {
         let op = op.map_err(|e| e.to_string())?;
         let t = |id: u16| m.tensor(id).map_err(|e| e.to_string());
-        let entry = match op {
-            Op::Conv { x, y, k, shift, .. } => {
+        let macs = match op {
+            Op::Conv { x, y, k, .. } => {
                 let (xt, yt) = (t(x)?, t(y)?);
-                let kind = match (k, shift) {
-                    (1, Shift::None) => "conv1x1",
-                    (1, _) => "shift-conv1x1",
-                    (3, _) => "conv3x3",
-                    _ => "conv",
-                };
-                let macs =
-                    yt.h as u64 * yt.w as u64 * yt.c as u64 * (k as u64).pow(2) * xt.c as u64;
-                (kind, macs)
+                yt.h as u64 * yt.w as u64 * yt.c as u64 * (k as u64).pow(2) * xt.c as u64
             }
-            Op::FullyConnected { x, y, .. } => ("fc", t(x)?.c as u64 * t(y)?.c as u64),
-            Op::Add { .. } => ("add", 0),
-            Op::AvgPool2 { .. } => ("avgpool2", 0),
-            Op::MaxPool3s2 { .. } => ("maxpool3s2", 0),
-            Op::GlobalAvgPool { .. } => ("global-avgpool", 0),
+            Op::FullyConnected { x, y, .. } => t(x)?.c as u64 * t(y)?.c as u64,
+            _ => 0,
         };
-        v.push((entry.0.to_string(), entry.1));
+        v.push((op.kind().to_string(), macs));
     }
     Ok(v)
 }

@@ -35,7 +35,7 @@ pub use counter::Counter;
 pub use embedded_hal::digital::OutputPin;
 pub use sink::{Line, Sink};
 
-use firmware::format::{Op, Shift};
+use firmware::format::Op;
 use firmware::{Model, Profiler};
 
 /// 16-byte alignment for the embedded model (weights are read as words).
@@ -117,23 +117,9 @@ impl<C: Counter, const OPS: usize> Profiler for LayerTimer<'_, C, OPS> {
     }
 }
 
-/// A short name of the op's kind, as printed in `layer` lines.
+/// A short name of the op's kind, as printed in `layer` lines ([`Op::kind`]).
 pub fn op_kind(op: &Op) -> &'static str {
-    match op {
-        Op::Conv {
-            k: 1,
-            shift: Shift::None,
-            ..
-        } => "conv1x1",
-        Op::Conv { k: 1, .. } => "shift-conv1x1",
-        Op::Conv { k: 3, .. } => "conv3x3",
-        Op::Conv { .. } => "conv",
-        Op::Add { .. } => "add",
-        Op::AvgPool2 { .. } => "avgpool2",
-        Op::MaxPool3s2 { .. } => "maxpool3s2",
-        Op::GlobalAvgPool { .. } => "global-avgpool",
-        Op::FullyConnected { .. } => "fc",
-    }
+    op.kind()
 }
 
 /// Index of the largest logit (the first one on ties).

@@ -26,7 +26,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use firmware::format::{Op, Shift};
+use firmware::format::Op;
 use firmware::{Model, Profiler};
 
 const USAGE: &str = "usage: shiftkit-jetson MODEL.skq IMAGES-IDX LABELS-IDX [--count N]
@@ -95,21 +95,7 @@ impl Profiler for NsProfiler {
 
 /// The layer kind printed in `layer` lines (the same names as the Cortex-M boards).
 fn op_kind(op: &Op) -> &'static str {
-    match op {
-        Op::Conv {
-            k: 1,
-            shift: Shift::None,
-            ..
-        } => "conv1x1",
-        Op::Conv { k: 1, .. } => "shift-conv1x1",
-        Op::Conv { k: 3, .. } => "conv3x3",
-        Op::Conv { .. } => "conv",
-        Op::Add { .. } => "add",
-        Op::AvgPool2 { .. } => "avgpool2",
-        Op::MaxPool3s2 { .. } => "maxpool3s2",
-        Op::GlobalAvgPool { .. } => "global-avgpool",
-        Op::FullyConnected { .. } => "fc",
-    }
+    op.kind()
 }
 
 fn argmax(logits: &[i8]) -> usize {
