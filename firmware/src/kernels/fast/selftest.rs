@@ -8,7 +8,7 @@
 //! u8 or i8 input, and random data, weights, biases and requantisation constants in the ranges a
 //! validated model allows.
 use super::super::conv::{self, ConvParams};
-use super::super::{I32s, KernelError, Rescale, Shape, Shared, Split};
+use super::super::{Element, I32s, Io, KernelError, Rescale, Shape, Shared, Split};
 use crate::format::Shift;
 use crate::plan_rules;
 
@@ -46,28 +46,29 @@ impl Rng {
 
 /// The fast kernel under test, called like `fast::conv_with::<M, _>`; `Ok(false)` = not taken.
 pub trait FastConv {
-    fn conv_u8(
+    fn conv<I: Io>(
         &mut self,
-        io: &mut Split<u8>,
+        io: &mut I,
         ys: Shape,
         xs: Shape,
         p: &ConvParams,
     ) -> Result<bool, KernelError>;
-    fn conv_i8(
-        &mut self,
-        io: &mut Split<i8>,
-        ys: Shape,
-        xs: Shape,
-        p: &ConvParams,
-    ) -> Result<bool, KernelError>;
-    /// The in-place form: input and output in one buffer (`plan_rules`).
-    fn conv_shared(
-        &mut self,
-        io: &mut Shared,
-        ys: Shape,
-        xs: Shape,
-        p: &ConvParams,
-    ) -> Result<bool, KernelError>;
+}
+
+/// The reference and the fast kernel on the same input `x` (u8 or i8) in separate slices;
+/// whether both ran.
+fn both<X: Element>(
+    fast: &mut impl FastConv,
+    x: &[X],
+    y_ref: &mut [i8],
+    y_fast: &mut [i8],
+    ys: Shape,
+    xs: Shape,
+    p: &ConvParams,
+) -> bool {
+    let r = conv::forward(&mut Split { x, y: y_ref }, ys, xs, p);
+    let f = fast.conv(&mut Split { x, y: y_fast }, ys, xs, p);
+    r.is_ok() && f == Ok(true)
 }
 
 /// Runs `cases` random cases from `seed`; returns how many the fast kernel took, or the first
@@ -166,22 +167,23 @@ pub fn run(fast: &mut impl FastConv, seed: u64, cases: u32) -> Result<u32, Misma
         };
         y_fast[..ny].fill(0x55);
         let in_place = k == 1 && stride == 1 && pad_px == 0 && rng.below(3) == 0;
+        let mut xi = [0i8; MAX_X];
+        for (d, &s) in xi.iter_mut().zip(&x[..nx]) {
+            *d = s as i8;
+        }
+        let (ys_, y_ref, y_fast) = (ys, &mut y_ref[..ny], &mut y_fast[..ny]);
         let took = if in_place {
             // The output `lag` bytes below the input in one buffer, as the memory plan places
             // an in-place conv (plan_rules::conv_lag), against the reference on separate slices.
             let reach = plan_rules::reach(sh, wd) as u64;
             let lag =
                 plan_rules::conv_lag((h * wd) as u64, cin as u64, cout as u64, reach) as usize;
-            let mut xi = [0i8; MAX_X];
-            for (d, &s) in xi.iter_mut().zip(&x[..nx]) {
-                *d = s as i8;
-            }
             let r = conv::forward(
                 &mut Split {
                     x: &xi[..nx],
-                    y: &mut y_ref[..ny],
+                    y: y_ref,
                 },
-                ys,
+                ys_,
                 xs,
                 &p,
             );
@@ -189,57 +191,15 @@ pub fn run(fast: &mut impl FastConv, seed: u64, cases: u32) -> Result<u32, Misma
             let len = (lag + nx).max(ny);
             buf[lag..lag + nx].copy_from_slice(&xi[..nx]);
             let f = match Shared::new(&mut buf[..len], lag..lag + nx, 0..ny) {
-                Some(mut io) => fast.conv_shared(&mut io, ys, xs, &p),
+                Some(mut io) => fast.conv(&mut io, ys_, xs, &p),
                 None => Ok(false),
             };
-            y_fast[..ny].copy_from_slice(&buf[..ny]);
+            y_fast.copy_from_slice(&buf[..ny]);
             r.is_ok() && f == Ok(true)
         } else if rng.below(2) == 0 {
-            let xv = &x[..nx];
-            let r = conv::forward(
-                &mut Split {
-                    x: xv,
-                    y: &mut y_ref[..ny],
-                },
-                ys,
-                xs,
-                &p,
-            );
-            let f = fast.conv_u8(
-                &mut Split {
-                    x: xv,
-                    y: &mut y_fast[..ny],
-                },
-                ys,
-                xs,
-                &p,
-            );
-            r.is_ok() && f == Ok(true)
+            both(fast, &x[..nx], y_ref, y_fast, ys_, xs, &p)
         } else {
-            let mut xi = [0i8; MAX_X];
-            for (d, &s) in xi.iter_mut().zip(&x[..nx]) {
-                *d = s as i8;
-            }
-            let xv = &xi[..nx];
-            let r = conv::forward(
-                &mut Split {
-                    x: xv,
-                    y: &mut y_ref[..ny],
-                },
-                ys,
-                xs,
-                &p,
-            );
-            let f = fast.conv_i8(
-                &mut Split {
-                    x: xv,
-                    y: &mut y_fast[..ny],
-                },
-                ys,
-                xs,
-                &p,
-            );
-            r.is_ok() && f == Ok(true)
+            both(fast, &xi[..nx], y_ref, y_fast, ys_, xs, &p)
         };
         if !took {
             continue;
@@ -261,27 +221,9 @@ pub fn run(fast: &mut impl FastConv, seed: u64, cases: u32) -> Result<u32, Misma
 pub struct With<M>(pub core::marker::PhantomData<M>);
 
 impl<M: super::Mac> FastConv for With<M> {
-    fn conv_u8(
+    fn conv<I: Io>(
         &mut self,
-        io: &mut Split<u8>,
-        ys: Shape,
-        xs: Shape,
-        p: &ConvParams,
-    ) -> Result<bool, KernelError> {
-        super::conv_with::<M, _>(io, ys, xs, p)
-    }
-    fn conv_i8(
-        &mut self,
-        io: &mut Split<i8>,
-        ys: Shape,
-        xs: Shape,
-        p: &ConvParams,
-    ) -> Result<bool, KernelError> {
-        super::conv_with::<M, _>(io, ys, xs, p)
-    }
-    fn conv_shared(
-        &mut self,
-        io: &mut Shared,
+        io: &mut I,
         ys: Shape,
         xs: Shape,
         p: &ConvParams,
