@@ -2,7 +2,7 @@
 //! (the dot-product extension, FEAT_DotProd: Cortex-A55/A75 and later, Jetson Orin's A78AE).
 //!
 //! Both use the shared packing of [`super::simd`]: a block's 4 bytes as 4 i8 in a `u32`, u8 input
-//! stored as `x - 128` with `128 * sum(w)` added back through [`Mac::acc_offset`], so every
+//! stored as `x - 128` with `128 * sum(w)` added back through [`super::Mac::acc_offset`], so every
 //! product is i8 x i8. 16 bytes of `x` are `[p0 b0, p1 b0, p0 b1, p1 b1]`; each weight row is
 //! loaded 4 blocks (16 bytes) at a time and each block doubled (`zip1`/`zip2` of the row with
 //! itself: `[b0 b0 b1 b1]`, `[b2 b2 b3 b3]`), so a weight block sits next to both pixels' copies
@@ -29,8 +29,7 @@ use core::arch::aarch64::{
 };
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use super::simd::{acc_offset, groups, pack};
-use super::Mac;
+use super::simd::{groups, simd_mac};
 
 /// NEON MAC unit (see the module docs).
 #[derive(Clone, Copy, Debug)]
@@ -60,47 +59,18 @@ impl Sdot {
     }
 }
 
-impl Mac for Neon {
-    type Packed = u32;
+simd_mac!(Neon, call::neon);
 
-    #[inline(always)]
-    fn pack(b: [u8; 4], signed: bool) -> u32 {
-        pack(b, signed)
-    }
-
-    #[inline]
-    fn acc_offset(w: &[u8], signed: bool) -> i32 {
-        acc_offset(w, signed)
-    }
-
-    #[inline(always)]
-    fn dot2x2(x: &[[u32; 2]], w0: &[[u8; 4]], w1: &[[u8; 4]], acc: &mut [i32; 4]) {
+simd_mac!(Sdot, |x: &[[u32; 2]],
+                 w0: &[[u8; 4]],
+                 w1: &[[u8; 4]],
+                 acc: &mut [i32; 4]| {
+    if Sdot::active() {
+        call::sdot(x, w0, w1, acc)
+    } else {
         call::neon(x, w0, w1, acc)
     }
-}
-
-impl Mac for Sdot {
-    type Packed = u32;
-
-    #[inline(always)]
-    fn pack(b: [u8; 4], signed: bool) -> u32 {
-        pack(b, signed)
-    }
-
-    #[inline]
-    fn acc_offset(w: &[u8], signed: bool) -> i32 {
-        acc_offset(w, signed)
-    }
-
-    #[inline(always)]
-    fn dot2x2(x: &[[u32; 2]], w0: &[[u8; 4]], w1: &[[u8; 4]], acc: &mut [i32; 4]) {
-        if Sdot::active() {
-            call::sdot(x, w0, w1, acc)
-        } else {
-            call::neon(x, w0, w1, acc)
-        }
-    }
-}
+});
 
 /// One weight group doubled block by block: `([b0 b0 b1 b1], [b2 b2 b3 b3])`.
 #[target_feature(enable = "neon")]
@@ -113,7 +83,7 @@ fn doubled(w: uint8x16_t) -> (int8x16_t, int8x16_t) {
     )
 }
 
-/// [`Mac::dot2x2`] with `smull`/`sadalp` (see the module docs).
+/// [`super::Mac::dot2x2`] with `smull`/`sadalp` (see the module docs).
 #[target_feature(enable = "neon")]
 #[inline]
 fn dot2x2_neon(x: &[[u32; 2]], w0: &[[u8; 4]], w1: &[[u8; 4]], acc: &mut [i32; 4]) {
@@ -166,7 +136,7 @@ fn add_lanes(acc: &mut [i32; 4], d: [i32; 4]) {
     }
 }
 
-/// [`Mac::dot2x2`] with `sdot` (see the module docs).
+/// [`super::Mac::dot2x2`] with `sdot` (see the module docs).
 #[target_feature(enable = "dotprod")]
 #[inline]
 fn dot2x2_sdot(x: &[[u32; 2]], w0: &[[u8; 4]], w1: &[[u8; 4]], acc: &mut [i32; 4]) {

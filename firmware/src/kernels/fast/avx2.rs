@@ -1,7 +1,7 @@
 //! The x86-64 AVX2 MAC unit, for quick host evaluation of large models: [`Avx2`].
 //!
 //! It uses the shared packing of [`super::simd`] (a block's 4 bytes as 4 i8, u8 input stored as
-//! `x - 128` with `128 * sum(w)` added back through [`Mac::acc_offset`]). Per group of 4 blocks
+//! `x - 128` with `128 * sum(w)` added back through [`super::Mac::acc_offset`]). Per group of 4 blocks
 //! (64 MACs), with 32 bytes of `x` = `[p0 b0, p1 b0, p0 b1, p1 b1 | p0 b2, p1 b2, p0 b3, p1 b3]`:
 //!
 //! ```text
@@ -25,8 +25,7 @@ use core::arch::x86_64::{
 };
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use super::simd::{acc_offset, dot2x2_scalar, groups, pack};
-use super::Mac;
+use super::simd::{dot2x2_scalar, groups, simd_mac};
 
 /// AVX2 MAC unit (see the module docs).
 #[derive(Clone, Copy, Debug)]
@@ -52,30 +51,18 @@ impl Avx2 {
     }
 }
 
-impl Mac for Avx2 {
-    type Packed = u32;
-
-    #[inline(always)]
-    fn pack(b: [u8; 4], signed: bool) -> u32 {
-        pack(b, signed)
+simd_mac!(Avx2, |x: &[[u32; 2]],
+                 w0: &[[u8; 4]],
+                 w1: &[[u8; 4]],
+                 acc: &mut [i32; 4]| {
+    if Avx2::active() {
+        call::avx2(x, w0, w1, acc)
+    } else {
+        dot2x2_scalar(x, w0, w1, acc)
     }
+});
 
-    #[inline]
-    fn acc_offset(w: &[u8], signed: bool) -> i32 {
-        acc_offset(w, signed)
-    }
-
-    #[inline(always)]
-    fn dot2x2(x: &[[u32; 2]], w0: &[[u8; 4]], w1: &[[u8; 4]], acc: &mut [i32; 4]) {
-        if Avx2::active() {
-            call::avx2(x, w0, w1, acc)
-        } else {
-            dot2x2_scalar(x, w0, w1, acc)
-        }
-    }
-}
-
-/// [`Mac::dot2x2`] with `vpmaddwd` (see the module docs).
+/// [`super::Mac::dot2x2`] with `vpmaddwd` (see the module docs).
 #[target_feature(enable = "avx2")]
 #[inline]
 fn dot2x2_avx2(x: &[[u32; 2]], w0: &[[u8; 4]], w1: &[[u8; 4]], acc: &mut [i32; 4]) {

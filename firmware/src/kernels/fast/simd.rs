@@ -10,6 +10,34 @@
 //! The driver interleaves the two pixels' blocks: 8 `u32` of `x` are `[p0 b0, p1 b0, p0 b1,
 //! p1 b1, p0 b2, p1 b2, p0 b3, p1 b3]`, and a weight row is read 4 blocks (16 bytes) at a time.
 
+/// The [`super::Mac`] impl of a SIMD unit over this packing; `$dot` is the unit's 2x2 product
+/// `fn(&[[u32; 2]], &[[u8; 4]], &[[u8; 4]], &mut [i32; 4])`.
+#[allow(unused_macros)]
+macro_rules! simd_mac {
+    ($unit:ty, $dot:expr) => {
+        impl super::Mac for $unit {
+            type Packed = u32;
+
+            #[inline(always)]
+            fn pack(b: [u8; 4], signed: bool) -> u32 {
+                super::simd::pack(b, signed)
+            }
+
+            #[inline]
+            fn acc_offset(w: &[u8], signed: bool) -> i32 {
+                super::simd::acc_offset(w, signed)
+            }
+
+            #[inline(always)]
+            fn dot2x2(x: &[[u32; 2]], w0: &[[u8; 4]], w1: &[[u8; 4]], acc: &mut [i32; 4]) {
+                ($dot)(x, w0, w1, acc)
+            }
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use simd_mac;
+
 /// 4 patch bytes as they are (i8 input) or as `x - 128` (u8 input).
 #[inline(always)]
 pub fn pack(b: [u8; 4], signed: bool) -> u32 {
