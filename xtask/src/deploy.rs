@@ -177,36 +177,63 @@ pub fn qemu_available(board: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-pub fn main(args: Vec<String>) -> Result<(), String> {
-    let (mut board, mut model, mut images, mut timeout) = (None, None, 20usize, None);
-    let mut ssh = None;
-    let mut it = args.into_iter();
-    while let Some(a) = it.next() {
-        let mut value = |what: &str| it.next().ok_or(format!("{a} needs {what}\n{}", usage()));
-        match a.as_str() {
-            "--board" => board = Some(value("a board name")?),
-            "--ssh" => ssh = Some(value("user@host")?),
-            "--images" => {
-                let v = value("a whole number")?;
-                images = v
-                    .parse()
-                    .map_err(|_| format!("--images {v}: expected a whole number"))?;
+/// The arguments `deploy` and `measure` share:
+/// `--board BOARD MODEL.skq [--images N] [--timeout SECONDS] [--ssh USER@HOST]`.
+pub struct Args {
+    pub board: String,
+    pub model: PathBuf,
+    pub images: usize,
+    pub timeout: Duration,
+    pub ssh: Option<String>,
+}
+
+impl Args {
+    /// Parses `args`; errors end with `usage`.
+    pub fn parse(args: Vec<String>, usage: fn() -> String) -> Result<Args, String> {
+        let (mut board, mut model, mut images, mut timeout) = (None, None, 20usize, None);
+        let mut ssh = None;
+        let mut it = args.into_iter();
+        while let Some(a) = it.next() {
+            let mut value = |what: &str| it.next().ok_or(format!("{a} needs {what}\n{}", usage()));
+            match a.as_str() {
+                "--board" => board = Some(value("a board name")?),
+                "--ssh" => ssh = Some(value("user@host")?),
+                "--images" => {
+                    let v = value("a whole number")?;
+                    images = v
+                        .parse()
+                        .map_err(|_| format!("--images {v}: expected a whole number"))?;
+                }
+                "--timeout" => {
+                    let v = value("seconds")?;
+                    timeout = Some(
+                        v.parse()
+                            .map_err(|_| format!("--timeout {v}: expected whole seconds"))?,
+                    );
+                }
+                s if s.starts_with("--") => return Err(format!("unknown option {s}\n{}", usage())),
+                _ if model.is_none() => model = Some(PathBuf::from(a)),
+                _ => return Err(format!("unexpected argument {a}\n{}", usage())),
             }
-            "--timeout" => {
-                let v = value("seconds")?;
-                timeout = Some(
-                    v.parse()
-                        .map_err(|_| format!("--timeout {v}: expected whole seconds"))?,
-                );
-            }
-            s if s.starts_with("--") => return Err(format!("unknown option {s}\n{}", usage())),
-            _ if model.is_none() => model = Some(PathBuf::from(a)),
-            _ => return Err(format!("unexpected argument {a}\n{}", usage())),
         }
+        Ok(Args {
+            board: board.ok_or_else(usage)?,
+            model: model.ok_or_else(usage)?,
+            timeout: timeout.map_or_else(|| default_timeout(images), Duration::from_secs),
+            images,
+            ssh,
+        })
     }
-    let board = board.ok_or_else(usage)?;
-    let model = model.ok_or_else(usage)?;
-    let timeout = timeout.map_or_else(|| default_timeout(images), Duration::from_secs);
+}
+
+pub fn main(args: Vec<String>) -> Result<(), String> {
+    let Args {
+        board,
+        model,
+        images,
+        timeout,
+        ssh,
+    } = Args::parse(args, usage)?;
     if board == crate::jetson::BOARD {
         return crate::jetson::deploy(&model, images, timeout, ssh.as_deref()).map(|_| ());
     }
@@ -624,19 +651,21 @@ pub fn build_command(b: &Board, model: &Path, images: usize) -> Command {
 }
 
 /// The runner from the board's `.cargo/config.toml` (the one place its QEMU or probe-rs
-/// command lives).
-fn runner(board_dir: &Path) -> Result<Vec<String>, String> {
+/// command lives), split into words.
+pub fn runner(board_dir: &Path) -> Result<Vec<String>, String> {
     let path = board_dir.join(".cargo/config.toml");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let line = text
+    let cmd = text
         .lines()
         .find(|l| l.trim_start().starts_with("runner"))
-        .ok_or_else(|| format!("{}: no runner", path.display()))?;
-    let cmd = line
-        .split_once('=')
+        .and_then(|l| l.split_once('='))
         .map(|x| x.1.trim().trim_matches('"'))
-        .unwrap_or("");
-    Ok(cmd.split_whitespace().map(String::from).collect())
+        .ok_or_else(|| format!("{}: no runner", path.display()))?;
+    let argv: Vec<String> = cmd.split_whitespace().map(String::from).collect();
+    if argv.is_empty() {
+        return Err(format!("{}: empty runner", path.display()));
+    }
+    Ok(argv)
 }
 
 /// Runs the ELF under the board's QEMU runner, killing it after `timeout`; returns stdout.
@@ -679,8 +708,7 @@ fn run_probe(
     run_captured(&argv, elf, timeout, PROBE_RS_INSTALL)
 }
 
-/// Runs `argv` + `elf`, killing it after `timeout`; prints the header and image lines and
-/// returns the whole stdout. `install` is the hint if `argv[0]` cannot be started.
+/// Runs `argv` + `elf` through [`run_timed`].
 fn run_captured(
     argv: &[String],
     elf: &Path,
@@ -691,9 +719,16 @@ fn run_captured(
         return Err("the board's runner is empty".into());
     };
     let mut cmd = Command::new(program);
-    cmd.args(args)
-        .arg(elf)
-        .stdin(Stdio::null())
+    cmd.args(args).arg(elf);
+    run_timed(cmd, timeout, install)
+}
+
+/// Runs `cmd` with stdout captured and stderr passed through, killing it after `timeout`;
+/// prints the device's header, image, calibration and error lines and returns all of stdout.
+/// `install` is the hint if the program cannot be started.
+pub fn run_timed(mut cmd: Command, timeout: Duration, install: &str) -> Result<String, String> {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     let mut child = cmd
@@ -707,7 +742,7 @@ fn run_captured(
     });
     let start = Instant::now();
     let status = loop {
-        if let Some(s) = child.try_wait().map_err(|e| e.to_string())? {
+        if let Some(s) = child.try_wait().map_err(|e| format!("{program}: {e}"))? {
             break s;
         }
         if start.elapsed() > timeout {
@@ -719,7 +754,7 @@ fn run_captured(
                 timeout.as_secs()
             ));
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(20));
     };
     let text = reader.join().unwrap_or_default();
     for l in text.lines().filter(|l| {
@@ -731,7 +766,7 @@ fn run_captured(
     }
     if !status.success() {
         return Err(format!(
-            "the board exited with {status} after {:.1} s; its output:\n{text}",
+            "{program} exited with {status} after {:.1} s; its output:\n{text}",
             start.elapsed().as_secs_f64()
         ));
     }

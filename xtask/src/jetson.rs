@@ -5,9 +5,8 @@
 //! `boards/jetson/.cargo/config.toml` (`qemu-aarch64 -cpu max`), where the nanoseconds are the
 //! emulator's, not the board's. Every int8 logit is compared with the host engine's through
 //! `deploy`'s own check.
-use crate::deploy::{self, DeviceRun};
+use crate::deploy::{self, run_timed, runner, DeviceRun};
 use crate::{cargo, root};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -182,23 +181,6 @@ fn build(board_dir: &Path) -> Result<PathBuf, String> {
         })
 }
 
-/// The runner of the board's `.cargo/config.toml` (the one place its QEMU command lives).
-fn runner(board_dir: &Path) -> Result<Vec<String>, String> {
-    let path = board_dir.join(".cargo/config.toml");
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let cmd = text
-        .lines()
-        .find(|l| l.trim_start().starts_with("runner"))
-        .and_then(|l| l.split_once('='))
-        .map(|x| x.1.trim().trim_matches('"'))
-        .ok_or_else(|| format!("{}: no runner", path.display()))?;
-    let argv: Vec<String> = cmd.split_whitespace().map(String::from).collect();
-    if argv.is_empty() {
-        return Err(format!("{}: empty runner", path.display()));
-    }
-    Ok(argv)
-}
-
 /// Copies the binary, the model and the IDX files into `~/shiftkit-jetson/` on `dest` and runs
 /// the binary there; returns its stdout.
 fn run_ssh(
@@ -239,51 +221,6 @@ fn run_ssh(
     );
     println!("ssh {dest} {remote}");
     run_timed(ssh(&remote), timeout, HINT)
-}
-
-/// Runs `cmd` with stdout captured and stderr passed through, killing it after `timeout`;
-/// prints the device's `shiftkit`/`image` lines and returns all of stdout.
-fn run_timed(mut cmd: Command, timeout: Duration, install: &str) -> Result<String, String> {
-    let what = cmd.get_program().to_string_lossy().into_owned();
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("could not start {what}: {e} ({install})"))?;
-    let mut stdout = child.stdout.take().expect("stdout is piped");
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stdout.read_to_string(&mut s);
-        s
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().map_err(|e| format!("{what}: {e}"))? {
-            break s;
-        }
-        if start.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!(
-                "{what} did not exit within {} s (raise --timeout); its output:\n{}",
-                timeout.as_secs(),
-                reader.join().unwrap_or_default()
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let text = reader.join().unwrap_or_default();
-    for l in text
-        .lines()
-        .filter(|l| l.starts_with("image ") || l.starts_with("shiftkit "))
-    {
-        println!("{l}");
-    }
-    if !status.success() {
-        return Err(format!("{what} exited with {status} (its error is above)"));
-    }
-    Ok(text)
 }
 
 #[cfg(test)]

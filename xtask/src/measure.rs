@@ -12,7 +12,6 @@ use crate::{deploy, jetson};
 use firmware::model::{op_inputs, op_output};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// What a deploy measured, whatever the board.
 #[derive(Debug)]
@@ -43,35 +42,13 @@ fn usage() -> String {
 }
 
 pub fn main(args: Vec<String>) -> Result<(), String> {
-    let (mut board, mut model, mut images, mut timeout, mut ssh) =
-        (None, None, 20usize, None, None);
-    let mut it = args.into_iter();
-    while let Some(a) = it.next() {
-        let mut value = |what: &str| it.next().ok_or(format!("{a} needs {what}\n{}", usage()));
-        match a.as_str() {
-            "--board" => board = Some(value("a board name")?),
-            "--ssh" => ssh = Some(value("user@host")?),
-            "--images" => {
-                let v = value("a whole number")?;
-                images = v
-                    .parse()
-                    .map_err(|_| format!("--images {v}: expected a whole number"))?;
-            }
-            "--timeout" => {
-                let v = value("seconds")?;
-                let s: u64 = v
-                    .parse()
-                    .map_err(|_| format!("--timeout {v}: expected whole seconds"))?;
-                timeout = Some(Duration::from_secs(s));
-            }
-            s if s.starts_with("--") => return Err(format!("unknown option {s}\n{}", usage())),
-            _ if model.is_none() => model = Some(PathBuf::from(a)),
-            _ => return Err(format!("unexpected argument {a}\n{}", usage())),
-        }
-    }
-    let board = board.ok_or_else(usage)?;
-    let model = model.ok_or_else(usage)?;
-    let timeout = timeout.unwrap_or_else(|| deploy::default_timeout(images));
+    let deploy::Args {
+        board,
+        model,
+        images,
+        timeout,
+        ssh,
+    } = deploy::Args::parse(args, usage)?;
     let costs = if board == jetson::BOARD {
         let r = jetson::deploy(&model, images, timeout, ssh.as_deref())?;
         let unit = if ssh.is_some() {
