@@ -317,21 +317,29 @@ fn gather(
     dst: &mut [u8],
 ) {
     let cin = xs.c;
-    let mut tap = 0;
+    let row_len = p.k * cin;
+    let unshifted = groups.len() == 1;
     for ky in 0..p.k {
+        let row = &mut dst[ky * row_len..][..row_len];
+        let iy = (oy * p.stride + ky) as isize - p.pad as isize;
+        let ix0 = (ox * p.stride) as isize - p.pad as isize;
+        if unshifted && iy >= 0 && (iy as usize) < xs.h && ix0 >= 0 && ix0 as usize + p.k <= xs.w {
+            // The k taps of this row lie side by side in the input, in weight order: one copy.
+            io.x_bytes(xs.at(iy as usize, ix0 as usize, 0), row);
+            continue;
+        }
         for kx in 0..p.k {
-            let row = &mut dst[tap * cin..][..cin];
+            let tap = &mut row[kx * cin..][..cin];
             for &(dh, dw, c0, c1) in groups {
-                let iy = (oy * p.stride + ky) as isize - p.pad as isize - dh as isize;
-                let ix = (ox * p.stride + kx) as isize - p.pad as isize - dw as isize;
-                let out = &mut row[c0..c1];
+                let iy = iy - dh as isize;
+                let ix = ix0 + kx as isize - dw as isize;
+                let out = &mut tap[c0..c1];
                 if iy >= 0 && ix >= 0 && (iy as usize) < xs.h && (ix as usize) < xs.w {
                     io.x_bytes(xs.at(iy as usize, ix as usize, c0), out);
                 } else {
                     out.copy_from_slice(&p.pad_value[c0..c1]);
                 }
             }
-            tap += 1;
         }
     }
 }
