@@ -166,37 +166,50 @@ fn zoo_cmd(args: Vec<String>) -> Result<(), QuantError> {
             arena_saving_percent: (a.saving_percent() * 10.0).round() / 10.0,
         });
     }
+    use std::fmt::Write as _;
+    let mut text = String::new();
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&rows).map_err(|e| QuantError::Encode(e.to_string()))?
+        text =
+            serde_json::to_string_pretty(&rows).map_err(|e| QuantError::Encode(e.to_string()))?;
+        text.push('\n');
+    } else {
+        let _ = writeln!(
+            text,
+            "{:<24} {:>11} {:>14} {:>13} {:>12} {:>14} {:>7}",
+            "name", "params", "MACs", "liveness B", "arena B", "convent. B", "saving"
         );
-        return Ok(());
-    }
-    println!(
-        "{:<24} {:>11} {:>14} {:>13} {:>12} {:>14} {:>7}",
-        "name", "params", "MACs", "liveness B", "arena B", "convent. B", "saving"
-    );
-    for r in &rows {
-        println!(
-            "{:<24} {:>11} {:>14} {:>13} {:>12} {:>14} {:>6.1}%",
-            r.entry.name,
-            r.entry.params,
-            r.entry.macs,
-            r.entry.peak_activation_bytes,
-            r.arena_bytes,
-            r.conventional_arena_bytes,
-            r.arena_saving_percent
+        for r in &rows {
+            let _ = writeln!(
+                text,
+                "{:<24} {:>11} {:>14} {:>13} {:>12} {:>14} {:>6.1}%",
+                r.entry.name,
+                r.entry.params,
+                r.entry.macs,
+                r.entry.peak_activation_bytes,
+                r.arena_bytes,
+                r.conventional_arena_bytes,
+                r.arena_saving_percent
+            );
+        }
+        let _ = writeln!(
+            text,
+            "liveness B: int8 activation bytes live at the worst op, input included, no in-place op \
+             (host-train's plain liveness figure); arena B: the arena of quantize's memory plan (shift \
+             as a view, in-place adds, 1x1 convs and 2x2 average pools, op order chosen for memory, \
+             input outside the arena); convent. B: a conventional engine on the same network (shift \
+             as Pad + Slice + Concat, no in-place op, TFLite Micro's greedy planner, the network's op \
+             order, input outside the arena); saving: 1 - arena / conventional"
         );
     }
-    println!(
-        "liveness B: int8 activation bytes live at the worst op, input included, no in-place op \
-         (host-train's plain liveness figure); arena B: the arena of quantize's memory plan (shift \
-         as a view, in-place adds, 1x1 convs and 2x2 average pools, op order chosen for memory, \
-         input outside the arena); convent. B: a conventional engine on the same network (shift \
-         as Pad + Slice + Concat, no in-place op, TFLite Micro's greedy planner, the network's op \
-         order, input outside the arena); saving: 1 - arena / conventional"
-    );
+    // One write; a reader that stops early (`| head`) is not an error.
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            return Err(QuantError::Usage(format!("writing to stdout: {e}")))
+        }
+        _ => {}
+    }
     Ok(())
 }
 
