@@ -1,13 +1,13 @@
 //! `cargo xtask measure --board BOARD MODEL.skq [--images N] [--timeout S] [--ssh USER@HOST]`:
 //! deploys on the board, then prints the per-layer table (cost, share, arena bytes live) and
 //! writes `measure-BOARD.svg` next to the model: (a) a horizontal bar per layer with its cost and
-//! share of the total, (b) the memory timeline, arena bytes live at each op with the arena size.
+//! share of the total, (b) the memory timeline, arena bytes in use at each op with the arena size.
 //!
-//! "Live at op i" = the tensors written at or before op i and read at or after it (the output
-//! until the end), each counted with its full size; the input pixels are the caller's slice, not
-//! arena. It comes from the model's tensors and op order alone, not from the arena offsets of the
-//! memory plan: an arena above the peak is what the plan spends on top of liveness, an arena
-//! below it is what in-place execution (an output written over an input that dies) saves.
+//! "In use at op i" = the bytes of the arena covered by the tensors written at or before op i and
+//! read at or after it (the output until the end), at their planned offsets: an in-place op's
+//! input and output share bytes and count once. The input pixels are the caller's slice, not
+//! arena. The peak equals the arena when the plan wastes nothing; the gap between them is what
+//! the plan's placement leaves unused.
 use crate::{deploy, jetson};
 use firmware::model::{op_inputs, op_output};
 use std::fmt::Write;
@@ -79,19 +79,20 @@ pub fn live_bytes(m: &firmware::Model) -> Result<Vec<u64>, String> {
         .map(|op| op.map(|op| (op_output(&op), op_inputs(&op))))
         .collect::<Result<_, _>>()
         .map_err(|e| e.to_string())?;
-    let sizes: Vec<u64> = m
+    let ranges: Vec<(u64, u64)> = m
         .tensors()
-        .map(|t| t.map(|t| t.bytes() as u64))
+        .map(|t| t.map(|t| (t.offset as u64, t.bytes() as u64)))
         .collect::<Result<_, _>>()
         .map_err(|e| e.to_string())?;
-    Ok(liveness(&ops, &sizes, m.header().output))
+    Ok(liveness(&ops, &ranges, m.header().output))
 }
 
-/// Bytes live at each op, from (output, inputs) tensor ids per op in execution order and the
-/// size of each tensor id: a tensor is live from the first op that writes it to the last op
-/// that reads it (`output`: to the end). Tensors no op writes (the input) are not counted.
-fn liveness(ops: &[(u16, [Option<u16>; 2])], sizes: &[u64], output: u16) -> Vec<u64> {
-    let mut span: Vec<Option<(usize, usize)>> = vec![None; sizes.len()];
+/// Arena bytes in use at each op, from (output, inputs) tensor ids per op in execution order and
+/// the (offset, size) of each tensor id: a tensor is live from the first op that writes it to
+/// the last op that reads it (`output`: to the end); the bytes counted are the union of the live
+/// tensors' ranges. Tensors no op writes (the input) are not counted.
+fn liveness(ops: &[(u16, [Option<u16>; 2])], ranges: &[(u64, u64)], output: u16) -> Vec<u64> {
+    let mut span: Vec<Option<(usize, usize)>> = vec![None; ranges.len()];
     for (i, (y, xs)) in ops.iter().enumerate() {
         if let Some(s @ None) = span.get_mut(*y as usize) {
             *s = Some((i, i));
@@ -105,15 +106,27 @@ fn liveness(ops: &[(u16, [Option<u16>; 2])], sizes: &[u64], output: u16) -> Vec<
     if let Some(Some((_, end))) = span.get_mut(output as usize) {
         *end = ops.len().saturating_sub(1);
     }
-    let mut live = vec![0u64; ops.len()];
-    for (size, s) in sizes.iter().zip(&span) {
-        if let Some((a, b)) = *s {
-            for l in &mut live[a..=b] {
-                *l += size;
+    (0..ops.len())
+        .map(|i| {
+            let mut live: Vec<(u64, u64)> = ranges
+                .iter()
+                .zip(&span)
+                .filter(|(_, s)| matches!(s, Some((a, b)) if *a <= i && i <= *b))
+                .map(|(&(o, n), _)| (o, o + n))
+                .collect();
+            live.sort_unstable();
+            // The union of the ranges: merge overlapping ones, sum the lengths.
+            let (mut total, mut reach) = (0u64, 0u64);
+            for (a, b) in live {
+                let a = a.max(reach);
+                if b > a {
+                    total += b - a;
+                    reach = b;
+                }
             }
-        }
-    }
-    live
+            total
+        })
+        .collect()
 }
 
 /// Prints the per-layer table and writes `measure-BOARD.svg` next to `model`; returns its path.
@@ -132,7 +145,7 @@ pub fn picture(model: &Path, board: &str, costs: &Costs) -> Result<PathBuf, Stri
     }
     let total: u64 = costs.layers.iter().map(|l| l.1).sum();
     println!(
-        "\nmeasure {}: {} per inference (mean of {} images), arena bytes live per op",
+        "\nmeasure {}: {} per inference (mean of {} images), arena bytes in use per op",
         costs.board, costs.unit, costs.images
     );
     println!(
@@ -278,7 +291,7 @@ fn svg(model: &str, costs: &Costs, live: &[u64], arena: u64) -> String {
     let py = |v: f32| mem_top + MEM_H * (1.0 - v / hi);
     let _ = writeln!(
         s,
-        r#"<text x="{}" y="{}" font-size="14" text-anchor="middle">(b) arena bytes live at each op (peak {} B) and the arena ({} B)</text>"#,
+        r#"<text x="{}" y="{}" font-size="14" text-anchor="middle">(b) arena bytes in use at each op (peak {} B) and the arena ({} B)</text>"#,
         W / 2.0,
         mem_top - 30.0,
         peak,
@@ -286,7 +299,7 @@ fn svg(model: &str, costs: &Costs, live: &[u64], arena: u64) -> String {
     );
     let _ = writeln!(
         s,
-        r##"<text x="{}" y="{}" font-size="11" text-anchor="middle" fill="#555">live: sizes of the tensors written at or before the op and read at or after it; an in-place plan can keep the arena below</text>"##,
+        r##"<text x="{}" y="{}" font-size="11" text-anchor="middle" fill="#555">in use: the arena bytes of the tensors written at or before the op and read at or after it, at their planned offsets (in-place ops share bytes)</text>"##,
         W / 2.0,
         mem_top - 12.0
     );
@@ -310,7 +323,7 @@ fn svg(model: &str, costs: &Costs, live: &[u64], arena: u64) -> String {
         let x = LEFT + cw * i as f32;
         let _ = writeln!(
             s,
-            r##"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="#1f77b4" fill-opacity="0.75"><title>op {i}: {l} B live</title></rect>"##,
+            r##"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="#1f77b4" fill-opacity="0.75"><title>op {i}: {l} B in use</title></rect>"##,
             x + 1.0,
             py(l as f32),
             (cw - 2.0).max(0.5),
@@ -364,7 +377,7 @@ mod tests {
         assert!(s.contains("m&lt;1&gt;.skq"));
         assert!(s.contains("0 conv3x3") && s.contains("1 add"));
         assert!(s.contains("300 (75.0%)") && s.contains("100 (25.0%)"));
-        assert!(s.contains("op 1: 1000 B live") && s.contains("arena 1500 B"));
+        assert!(s.contains("op 1: 1000 B in use") && s.contains("arena 1500 B"));
         assert!(s.trim_end().ends_with("</svg>"));
     }
 
@@ -378,12 +391,16 @@ mod tests {
             (3, [Some(1), Some(2)]),
             (4, [Some(3), None]),
         ];
-        let sizes = [1000, 100, 20, 3, 5];
+        // Disjoint offsets: the sizes add up.
+        let sizes = [(0, 1000), (0, 100), (100, 20), (120, 3), (200, 5)];
         assert_eq!(liveness(&ops, &sizes, 3), vec![100, 120, 123, 8]);
         // Output t2 instead: it stays live to the end, t3 dies at op3 where it is read.
         assert_eq!(liveness(&ops, &sizes, 2), vec![100, 120, 123, 28]);
         assert_eq!(liveness(&ops[..3], &sizes, 3), vec![100, 120, 123]);
         assert!(liveness(&[], &sizes, 0).is_empty());
+        // In place: t2 written over t1's first 20 bytes, t3 over t2: shared bytes count once.
+        let in_place = [(0, 1000), (0, 100), (0, 20), (0, 3), (200, 5)];
+        assert_eq!(liveness(&ops, &in_place, 3), vec![100, 100, 100, 8]);
     }
 
     #[test]
