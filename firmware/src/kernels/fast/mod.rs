@@ -8,7 +8,7 @@
 //!               value, so borders need no halo and no test inside the MAC loop)
 //!     for each pair of output channels (c0, c1):
 //!         acc[i][j] = bias[c_j] + patch_i . w[c_j]          (the arch's `Mac::dot2x2`)
-//!     write the 4 outputs (after both patches were read: in-place safe, see conv.rs)
+//!     write the pair's outputs (after both patches were read: in-place safe, see plan_rules)
 //! ```
 //! The gather costs `k*k*cin` byte copies per output pixel, shared by all `cout` channels; the
 //! MAC loop reads each packed input word once per channel pair and each weight word once per
