@@ -607,6 +607,13 @@ fn build(b: &Board, model: &Path, images: usize, over: &Overrides) -> Result<Pat
     } else {
         c.env_remove("SHIFTKIT_KERNELS");
     }
+    let hint = format!("is the target installed? rustup target add {}", b.target);
+    build_executable(c, &board_dir, &hint)
+}
+
+/// Runs `cargo build` command `c` (in `board_dir`) with JSON messages and returns the path of
+/// the executable it built; `hint` says what to check if the build fails.
+pub fn build_executable(mut c: Command, board_dir: &Path, hint: &str) -> Result<PathBuf, String> {
     c.arg("--message-format=json-render-diagnostics")
         .stderr(Stdio::inherit());
     let out = c.output().map_err(|e| {
@@ -617,9 +624,8 @@ fn build(b: &Board, model: &Path, images: usize, over: &Overrides) -> Result<Pat
     })?;
     if !out.status.success() {
         return Err(format!(
-            "cargo build --release in {} failed (is the target installed? rustup target add {})",
-            board_dir.display(),
-            b.target
+            "cargo build --release in {} failed ({hint})",
+            board_dir.display()
         ));
     }
     String::from_utf8_lossy(&out.stdout)

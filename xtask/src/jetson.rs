@@ -8,7 +8,7 @@
 use crate::deploy::{self, run_timed, runner, DeviceRun};
 use crate::{cargo, root};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 pub const BOARD: &str = "jetson";
@@ -146,39 +146,12 @@ pub fn deploy(
 fn build(board_dir: &Path) -> Result<PathBuf, String> {
     let mut c = cargo();
     c.current_dir(board_dir)
-        .args([
-            "build",
-            "--release",
-            "--target",
-            TARGET,
-            "--message-format=json-render-diagnostics",
-        ])
-        .stderr(Stdio::inherit());
-    let out = c.output().map_err(|e| {
-        format!(
-            "could not start cargo build in {}: {e}",
-            board_dir.display()
-        )
-    })?;
-    if !out.status.success() {
-        return Err(format!(
-            "cargo build --release in {} failed (needs rustup target add {TARGET} and the cross \
-             linker: apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross)",
-            board_dir.display()
-        ));
-    }
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["reason"] == "compiler-artifact")
-        .filter_map(|v| v["executable"].as_str().map(PathBuf::from))
-        .next_back()
-        .ok_or_else(|| {
-            format!(
-                "cargo build in {} produced no executable",
-                board_dir.display()
-            )
-        })
+        .args(["build", "--release", "--target", TARGET]);
+    let hint = format!(
+        "needs rustup target add {TARGET} and the cross linker: apt-get install \
+         gcc-aarch64-linux-gnu libc6-dev-arm64-cross"
+    );
+    deploy::build_executable(c, board_dir, &hint)
 }
 
 /// Copies the binary, the model and the IDX files into `~/shiftkit-jetson/` on `dest` and runs
