@@ -23,6 +23,17 @@ const NETS: [&str; 3] = ["default", "resnet8", "resnet8-4c"];
 /// Synthetic CIFAR-10 records per training batch file (5 files) and in the test file.
 const SYNTH_RECORDS: usize = 128;
 
+/// One network on one board: per-op figures and the whole inference, fast and portable.
+#[derive(Debug)]
+struct Run {
+    net: String,
+    board: String,
+    layers: Vec<Layer>,
+    fast: u64,
+    portable: u64,
+    elf_flash_bytes: u64,
+}
+
 /// One op of one run: kind, MACs, instructions per inference.
 #[derive(Clone, Debug)]
 struct Layer {
@@ -100,26 +111,26 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
                     portable: portable.layers.get(i).map_or(0, |l| l.1),
                 })
                 .collect::<Vec<_>>();
-            results.push((
-                net.clone(),
-                board.clone(),
+            results.push(Run {
+                net: net.clone(),
+                board: board.clone(),
                 layers,
-                fast.per_inference,
-                portable.per_inference,
-                fast.elf_flash_bytes,
-            ));
+                fast: fast.per_inference,
+                portable: portable.per_inference,
+                elf_flash_bytes: fast.elf_flash_bytes,
+            });
         }
     }
     let md = report(&results, images);
     println!("\n{md}");
     let json: Vec<serde_json::Value> = results
         .iter()
-        .map(|(net, board, layers, fast, portable, flash)| {
+        .map(|r| {
             serde_json::json!({
-                "net": net, "board": board, "images": images,
-                "fast_per_inference": fast, "portable_per_inference": portable,
-                "elf_flash_bytes": flash,
-                "layers": layers.iter().map(|l| serde_json::json!({
+                "net": r.net, "board": r.board, "images": images,
+                "fast_per_inference": r.fast, "portable_per_inference": r.portable,
+                "elf_flash_bytes": r.elf_flash_bytes,
+                "layers": r.layers.iter().map(|l| serde_json::json!({
                     "kind": l.kind, "macs": l.macs, "fast": l.fast, "portable": l.portable
                 })).collect::<Vec<_>>(),
             })
@@ -273,7 +284,7 @@ fn ratio(a: u64, b: u64) -> f64 {
 
 /// The markdown tables: per network and board the whole inference and the conv kinds, then the
 /// per-layer table of the default network on the first board.
-fn report(results: &[(String, String, Vec<Layer>, u64, u64, u64)], images: usize) -> String {
+fn report(results: &[Run], images: usize) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -285,15 +296,15 @@ fn report(results: &[(String, String, Vec<Layer>, u64, u64, u64)], images: usize
         "| network | board | MACs | fast instr | instr/MAC | portable instr | instr/MAC | speed-up | shift-conv1x1 instr/MAC fast (portable) | ELF flash B |"
     );
     let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for (net, board, layers, fast, portable, flash) in results {
-        let macs: u64 = layers.iter().map(|l| l.macs).sum();
-        let sc: Vec<&Layer> = layers
+    for r in results {
+        let macs: u64 = r.layers.iter().map(|l| l.macs).sum();
+        let (sm, sf, sp) = r
+            .layers
             .iter()
             .filter(|l| l.kind == "shift-conv1x1")
-            .collect();
-        let (sm, sf, sp) = sc.iter().fold((0, 0, 0), |a, l| {
-            (a.0 + l.macs, a.1 + l.fast, a.2 + l.portable)
-        });
+            .fold((0, 0, 0), |a, l| {
+                (a.0 + l.macs, a.1 + l.fast, a.2 + l.portable)
+            });
         let shift = if sm > 0 {
             format!("{:.2} ({:.1})", ratio(sf, sm), ratio(sp, sm))
         } else {
@@ -301,20 +312,25 @@ fn report(results: &[(String, String, Vec<Layer>, u64, u64, u64)], images: usize
         };
         let _ = writeln!(
             s,
-            "| {net} | {board} | {macs} | {fast} | {:.2} | {portable} | {:.1} | {:.2}x | {shift} | {flash} |",
-            ratio(*fast, macs),
-            ratio(*portable, macs),
-            ratio(*portable, *fast),
+            "| {} | {} | {macs} | {} | {:.2} | {} | {:.1} | {:.2}x | {shift} | {} |",
+            r.net,
+            r.board,
+            r.fast,
+            ratio(r.fast, macs),
+            r.portable,
+            ratio(r.portable, macs),
+            ratio(r.portable, r.fast),
+            r.elf_flash_bytes,
         );
     }
-    for (net, board, layers, ..) in results.iter().take(1) {
-        let _ = writeln!(s, "\nPer layer, {net} on {board}:\n");
+    if let Some(r) = results.first() {
+        let _ = writeln!(s, "\nPer layer, {} on {}:\n", r.net, r.board);
         let _ = writeln!(
             s,
             "| # | op | MACs | fast instr | instr/MAC | portable instr | instr/MAC | speed-up |"
         );
         let _ = writeln!(s, "|---:|---|---:|---:|---:|---:|---:|---:|");
-        for (i, l) in layers.iter().enumerate() {
+        for (i, l) in r.layers.iter().enumerate() {
             let per = |v: u64| {
                 if l.macs > 0 {
                     format!("{:.2}", ratio(v, l.macs))

@@ -5,8 +5,8 @@
 //! Packing 4 patch bytes `[x0 x1 x2 x3]` gives the lane pairs `(x0, x2)` and `(x1, x3)`; the
 //! weights are extended the same way when loaded, so `smlad` pairs matching channels without any
 //! reordering, and the weights stay int8 in flash in the file's order. One 4-channel block of the
-//! 2x2 product (16 MACs: 2 pixels x 2 channels x 4) is 2 weight loads, 4 `sxtb16`, 4 packed-input
-//! loads and 8 `smlad`.
+//! 2x2 product (16 MACs: 2 pixels x 2 channels x 4) is 2 weight loads, 4 `sxtb16`, 3 `ldrd` of
+//! packed input (pixel 0's pair is loaded twice: registers are short) and 8 `smlad`.
 //!
 //! On Cortex-M builds with the DSP extension the four intrinsics are single instructions through
 //! `asm!` ([`arch`]); elsewhere the same functions are plain Rust with the instructions'
