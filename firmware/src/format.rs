@@ -44,7 +44,7 @@
 //!   `sum > 0 ? (sum + n/2) / n : (sum - n/2) / n` (C division), clamped to [-128, 127]; output
 //!   scale and zero point equal the input's. Max pool likewise keeps scale and zero point.
 //!
-//! # Memory plan (format version 2)
+//! # Memory plan (format version 3)
 //! Every tensor but the input has an arena `offset`; `offset + bytes <= arena_bytes`. Tensors
 //! whose lifetimes (from the op that writes them to the last op that reads them) do not overlap
 //! may share bytes. An op's output may overlap one of its inputs only as
@@ -54,7 +54,7 @@
 //!   disjoint);
 //! - a stride-1 1x1 conv (shifted or not) has `y.offset + lag <= x.offset`, with the lag of
 //!   [`crate::plan_rules::conv_lag`] (from the pixels, both channel counts, the shift's reach of
-//!   one row (4C) or one row and a pixel (8C), and the kernels' block of 2 output pixels);
+//!   one row (4C) or one row and a pixel (8C), and the kernels' block of 4 output pixels);
 //! - a 2x2 average pool has `y.offset + c <= x.offset`.
 //!
 //! A shift is never a tensor: it is the input indexing of the 1x1 conv that follows it.
@@ -62,7 +62,8 @@ use serde::{Deserialize, Serialize};
 
 pub const MAGIC: [u8; 4] = *b"SKQ\x01";
 /// Version 2: the memory plan may place an op's output over its input (in-place ops).
-pub const FORMAT_VERSION: u16 = 2;
+/// Version 3: an in-place conv's lag allows for blocks of 4 output pixels (was 2).
+pub const FORMAT_VERSION: u16 = 3;
 /// Bytes before the graph section.
 pub const PREAMBLE: usize = 24;
 /// Alignment of the weight section and of every span in it.

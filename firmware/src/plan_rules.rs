@@ -29,7 +29,8 @@
 //! write of a block before it touches the next block; within a block it may interleave reads and
 //! writes in any order; the writes of block `[p, q)` touch only that block's output bytes
 //! `[y + p*cout, y + q*cout)`. (The portable kernel uses blocks of 1 pixel and writes each output
-//! channel right after computing it; the fast kernels use blocks of 2 pixels.)
+//! channel right after computing it; the fast kernels use blocks of 2 pixels, the DSP unit's
+//! wide path blocks of 4.)
 //!
 //! Claim: if `y + lag <= x` with `lag = max over p in 0..n of
 //! (min(p + B, n) * cout - max(p - reach, 0) * cin)` (`B` = [`IN_PLACE_BLOCK`]), no read of the
@@ -62,7 +63,7 @@
 use crate::format::{Op, Shift, Tensor};
 
 /// Largest number of output pixels a conv kernel handles as one block (see the module doc).
-pub const IN_PLACE_BLOCK: usize = 2;
+pub const IN_PLACE_BLOCK: usize = 4;
 
 /// Backward reach, in raster pixels, of the reads of a stride-1 1x1 conv with `shift` on an
 /// image `w` pixels wide: output pixel `p` reads input pixels in `[p - reach, p + reach]`.

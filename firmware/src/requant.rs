@@ -76,63 +76,127 @@ pub fn requantize(
     clamp_i8(v, act_min, act_max)
 }
 
-/// [`requantize`] for one output channel, with its constants decoded once, in fewer
-/// instructions. For a multiplier from a validated model (`0` or in `[2^30, 2^31)`),
-/// `srdhm(x, m) = (x*m + 2^30) >> 31` (arithmetic shift) exactly: a non-negative product gets
-/// nudge `2^30` and floor division; a negative one gets nudge `1 - 2^30` and truncating
-/// division, `ceil((p + 1 - 2^30) / 2^31) = floor((p + 1 - 2^30 + 2^31 - 1) / 2^31)
-/// = floor((p + 2^30) / 2^31)`; the one saturating case needs `m = i32::MIN`. Any other
-/// multiplier falls back to [`requantize`], so the result always equals it.
+/// [`requantize`] for one output channel (or one add), with its constants decoded once, in five
+/// instructions on the Cortex-M DSP unit (`add`, `smmlar`, `add ..., asr #31`, `asr`, `ssat`).
+///
+/// The fast form holds when the multiplier is in `[2^30, 2^31)` (every validated model's), the
+/// shift is a right shift `e` in `1..=23` and `|acc| <= 2^29` (the caller's bound). Then, with
+/// `R = 2^(e-1) + zero_point * 2^e`:
+///
+/// 1. `srdhm(acc, m) = floor((acc*m + 2^30) / 2^31)` exactly (a non-negative product gets nudge
+///    `2^30` and floor division; a negative one `1 - 2^30` and truncating division, and
+///    `ceil((p + 1 - 2^30) / 2^31) = floor((p + 2^30) / 2^31)`), which is
+///    `h = floor((2acc * m + 2^31) / 2^32)`, the rounded high word `smmlar` computes, and
+///    `smmlar(2acc, m, R) = R + h`.
+/// 2. `rounding_divide_by_pot(h, e)` rounds half away from zero: `floor((h + 2^(e-1) - [h < 0])
+///    / 2^e)`. `[h < 0]` may be replaced by `[acc < 0]`: they differ only when `h = 0` (for
+///    `acc < 0`, `acc*m + 2^30 <= 0`, so `h <= 0`), and then both give `floor(2^(e-1) / 2^e) = 0`
+///    and `floor((2^(e-1) - 1) / 2^e) = 0`. The added `zero_point * 2^e` passes through the floor
+///    as `+ zero_point`.
+/// 3. `|h| <= 2^29` and `|R| <= 2^30 + 2^22`: nothing overflows, and clamping to `[-128, 127]`
+///    (`ssat`) then to `[act_min, act_max]` is the reference's saturating add and clamp.
+///
+/// Anything else falls back to [`requantize`], so the result always equals it (tested on random
+/// and edge constants).
 #[derive(Clone, Copy, Debug)]
 pub struct Requantizer {
     multiplier: i32,
     shift: i32,
-    /// `2^max(shift, 0)` (wrapping): `x << left` as one multiply, with the same wrap.
-    pow_left: i32,
+    /// `R` above.
+    round: i32,
+    /// The right shift `e`; 0 when the fast form does not hold.
     right: u32,
-    /// `2^right - 1` and its half: `rounding_divide_by_pot`'s mask and threshold.
-    mask: i32,
-    half: i32,
+    zero_point: i8,
+    act_min: i8,
+    act_max: i8,
 }
 
 impl Requantizer {
+    /// The output stage `requantize(acc, multiplier, shift, zero_point, act_min, act_max)` for
+    /// accumulators with `|acc| <= acc_bound`.
     #[inline(always)]
-    pub fn new(multiplier: i32, shift: i32) -> Self {
-        let shift = shift.clamp(-31, 31);
-        let right = (-shift).max(0) as u32;
-        let mask = ((1i64 << right) - 1) as i32;
+    pub fn new(
+        multiplier: i32,
+        shift: i32,
+        zero_point: i8,
+        act_min: i8,
+        act_max: i8,
+        acc_bound: u32,
+    ) -> Self {
+        let fast = multiplier >= 1 << 30 && (-23..=-1).contains(&shift) && acc_bound <= 1 << 29;
+        let right = if fast { (-shift) as u32 } else { 0 };
+        let round = if fast {
+            (1i32 << (right - 1)) + ((zero_point as i32) << right)
+        } else {
+            0
+        };
         Requantizer {
             multiplier,
             shift,
-            pow_left: 1i32.wrapping_shl(shift.max(0) as u32),
+            round,
             right,
-            mask,
-            half: mask >> 1,
+            zero_point,
+            act_min,
+            act_max,
         }
     }
 
-    /// `requantize(acc, multiplier, shift, zero_point, act_min, act_max)`.
+    /// `(multiplier, R, e)` of the fast form, if it holds (see the type's docs).
     #[inline(always)]
-    pub fn apply(&self, acc: i32, zero_point: i8, act_min: i8, act_max: i8) -> i8 {
-        if self.multiplier < 0 {
+    pub fn fast_constants(&self) -> Option<(i32, i32, u32)> {
+        (self.right != 0).then_some((self.multiplier, self.round, self.right))
+    }
+
+    /// Whether the activation range is all of int8 (no clamp besides the saturation).
+    #[inline(always)]
+    pub fn full_range(&self) -> bool {
+        self.act_min == i8::MIN && self.act_max == i8::MAX
+    }
+
+    /// The output for `acc` (`|acc|` within the bound given to [`Requantizer::new`]).
+    #[inline(always)]
+    pub fn apply(&self, acc: i32) -> i8 {
+        let q = self.saturated(acc);
+        q.max(self.act_min).min(self.act_max)
+    }
+
+    /// [`Requantizer::apply`] without the activation clamp: equal to it when
+    /// [`Requantizer::full_range`].
+    #[inline(always)]
+    pub fn saturated(&self, acc: i32) -> i8 {
+        if self.right == 0 {
             return requantize_cold(
                 acc,
                 self.multiplier,
                 self.shift,
-                zero_point,
-                act_min,
-                act_max,
+                self.zero_point,
+                self.act_min,
+                self.act_max,
             );
         }
-        let x = acc.wrapping_mul(self.pow_left);
-        let high = ((x as i64 * self.multiplier as i64 + (1 << 30)) >> 31) as i32;
-        let threshold = self.half + (high < 0) as i32;
-        let q = (high >> self.right) + ((high & self.mask) > threshold) as i32;
-        // In [min(lo, hi), hi], so inside i8: the same as clamp_i8.
-        q.saturating_add(zero_point as i32)
-            .max(act_min as i32)
-            .min(act_max as i32) as i8
+        let g = smmlar(acc.wrapping_add(acc), self.multiplier, self.round).wrapping_add(acc >> 31);
+        (g >> self.right).clamp(-128, 127) as i8
     }
+}
+
+/// `smmlar`: `floor((r * 2^32 + a * b + 2^31) / 2^32)`, wrapping (one instruction on the DSP
+/// unit).
+#[cfg(shiftkit_dsp)]
+#[allow(unsafe_code)]
+#[inline(always)]
+pub fn smmlar(a: i32, b: i32, r: i32) -> i32 {
+    let out;
+    // SAFETY: one register-to-register instruction; no memory, stack or flags touched.
+    unsafe {
+        core::arch::asm!("smmlar {o}, {a}, {b}, {r}", o = lateout(reg) out, a = in(reg) a, b = in(reg) b, r = in(reg) r, options(pure, nomem, nostack, preserves_flags))
+    };
+    out
+}
+
+#[cfg(not(shiftkit_dsp))]
+#[inline(always)]
+pub fn smmlar(a: i32, b: i32, r: i32) -> i32 {
+    ((((r as i64) << 32).wrapping_add(a as i64 * b as i64) + (1 << 31)) >> 32) as i32
 }
 
 /// [`requantize`] out of line, for [`Requantizer`]'s never-taken fallback (keeps each inlined
@@ -199,8 +263,15 @@ mod tests {
             let s = (r % 63) as i32 - 31;
             let zp = (r >> 40) as i8;
             let (lo, hi) = if i % 3 == 0 { (-128, 127) } else { (zp, 127) };
+            // The bound the caller promises; the accumulator is kept inside it.
+            let bound = if i % 5 == 0 { u32::MAX } else { 1 << 29 };
+            let acc = if bound == 1 << 29 {
+                acc.clamp(-(1 << 29), 1 << 29)
+            } else {
+                acc
+            };
             assert_eq!(
-                Requantizer::new(m, s).apply(acc, zp, lo, hi),
+                Requantizer::new(m, s, zp, lo, hi, bound).apply(acc),
                 requantize(acc, m, s, zp, lo, hi),
                 "acc {acc} m {m} s {s} zp {zp}"
             );

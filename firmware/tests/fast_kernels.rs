@@ -179,3 +179,90 @@ mod aarch64 {
         check::<Sdot>("sdot");
     }
 }
+
+/// The DSP unit's wide path (four pixels by one channel, `fast::wide`) takes the default
+/// network's shifted 1x1 convs (16, 32 and 64 input channels, 4C with centre, 7x7 images: a
+/// last group of one pixel) and equals the reference on them; a conv outside its shapes is
+/// left to the 2x2 path.
+#[test]
+fn the_wide_path_takes_the_networks_shifted_convs() {
+    use firmware::format::Shift;
+    use firmware::kernels::{conv, conv::ConvParams, fast::wide, I32s, Rescale, Shape, Split};
+    let mut seed = 0x1234_5678u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for (cin, cout, zp) in [(16, 32, -128), (32, 32, -15), (32, 64, 3), (64, 64, -128)] {
+        let (xs, ys) = (Shape::new(7, 7, cin), Shape::new(7, 7, cout));
+        let x: Vec<i8> = (0..49 * cin).map(|_| next() as i8).collect();
+        let w: Vec<u8> = (0..cin * cout)
+            .map(|_| ((next() % 255) as i32 - 127) as i8 as u8)
+            .collect();
+        let le = |v: Vec<i32>| -> Vec<u8> { v.iter().flat_map(|b| b.to_le_bytes()).collect() };
+        let bias = le((0..cout).map(|_| (next() as i32) >> 14).collect());
+        let mult = le((0..cout)
+            .map(|_| (1 << 30) | (next() as i32 & ((1 << 30) - 1)))
+            .collect());
+        let shift = le((0..cout).map(|_| -6 - (next() % 5) as i32).collect());
+        let pad = vec![zp as u8; cin];
+        let p = ConvParams {
+            k: 1,
+            stride: 1,
+            pad: 0,
+            shift: Shift::C4 { centre: true },
+            weights: &w,
+            bias: I32s::new(&bias).unwrap(),
+            pad_value: &pad,
+            rescale: Rescale {
+                multiplier: I32s::new(&mult).unwrap(),
+                shift: I32s::new(&shift).unwrap(),
+                zero_point: zp,
+                act_min: -128,
+                act_max: 127,
+            },
+        };
+        let mut want = vec![0i8; 49 * cout];
+        conv::forward(
+            &mut Split {
+                x: &x[..],
+                y: &mut want,
+            },
+            ys,
+            xs,
+            &p,
+        )
+        .unwrap();
+        let mut got = vec![0x55i8; 49 * cout];
+        let took = wide::conv(
+            &mut Split {
+                x: &x[..],
+                y: &mut got,
+            },
+            ys,
+            xs,
+            &p,
+        );
+        assert!(took, "cin {cin} cout {cout}: the wide path must take it");
+        assert_eq!(got, want, "cin {cin} cout {cout}");
+        // 12 input channels (3 blocks) are not a wide shape.
+        let xs12 = Shape::new(7, 7, 12);
+        let p12 = ConvParams {
+            weights: &w[..12 * cout],
+            pad_value: &pad[..12],
+            ..p
+        };
+        let mut y = vec![0i8; 49 * cout];
+        assert!(!wide::conv(
+            &mut Split {
+                x: &x[..49 * 12],
+                y: &mut y
+            },
+            ys,
+            xs12,
+            &p12
+        ));
+    }
+}

@@ -105,22 +105,28 @@ struct Tables {
     a: [i32; 256],
     b: [i32; 256],
     out: Requantizer,
-    zero_point: i8,
-    act_min: i8,
-    act_max: i8,
 }
 
 impl Tables {
     fn new(p: &AddParams) -> Self {
         let ls = p.left_shift as u32;
         let term = |zp: i8, m: i32, s: i32| term_table(zp, ls, m, s);
+        let a = term(p.a_zero_point, p.a_multiplier, p.a_shift);
+        let b = term(p.b_zero_point, p.b_multiplier, p.b_shift);
+        // The largest |sum| the element loop can form (the sum saturates at i32's ends).
+        let max_abs = |t: &[i32; 256]| t.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0);
+        let bound = max_abs(&a).saturating_add(max_abs(&b));
         Tables {
-            a: term(p.a_zero_point, p.a_multiplier, p.a_shift),
-            b: term(p.b_zero_point, p.b_multiplier, p.b_shift),
-            out: Requantizer::new(p.out_multiplier, p.out_shift),
-            zero_point: p.y_zero_point,
-            act_min: p.act_min,
-            act_max: p.act_max,
+            a,
+            b,
+            out: Requantizer::new(
+                p.out_multiplier,
+                p.out_shift,
+                p.y_zero_point,
+                p.act_min,
+                p.act_max,
+                bound,
+            ),
         }
     }
 
@@ -128,8 +134,7 @@ impl Tables {
     #[inline(always)]
     fn add(&self, qa: i8, qb: i8) -> i8 {
         let sum = self.a[qa as u8 as usize].saturating_add(self.b[qb as u8 as usize]);
-        self.out
-            .apply(sum, self.zero_point, self.act_min, self.act_max)
+        self.out.apply(sum)
     }
 }
 

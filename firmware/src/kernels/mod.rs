@@ -56,6 +56,15 @@ pub trait Element: Copy {
     fn byte(self) -> u8;
     /// Whether the byte is read as signed (i8) or unsigned (u8).
     const SIGNED: bool;
+    /// The slice as an [`XView`].
+    fn view(s: &[Self]) -> XView<'_>;
+}
+
+/// An input tensor's elements, u8 (the model input) or i8 (an activation).
+#[derive(Clone, Copy, Debug)]
+pub enum XView<'a> {
+    U8(&'a [u8]),
+    I8(&'a [i8]),
 }
 
 impl Element for u8 {
@@ -72,6 +81,10 @@ impl Element for u8 {
         self
     }
     const SIGNED: bool = false;
+    #[inline]
+    fn view(s: &[u8]) -> XView<'_> {
+        XView::U8(s)
+    }
 }
 
 impl Element for i8 {
@@ -88,6 +101,10 @@ impl Element for i8 {
         self as u8
     }
     const SIGNED: bool = true;
+    #[inline]
+    fn view(s: &[i8]) -> XView<'_> {
+        XView::I8(s)
+    }
 }
 
 /// Where a conv reads its input and writes its output: two separate slices ([`Split`]) or one
@@ -105,6 +122,10 @@ pub trait Io {
     fn x(&self, i: usize) -> Self::X;
     /// Copies input elements `at..at + dst.len()` into `dst` as raw bytes (zeros past the end).
     fn x_bytes(&self, at: usize, dst: &mut [u8]);
+    /// The whole input tensor.
+    fn x_view(&self) -> XView<'_>;
+    /// The whole output tensor (in place: over the input, which a kernel must have read).
+    fn y_mut(&mut self) -> &mut [i8];
     /// Writes output element `i`.
     fn set_y(&mut self, i: usize, v: i8);
     /// Writes output elements `at..at + src.len()` (those past the end are dropped).
@@ -112,6 +133,21 @@ pub trait Io {
         for (i, &v) in src.iter().enumerate() {
             self.set_y(at + i, v);
         }
+    }
+}
+
+/// Copies `src` into `dst` (as many bytes as the shorter holds), a word at a time: the short
+/// rows kernels write (one output pixel's channels) cost less than a `memcpy` call.
+#[inline]
+pub fn copy_i8(dst: &mut [i8], src: &[i8]) {
+    let n = dst.len().min(src.len());
+    let (d4, d1) = dst[..n].as_chunks_mut::<4>();
+    let (s4, s1) = src[..n].as_chunks::<4>();
+    for (d, s) in d4.iter_mut().zip(s4) {
+        *d = *s;
+    }
+    for (d, s) in d1.iter_mut().zip(s1) {
+        *d = *s;
     }
 }
 
@@ -153,6 +189,14 @@ impl<X: Element> Io for Split<'_, X> {
         }
     }
     #[inline]
+    fn x_view(&self) -> XView<'_> {
+        X::view(self.x)
+    }
+    #[inline]
+    fn y_mut(&mut self) -> &mut [i8] {
+        self.y
+    }
+    #[inline]
     fn set_y(&mut self, i: usize, v: i8) {
         if let Some(y) = self.y.get_mut(i) {
             *y = v;
@@ -162,7 +206,7 @@ impl<X: Element> Io for Split<'_, X> {
     fn y_bytes(&mut self, at: usize, src: &[i8]) {
         let end = self.y.len().min(at.saturating_add(src.len()));
         if let Some(y) = self.y.get_mut(at.min(end)..end) {
-            y.copy_from_slice(&src[..y.len()]);
+            copy_i8(y, src);
         }
     }
 }
@@ -232,6 +276,20 @@ impl Io for Shared<'_> {
         }
     }
     #[inline]
+    fn x_view(&self) -> XView<'_> {
+        XView::I8(
+            self.buf
+                .get(self.x_at..self.x_at + self.x_len)
+                .unwrap_or(&[]),
+        )
+    }
+    #[inline]
+    fn y_mut(&mut self) -> &mut [i8] {
+        self.buf
+            .get_mut(self.y_at..self.y_at + self.y_len)
+            .unwrap_or(&mut [])
+    }
+    #[inline]
     fn set_y(&mut self, i: usize, v: i8) {
         if i < self.y_len {
             if let Some(y) = self.buf.get_mut(self.y_at + i) {
@@ -244,7 +302,7 @@ impl Io for Shared<'_> {
         let end = self.y_len.min(at.saturating_add(src.len()));
         let start = at.min(end);
         if let Some(y) = self.buf.get_mut(self.y_at + start..self.y_at + end) {
-            y.copy_from_slice(&src[..end - start]);
+            copy_i8(y, src);
         }
     }
 }

@@ -11,7 +11,9 @@
 //! On Cortex-M builds with the DSP extension the four intrinsics are single instructions through
 //! `asm!` ([`arch`]); elsewhere the same functions are plain Rust with the instructions'
 //! documented semantics, so the host tests run this exact kernel code.
-use super::Mac;
+use super::{Bytes, Mac};
+use crate::kernels::conv::ConvParams;
+use crate::kernels::Shape;
 
 /// The DSP MAC unit (see the module docs).
 #[derive(Clone, Copy, Debug)]
@@ -34,6 +36,12 @@ impl Mac for Dsp {
     #[inline(always)]
     fn dot2x2(x: &[[[u32; 2]; 2]], w0: &[[u8; 4]], w1: &[[u8; 4]], acc: &mut [i32; 4]) {
         arch::dot2x2(x, w0, w1, acc)
+    }
+
+    /// The 1x1 convs of 16, 32 or 64k input channels: [`super::wide`].
+    fn special(io: &mut dyn Bytes, signed: bool, ys: Shape, xs: Shape, p: &ConvParams) -> bool {
+        let _ = signed; // the wide path reads the input's type from the view
+        super::wide::conv(io, ys, xs, p)
     }
 }
 
@@ -106,6 +114,18 @@ pub mod arch {
         // SAFETY: one register-to-register instruction; no memory, stack or flags touched.
         unsafe {
             asm!("uxtb16 {r}, {w}, ror #8", r = lateout(reg) r, w = in(reg) w, options(pure, nomem, nostack, preserves_flags))
+        };
+        r
+    }
+
+    /// `sadd16`: lane-wise `a + b` (signed 16-bit lanes, wrapping; sets the GE flags, which
+    /// nothing reads).
+    #[inline(always)]
+    pub fn sadd16(a: u32, b: u32) -> u32 {
+        let r;
+        // SAFETY: one register-to-register instruction; no memory or stack touched.
+        unsafe {
+            asm!("sadd16 {r}, {a}, {b}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b, options(pure, nomem, nostack))
         };
         r
     }
@@ -206,6 +226,14 @@ pub mod arch {
     #[inline(always)]
     pub fn uxtb16_ror8(w: u32) -> u32 {
         uxtb16(w.rotate_right(8))
+    }
+
+    #[inline(always)]
+    pub fn sadd16(a: u32, b: u32) -> u32 {
+        lanes(
+            (a as i16).wrapping_add(b as i16) as u16 as u32,
+            ((a >> 16) as i16).wrapping_add((b >> 16) as i16) as u16 as u32,
+        )
     }
 
     #[inline(always)]

@@ -23,9 +23,10 @@ pub mod avx2;
 pub mod dsp;
 pub mod selftest;
 pub mod simd;
+pub mod wide;
 
 use super::conv::{self, ConvParams};
-use super::{Element, Io, KernelError, Shape};
+use super::{Element, Io, KernelError, Shape, XView};
 use crate::format::shift_groups;
 use crate::requant;
 
@@ -48,7 +49,7 @@ struct Channel {
 impl Default for Channel {
     fn default() -> Self {
         Channel {
-            rq: requant::Requantizer::new(0, 0),
+            rq: requant::Requantizer::new(0, 0, 0, -128, 127, 0),
             bias: 0,
             tail: [0; 4],
         }
@@ -70,6 +71,12 @@ pub trait Mac {
     /// `acc[2*i + j] += x_i . w_j` where block `b` of pixel `i` is `x[b][i]`, over as many
     /// blocks as `w0` and `w1` hold (`x` has at least as many; `w` holds i8 weights).
     fn dot2x2(x: &[[Self::Packed; 2]], w0: &[[u8; 4]], w1: &[[u8; 4]], acc: &mut [i32; 4]);
+    /// Runs the conv on a unit-specific path if the unit has one and the conv fits it
+    /// (`false`: not taken; the 2x2 path runs).
+    fn special(io: &mut dyn Bytes, signed: bool, ys: Shape, xs: Shape, p: &ConvParams) -> bool {
+        let _ = (io, signed, ys, xs, p);
+        false
+    }
 }
 
 /// The arch's MAC unit, chosen at compile time.
@@ -174,6 +181,8 @@ pub fn conv_with<M: Mac, I: Io>(
 /// small; the two calls per gathered group or written pixel cost nothing next to the MACs.
 pub trait Bytes {
     fn x_bytes(&self, at: usize, dst: &mut [u8]);
+    fn x_view(&self) -> XView<'_>;
+    fn y_mut(&mut self) -> &mut [i8];
     fn y_bytes(&mut self, at: usize, src: &[i8]);
 }
 
@@ -181,6 +190,14 @@ impl<I: Io> Bytes for I {
     #[inline]
     fn x_bytes(&self, at: usize, dst: &mut [u8]) {
         Io::x_bytes(self, at, dst)
+    }
+    #[inline]
+    fn x_view(&self) -> XView<'_> {
+        Io::x_view(self)
+    }
+    #[inline]
+    fn y_mut(&mut self) -> &mut [i8] {
+        Io::y_mut(self)
     }
     #[inline]
     fn y_bytes(&mut self, at: usize, src: &[i8]) {
@@ -197,6 +214,9 @@ fn conv_bytes<M: Mac>(
     xs: Shape,
     p: &ConvParams,
 ) -> bool {
+    if M::special(io, signed, ys, xs, p) {
+        return true;
+    }
     let patch_len = p.k * p.k * xs.c; // no overflow: equals weights.len() / cout after check
     if patch_len > MAX_PATCH || patch_len == 0 || ys.c == 0 {
         return false;
@@ -221,11 +241,17 @@ fn conv_bytes<M: Mac>(
         for (j, c) in ch[..n_ch].iter_mut().enumerate() {
             let co = c_start + j;
             let r = &p.rescale;
+            c.bias = p.bias.get(co).unwrap_or(0);
+            // |acc| <= |bias| + patch_len * 255 * 128 (u8 or i8 input, i8 weights).
+            let bound = (c.bias.unsigned_abs()).saturating_add(patch_len as u32 * 255 * 128);
             c.rq = requant::Requantizer::new(
                 r.multiplier.get(co).unwrap_or(0),
                 r.shift.get(co).unwrap_or(0),
+                r.zero_point,
+                r.act_min,
+                r.act_max,
+                bound,
             );
-            c.bias = p.bias.get(co).unwrap_or(0);
             let row = p
                 .weights
                 .get(co * patch_len..(co + 1) * patch_len)
@@ -241,8 +267,6 @@ fn conv_bytes<M: Mac>(
     if single {
         decode(&mut ch, 0, cout);
     }
-    let r = &p.rescale;
-    let (zp, lo, hi) = (r.zero_point, r.act_min, r.act_max);
 
     let mut px = 0;
     while px < pixels {
@@ -289,10 +313,10 @@ fn conv_bytes<M: Mac>(
                 }
                 // j1 == j for an odd last channel: the second pair of writes repeats the first.
                 let [o0, o1] = &mut out;
-                o0[j] = c0.rq.apply(acc[0], zp, lo, hi);
-                o1[j] = c0.rq.apply(acc[2], zp, lo, hi);
-                o0[j1] = c1.rq.apply(acc[1], zp, lo, hi);
-                o1[j1] = c1.rq.apply(acc[3], zp, lo, hi);
+                o0[j] = c0.rq.apply(acc[0]);
+                o1[j] = c0.rq.apply(acc[2]);
+                o0[j1] = c1.rq.apply(acc[1]);
+                o1[j1] = c1.rq.apply(acc[3]);
             }
             io.y_bytes(pair[0] * cout + c_start, &out[0][..n_ch]);
             if pair[1] != pair[0] {

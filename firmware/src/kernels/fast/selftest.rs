@@ -3,16 +3,19 @@
 //! with the emulated MAC units) and on the emulated devices (`boards/kernel-check` under QEMU
 //! Cortex-M4/M7/M33, the aarch64 tests under qemu-aarch64), with the real instructions.
 //!
-//! Each case draws a shape (1..=7 x 1..=7 pixels, 1..=40 input and 1..=72 output channels), a
+//! Each case draws a shape (1..=7 x 1..=7 pixels, 1..=64 input and 1..=72 output channels), a
 //! kind (k x k conv with stride and padding, or a 1x1 with no shift, 4C or 8C, centre on or off),
 //! u8 or i8 input, and random data, weights, biases and requantisation constants in the ranges a
-//! validated model allows.
+//! validated model allows; half the cases draw biases and shifts as quantize writes them for real
+//! networks (so every channel has the fast requantisation form and the DSP unit's wide path of
+//! `super::wide` runs), and 1x1 cases often have 16, 32 or 64 input channels.
 use super::super::conv::{self, ConvParams};
 use super::super::{Element, I32s, Io, KernelError, Rescale, Shape, Shared, Split};
 use crate::format::Shift;
 use crate::plan_rules;
 
-const MAX_X: usize = 7 * 7 * 40;
+const MAX_X: usize = 7 * 7 * MAX_CIN;
+const MAX_CIN: usize = 64;
 const MAX_Y: usize = 9 * 9 * MAX_COUT; // a 1x1 with padding 1 grows the image by 2
 const MAX_W: usize = 9 * 40 * MAX_COUT;
 /// Up to 72 output channels: more than one channel chunk of the fast kernel.
@@ -81,7 +84,7 @@ pub fn run(fast: &mut impl FastConv, seed: u64, cases: u32) -> Result<u32, Misma
     let mut bias = [0u8; 4 * MAX_COUT];
     let mut mult = [0u8; 4 * MAX_COUT];
     let mut shift = [0u8; 4 * MAX_COUT];
-    let mut pad = [0u8; 40];
+    let mut pad = [0u8; MAX_CIN];
     let mut y_fast = [0i8; MAX_Y];
     let mut y_ref = [0i8; MAX_Y];
     for case in 0..cases {
@@ -110,7 +113,13 @@ pub fn run(fast: &mut impl FastConv, seed: u64, cases: u32) -> Result<u32, Misma
         };
         let h = k.max(1 + rng.below(7));
         let wd = k.max(1 + rng.below(7));
-        let cin = 1 + rng.below(if k > 1 { 16 } else { 40 });
+        let cin = if k == 1 && rng.below(3) == 0 {
+            [16, 32, 64, 4 * (1 + rng.below(16))][rng.below(4)]
+        } else {
+            1 + rng.below(if k > 1 { 16 } else { 40 })
+        };
+        // As quantize writes them: right shifts, biases well inside the accumulator's range.
+        let realistic = rng.below(2) == 0;
         let wide = rng.below(4) == 0;
         let cout = 1 + rng.below(if wide { MAX_COUT } else { 9 });
         let xs = Shape::new(h, wd, cin);
@@ -133,9 +142,18 @@ pub fn run(fast: &mut impl FastConv, seed: u64, cases: u32) -> Result<u32, Misma
             *v = rng.byte();
         }
         for c in 0..cout {
-            let b = (rng.next() >> 32) as i32 >> rng.below(20);
+            let (b, s) = if realistic {
+                (
+                    (rng.next() >> 32) as i32 >> (8 + rng.below(16)),
+                    -1 - rng.below(12) as i32,
+                )
+            } else {
+                (
+                    (rng.next() >> 32) as i32 >> rng.below(20),
+                    rng.below(14) as i32 - 12,
+                )
+            };
             let m = (1i32 << 30) | ((rng.next() >> 34) as i32 & ((1 << 30) - 1));
-            let s = rng.below(14) as i32 - 12;
             bias[4 * c..4 * c + 4].copy_from_slice(&b.to_le_bytes());
             mult[4 * c..4 * c + 4].copy_from_slice(&m.to_le_bytes());
             shift[4 * c..4 * c + 4].copy_from_slice(&s.to_le_bytes());

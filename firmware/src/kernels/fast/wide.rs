@@ -1,0 +1,533 @@
+//! The DSP unit's wide path: a 1x1 conv (shifted or not) four output pixels by one output
+//! channel at a time, with the output stage in the same hand-written loop. It takes the
+//! network's shifted 1x1 convs (patch of 16, 32 or 64 channels; any multiple of 64 too); every
+//! other conv takes the 2x2 path of [`super`].
+//!
+//! ```text
+//! for each group of 4 output pixels (raster order; a short last group repeats its last pixel):
+//!     x[b] = the 4 pixels' patches, block b (4 channels) of each packed as the DSP unit reads it:
+//!            [p0 even lanes, p0 odd lanes, p1 .., p2 .., p3 ..] (8 words), every lane doubled
+//!     for each output channel c (the channel loop, one `asm!` block):
+//!         acc[i] = 2 bias[c] + sum over b of x[b][i] . w[c][b]         (`ldm`, `sxtb16`, `smlad`)
+//!         out[i][c] = ssat8((smmlar(acc[i], m, R) + (acc[i] >> 31)) >> e)   (requant::Requantizer)
+//!     write the 4 pixels' outputs
+//! ```
+//!
+//! Per 4-channel block and channel, 16 MACs take 13 instructions: 1 weight load, 2 `sxtb16`,
+//! 2 `ldm` of four packed words and 8 `smlad`; the block loop is unrolled completely (`.rept`),
+//! so no register holds a counter and the four pixels' words come in two `ldm`. Each channel
+//! then costs 28 instructions for its 4 outputs (constants, requantisation, stores). The lanes
+//! are doubled when packed so the accumulator is `2 acc`, the operand `smmlar` needs
+//! ([`crate::requant::Requantizer`]'s fast form), without a shift per output.
+//!
+//! On builds without the DSP extension the channel loop is plain Rust with the same arithmetic
+//! (over the emulated instructions of [`super::dsp::arch`]), so the host tests run this path.
+use super::dsp::arch;
+use super::Bytes;
+use crate::format::shift_groups;
+use crate::kernels::conv::ConvParams;
+use crate::kernels::{copy_i8, Shape, XView};
+use crate::plan_rules;
+use crate::requant::{smmlar, Requantizer};
+
+/// Output pixels per group (the in-place block of `plan_rules`).
+pub const PIXELS: usize = 4;
+/// Most output channels the path takes (its constants and staging rows are on the stack).
+pub const MAX_COUT: usize = 64;
+
+/// One output channel's constants, in the order the channel loop loads them (32 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct Lane {
+    /// `2 * bias`, once per pixel: the four accumulators' start (one `ldm`).
+    bias2: [i32; 4],
+    multiplier: i32,
+    /// `2^(e-1) + zero_point * 2^e`.
+    round: i32,
+    /// `e`.
+    right: u32,
+    /// The channel's index (set only by [`Lanes::push`]: below the number of lanes).
+    out: u32,
+}
+
+/// Output rows for a last group of fewer than 4 pixels, `MAX_COUT` bytes apart.
+type Staging = [[i8; MAX_COUT]; PIXELS];
+
+/// The output channels' constants.
+struct Lanes {
+    lanes: [Lane; MAX_COUT],
+    n: usize,
+}
+
+impl Lanes {
+    fn new() -> Self {
+        Lanes {
+            lanes: [Lane::default(); MAX_COUT],
+            n: 0,
+        }
+    }
+
+    /// Adds the next output channel; `false` if all `MAX_COUT` are taken.
+    fn push(&mut self, bias: i32, multiplier: i32, round: i32, right: u32) -> bool {
+        let c = self.n;
+        let Some(lane) = self.lanes.get_mut(c) else {
+            return false;
+        };
+        *lane = Lane {
+            bias2: [bias.wrapping_mul(2); 4],
+            multiplier,
+            round,
+            right,
+            out: c as u32,
+        };
+        self.n += 1;
+        true
+    }
+
+    /// Runs every channel over the packed patches `x` (weights: `n` rows of `4 * x.len()`
+    /// bytes) and writes pixel i's output channel c to `out[i * stride + c]`; nothing if `out`
+    /// or `weights` is too short or `stride` is below the number of channels.
+    fn run(&self, x: &[[u32; 2 * PIXELS]], weights: &[u8], out: &mut [i8], stride: usize) {
+        let lanes = &self.lanes[..self.n];
+        let n = lanes.len();
+        if x.is_empty()
+            || weights.len() < n * 4 * x.len()
+            || stride < n
+            || out.len() < (PIXELS - 1) * stride + n
+        {
+            return;
+        }
+        channels(x, weights, lanes, out, stride);
+    }
+}
+
+/// Runs the conv on the wide path if it fits it (see the module docs); `false` = not taken.
+pub fn conv(io: &mut dyn Bytes, ys: Shape, xs: Shape, p: &ConvParams) -> bool {
+    let cin = xs.c;
+    let cout = ys.c;
+    let blocks = cin / 4;
+    let fits = p.k == 1
+        && p.stride == 1
+        && p.pad == 0
+        && cin % 4 == 0
+        && blocks <= MAX_BLOCKS
+        && (blocks == 4 || blocks == 8 || (blocks > 0 && blocks % 16 == 0))
+        && (1..=MAX_COUT).contains(&cout)
+        && p.rescale.act_min == i8::MIN
+        && p.rescale.act_max == i8::MAX;
+    if !fits {
+        return false;
+    }
+    let mut staging: Staging = [[0; MAX_COUT]; PIXELS];
+    let mut lanes = Lanes::new();
+    for c in 0..cout {
+        let r = &p.rescale;
+        let bias = p.bias.get(c).unwrap_or(0);
+        let bound = bias.unsigned_abs().saturating_add(cin as u32 * 255 * 128);
+        let rq = Requantizer::new(
+            r.multiplier.get(c).unwrap_or(0),
+            r.shift.get(c).unwrap_or(0),
+            r.zero_point,
+            r.act_min,
+            r.act_max,
+            bound,
+        );
+        let Some((multiplier, round, right)) = rq.fast_constants() else {
+            return false; // a channel without the fast form: the 2x2 path handles every case
+        };
+        if !lanes.push(bias, multiplier, round, right) {
+            return false;
+        }
+    }
+    let weights = match p.weights.get(..cout * cin) {
+        Some(w) => w,
+        None => return false,
+    };
+
+    let mut groups = [(0i8, 0i8, 0usize, 0usize); 9];
+    let n_groups = shift_groups(p.shift, cin, &mut groups);
+    let groups = &groups[..n_groups];
+    // An interior pixel reads raster pixels within `reach` of its own: the window of
+    // `2 reach + 1` pixels around it holds every group's source. A border pixel's sources (or
+    // pad values) are copied to `border`, group g at `g * cin`.
+    let reach = plan_rules::reach(p.shift, xs.w);
+    let window = (2 * reach + 1) * cin;
+    let mut inner = [0usize; 9];
+    let mut outer = [0usize; 9];
+    for (g, &(dh, dw, _, _)) in groups.iter().enumerate() {
+        let shift = dh as isize * xs.w as isize + dw as isize; // |shift| <= reach
+        inner[g] = (reach as isize - shift) as usize * cin;
+        outer[g] = g * cin;
+    }
+    let (Some(inner), Some(outer)) = (
+        PackPlan::new(groups, &inner, blocks, window),
+        PackPlan::new(groups, &outer, blocks, n_groups * cin),
+    ) else {
+        return false;
+    };
+    let mut border = [0i8; BORDER];
+    if n_groups * cin > BORDER {
+        return false;
+    }
+    let mut pad = [0i8; 4 * MAX_BLOCKS];
+    for (d, &v) in pad.iter_mut().zip(p.pad_value) {
+        *d = v as i8;
+    }
+    // The output pixels whose every group source lies inside the image.
+    let (mut rows, mut cols) = (0..ys.h, 0..ys.w);
+    for &(dh, dw, _, _) in groups {
+        let (dh, dw) = (dh as isize, dw as isize);
+        rows.start = rows.start.max(dh.max(0) as usize);
+        rows.end = rows.end.min((ys.h as isize + dh.min(0)).max(0) as usize);
+        cols.start = cols.start.max(dw.max(0) as usize);
+        cols.end = cols.end.min((ys.w as isize + dw.min(0)).max(0) as usize);
+    }
+    if !matches!(io.x_view(), XView::I8(_)) {
+        return false; // u8 input: only a stem reads it, never a wide shape
+    }
+    let mut packed = [[0u32; 2 * PIXELS]; MAX_BLOCKS];
+    let x = &mut packed[..blocks];
+    let pixels = ys.h * ys.w;
+    let last = pixels - 1;
+    let mut px = 0;
+    while px < pixels {
+        let XView::I8(v) = io.x_view() else {
+            return false; // checked above
+        };
+        for i in 0..PIXELS {
+            let q = (px + i).min(last);
+            let (oy, ox) = (q / ys.w, q % ys.w);
+            let start = (q * cin).wrapping_sub(reach * cin);
+            match v.get(start..start.wrapping_add(window)) {
+                Some(win) if rows.contains(&oy) && cols.contains(&ox) => inner.run(win, x, i),
+                _ => {
+                    for (g, &(dh, dw, c0, c1)) in groups.iter().enumerate() {
+                        let (iy, ix) = (oy as isize - dh as isize, ox as isize - dw as isize);
+                        let inside =
+                            iy >= 0 && ix >= 0 && (iy as usize) < xs.h && (ix as usize) < xs.w;
+                        let at = (iy as usize).wrapping_mul(xs.w).wrapping_add(ix as usize) * cin;
+                        let src = match v.get(at.wrapping_add(c0)..at.wrapping_add(c1)) {
+                            Some(s) if inside => s,
+                            _ => &pad[c0..c1],
+                        };
+                        copy_i8(&mut border[g * cin..][c0..c1], src);
+                    }
+                    outer.run(&border[..n_groups * cin], x, i);
+                }
+            }
+        }
+        if px + PIXELS <= pixels {
+            // Straight into the output: pixels px..px+4 are `4 * cout` consecutive bytes.
+            let y = io.y_mut();
+            lanes.run(x, weights, y.get_mut(px * cout..).unwrap_or(&mut []), cout);
+        } else {
+            lanes.run(x, weights, staging.as_flattened_mut(), MAX_COUT);
+            for (q, row) in (px..pixels).zip(&staging) {
+                io.y_bytes(q * cout, &row[..cout]);
+            }
+        }
+        px += PIXELS;
+    }
+    true
+}
+
+/// Most 4-channel blocks of a wide patch (128 input channels).
+const MAX_BLOCKS: usize = 32;
+/// Bytes of the border buffer: every group's full `cin` channels (9 groups of 8C).
+const BORDER: usize = 9 * 4 * MAX_BLOCKS;
+
+/// How one pixel's patch is read from a byte window: per 4-channel block, the offsets of its
+/// bytes from group `lo` and group `hi` (the same for most blocks) and the mask of the `lo` bytes.
+/// Every offset + 4 is at most `span`, the window length it was made for.
+struct PackPlan {
+    entries: [[u32; 3]; MAX_BLOCKS],
+    blocks: usize,
+    span: usize,
+}
+
+impl PackPlan {
+    /// `base[g]`: where group g's channel 0 is in the window. `None` if a block would read three
+    /// groups (groups of fewer than 3 channels), too many blocks, or bytes outside `span`.
+    fn new(
+        groups: &[(i8, i8, usize, usize)],
+        base: &[usize; 9],
+        blocks: usize,
+        span: usize,
+    ) -> Option<Self> {
+        if blocks > MAX_BLOCKS {
+            return None;
+        }
+        let mut entries = [[0u32; 3]; MAX_BLOCKS];
+        let group_of = |c: usize| groups.iter().position(|g| (g.2..g.3).contains(&c));
+        for (b, e) in entries[..blocks].iter_mut().enumerate() {
+            let (lo, hi) = (group_of(4 * b)?, group_of(4 * b + 3)?);
+            let mut mask = 0u32;
+            for j in 0..4 {
+                let g = group_of(4 * b + j)?;
+                if g == lo {
+                    mask |= 0xFF << (8 * j);
+                } else if g != hi {
+                    return None;
+                }
+            }
+            let (off_lo, off_hi) = (base[lo] + 4 * b, base[hi] + 4 * b);
+            if off_lo.max(off_hi) + 4 > span {
+                return None;
+            }
+            *e = [off_lo as u32, off_hi as u32, mask];
+        }
+        Some(PackPlan {
+            entries,
+            blocks,
+            span,
+        })
+    }
+
+    /// Packs the patch the plan reads from `win` into pixel `i`'s words of `x`.
+    #[inline(always)]
+    fn run(&self, win: &[i8], x: &mut [[u32; 2 * PIXELS]], i: usize) {
+        let entries = &self.entries[..self.blocks];
+        if win.len() < self.span || x.len() != entries.len() || i >= PIXELS {
+            return;
+        }
+        pack(win, entries, x, i);
+    }
+}
+
+/// Plain-Rust packing (what the DSP build's `asm!` does): each block's word is `lo` bytes
+/// `(word at off_lo) & mask | (word at off_hi) & !mask`, split into the even and odd sign-extended
+/// 16-bit lanes `sxtb16` gives, doubled.
+#[cfg_attr(shiftkit_dsp, allow(dead_code))]
+#[inline(always)]
+fn pack_rust(win: &[i8], entries: &[[u32; 3]], x: &mut [[u32; 2 * PIXELS]], i: usize) {
+    let word = |at: u32| -> u32 {
+        let at = at as usize;
+        let b = win.get(at..at + 4).unwrap_or(&[0; 4]);
+        u32::from_le_bytes([b[0] as u8, b[1] as u8, b[2] as u8, b[3] as u8])
+    };
+    for (dst, &[lo, hi, mask]) in x.iter_mut().zip(entries) {
+        let w = (word(lo) & mask) | (word(hi) & !mask);
+        let (even, odd) = (arch::sxtb16(w), arch::sxtb16_ror8(w));
+        dst[2 * i] = arch::sadd16(even, even);
+        dst[2 * i + 1] = arch::sadd16(odd, odd);
+    }
+}
+
+#[cfg(not(shiftkit_dsp))]
+#[inline(always)]
+fn pack(win: &[i8], entries: &[[u32; 3]], x: &mut [[u32; 2 * PIXELS]], i: usize) {
+    pack_rust(win, entries, x, i)
+}
+
+/// [`pack_rust`] on the DSP unit, 13 instructions per block.
+#[cfg(shiftkit_dsp)]
+#[allow(unsafe_code)]
+#[inline(never)]
+fn pack(win: &[i8], entries: &[[u32; 3]], x: &mut [[u32; 2 * PIXELS]], i: usize) {
+    let n = entries.len().min(x.len());
+    if n == 0 || i >= PIXELS {
+        return;
+    }
+    // SAFETY: the loop runs `n >= 1` times. Per block it reads one entry (12 bytes, `entries`
+    // has `n`) and two words at `win + off` with `off + 4 <= span <= win.len()` (`PackPlan::new`
+    // made every entry so, `PackPlan::run` checked the window's length; `ldr` may be unaligned),
+    // and writes 8 bytes at `x[b][2i]` (u32-aligned for `strd`, in bounds: `b < n <= x.len()`,
+    // `2i + 1 < 8`). No stack.
+    unsafe {
+        core::arch::asm!(
+            "2:",
+            "ldm {e}!, {{r3, r4, r5}}",
+            "ldr {a}, [{w}, r3]",
+            "ldr {t}, [{w}, r4]",
+            "and {a}, {a}, r5",
+            "bic {t}, {t}, r5",
+            "orr {a}, {a}, {t}",
+            "sxtb16 {t}, {a}",
+            "sxtb16 {a}, {a}, ror #8",
+            "sadd16 {t}, {t}, {t}",
+            "sadd16 {a}, {a}, {a}",
+            "strd {t}, {a}, [{d}], #32",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            e = inout(reg) entries.as_ptr() => _,
+            w = in(reg) win.as_ptr(),
+            d = inout(reg) x.as_mut_ptr().cast::<u32>().wrapping_add(2 * i) => _,
+            n = inout(reg) n => _,
+            a = out(reg) _,
+            t = out(reg) _,
+            out("r3") _,
+            out("r4") _,
+            out("r5") _,
+            options(nostack),
+        );
+    }
+}
+
+/// The channel loop in plain Rust: what the DSP build's `asm!` computes.
+#[cfg_attr(shiftkit_dsp, allow(dead_code))]
+#[inline(always)]
+fn channels_rust(
+    x: &[[u32; 2 * PIXELS]],
+    weights: &[u8],
+    lanes: &[Lane],
+    out: &mut [i8],
+    stride: usize,
+) {
+    let blocks = x.len();
+    for (lane, w) in lanes.iter().zip(weights.chunks_exact(4 * blocks)) {
+        let mut acc = lane.bias2;
+        let (wc, _) = w.as_chunks::<4>();
+        for (xb, wb) in x.iter().zip(wc) {
+            let w = u32::from_le_bytes(*wb);
+            let (we, wo) = (arch::sxtb16(w), arch::sxtb16_ror8(w));
+            for (i, a) in acc.iter_mut().enumerate() {
+                *a = arch::smlad(xb[2 * i], we, *a);
+                *a = arch::smlad(xb[2 * i + 1], wo, *a);
+            }
+        }
+        for (i, a) in acc.into_iter().enumerate() {
+            let g = smmlar(a, lane.multiplier, lane.round).wrapping_add(a >> 31);
+            if let Some(o) = out.get_mut(i * stride + lane.out as usize) {
+                *o = (g >> lane.right).clamp(-128, 127) as i8;
+            }
+        }
+    }
+}
+
+#[cfg(not(shiftkit_dsp))]
+fn channels(
+    x: &[[u32; 2 * PIXELS]],
+    weights: &[u8],
+    lanes: &[Lane],
+    out: &mut [i8],
+    stride: usize,
+) {
+    channels_rust(x, weights, lanes, out, stride)
+}
+
+/// The channel loop on the DSP unit: blocks of 4, 8, or a multiple of 16 (checked by [`conv`]);
+/// anything else runs the Rust loop.
+#[cfg(shiftkit_dsp)]
+fn channels(
+    x: &[[u32; 2 * PIXELS]],
+    weights: &[u8],
+    lanes: &[Lane],
+    out: &mut [i8],
+    stride: usize,
+) {
+    match x.len() {
+        4 => channels_asm::<4, 1>(x, weights, lanes, out, stride),
+        8 => channels_asm::<8, 1>(x, weights, lanes, out, stride),
+        b if b % 16 == 0 => channels_asm::<16, 0>(x, weights, lanes, out, stride),
+        _ => channels_rust(x, weights, lanes, out, stride),
+    }
+}
+
+/// `CHUNK` blocks unrolled; `ONE` = 1: the patch is exactly one chunk, else `x.len() / CHUNK`
+/// chunks with a counter on the stack.
+#[cfg(shiftkit_dsp)]
+#[allow(unsafe_code)]
+#[inline(never)]
+fn channels_asm<const CHUNK: usize, const ONE: usize>(
+    x: &[[u32; 2 * PIXELS]],
+    weights: &[u8],
+    lanes: &[Lane],
+    out: &mut [i8],
+    stride: usize,
+) {
+    let chunks = x.len() / CHUNK;
+    if lanes.is_empty() || chunks == 0 || x.len() % CHUNK != 0 || (ONE == 1 && chunks != 1) {
+        return;
+    }
+    let end = lanes.as_ptr_range().end;
+    // SAFETY: the loop runs once per lane (r12 walks `lanes` to `end`, 32 bytes per lane: the
+    // `repr(C)` layout of `Lane`). Per lane it reads the lane, `x.len() * 32` bytes of `x` from
+    // its start (`CHUNK` blocks per chunk, `chunks` chunks) and the next `x.len() * 4` bytes of
+    // `weights` (`Lanes::run` checked that all lanes' rows are in bounds; `ldr` may be unaligned
+    // on v7-M/v8-M, `ldm` needs the u32 alignment `x` and `Lane` have). It writes 4 bytes per
+    // lane, at `out + c + i * stride` for i < 4, with c the lane's `out` field, below the number
+    // of lanes n (`Lanes::push`); `Lanes::run` checked `n <= stride` and
+    // `out.len() >= 3 * stride + n`, so all lie in `out`, which is borrowed mutably here and
+    // passed in (r9). It pushes 32 bytes and pops them before the end.
+    unsafe {
+        core::arch::asm!(
+            // [sp] = this lane, #4 chunks left, #8 x, #12 end of lanes, #16 chunks, #20 out,
+            // #24 stride (r2, r3 and r11 only make room)
+            "push {{r2, r3, r4, r5, r8, r9, r10, r11}}",
+            "1:",
+            "ldm r12!, {{r0, r1, r2, r3}}",
+            "str r12, [sp]",
+            "ldr r12, [sp, #8]",
+            ".if {one} == 0",
+            "ldr r10, [sp, #16]",
+            "str r10, [sp, #4]",
+            "3:",
+            ".endif",
+            ".rept {chunk}",
+            "ldr r10, [lr], #4",
+            "sxtb16 r11, r10, ror #8",
+            "sxtb16 r10, r10",
+            "ldm r12!, {{r4, r5, r8, r9}}",
+            "smlad r0, r4, r10, r0",
+            "smlad r0, r5, r11, r0",
+            "smlad r1, r8, r10, r1",
+            "smlad r1, r9, r11, r1",
+            "ldm r12!, {{r4, r5, r8, r9}}",
+            "smlad r2, r4, r10, r2",
+            "smlad r2, r5, r11, r2",
+            "smlad r3, r8, r10, r3",
+            "smlad r3, r9, r11, r3",
+            ".endr",
+            ".if {one} == 0",
+            "ldr r10, [sp, #4]",
+            "subs r10, r10, #1",
+            "str r10, [sp, #4]",
+            "bne 3b",
+            ".endif",
+            "ldr r12, [sp]",
+            "ldm r12!, {{r4, r5, r8, r9}}", // multiplier, round, right, channel
+            "smmlar r10, r0, r4, r5",
+            "add r0, r10, r0, asr #31",
+            "asr r0, r0, r8",
+            "ssat r0, #8, r0",
+            "smmlar r10, r1, r4, r5",
+            "add r1, r10, r1, asr #31",
+            "asr r1, r1, r8",
+            "ssat r1, #8, r1",
+            "smmlar r10, r2, r4, r5",
+            "add r2, r10, r2, asr #31",
+            "asr r2, r2, r8",
+            "ssat r2, #8, r2",
+            "smmlar r10, r3, r4, r5",
+            "add r3, r10, r3, asr #31",
+            "asr r3, r3, r8",
+            "ssat r3, #8, r3",
+            "ldr r10, [sp, #20]",
+            "add r9, r9, r10",
+            "ldr r11, [sp, #24]",
+            "strb r0, [r9]",
+            "strb r1, [r9, r11]",
+            "add r9, r9, r11, lsl #1",
+            "strb r2, [r9]",
+            "strb r3, [r9, r11]",
+            "ldr r10, [sp, #12]",
+            "cmp r12, r10",
+            "bne 1b",
+            "add sp, sp, #32",
+            chunk = const CHUNK,
+            one = const ONE,
+            inout("r12") lanes.as_ptr() => _,
+            inout("lr") weights.as_ptr() => _,
+            inout("r4") x.as_ptr() => _,
+            inout("r5") end => _,
+            inout("r8") chunks => _,
+            inout("r9") out.as_mut_ptr() => _,
+            inout("r10") stride => _,
+            out("r0") _,
+            out("r1") _,
+            out("r2") _,
+            out("r3") _,
+            out("r11") _,
+        );
+    }
+}
