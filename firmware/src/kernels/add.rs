@@ -10,7 +10,7 @@
 //! [`forward_in_place`] writes the sum over one of the inputs (the memory plan's in-place add,
 //! `crate::plan_rules`): element `i` is read before it is written and never read again.
 use super::KernelError;
-use crate::requant::{mbqm, requantize, Requantizer};
+use crate::requant::{mbqm, requantize, smmlar, Requantizer};
 
 /// Constants of one add (zero points from the three tensors, the rest from the op).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,9 +45,32 @@ enum Src<'a> {
     In(&'a [i8]),
 }
 
-/// The element loop of every add (one copy of it in the firmware).
+/// The element loop of every add (one copy of it in the firmware). With the output stage's fast
+/// form (every quantize-made add: [`Requantizer`]) it runs one of four tight loops over doubled
+/// term tables, `2 sum` being the operand of that form; otherwise the general one.
 #[inline(never)]
 fn add_all(y: &mut [i8], a: Src, b: Src, t: &Tables) {
+    if let (Some((m, r, e)), true) = (t.out.fast_constants(), t.out.full_range()) {
+        // |sum| <= 2^29 (the bound given to the requantizer), so 2 sum never overflows.
+        let a2 = t.a.map(|v| v.wrapping_mul(2));
+        let b2 = t.b.map(|v| v.wrapping_mul(2));
+        let f = |qa: i8, qb: i8| -> i8 {
+            let s2 = a2[qa as u8 as usize].wrapping_add(b2[qb as u8 as usize]);
+            let g = smmlar(s2, m, r).wrapping_add(s2 >> 31);
+            (g >> e).clamp(-128, 127) as i8
+        };
+        // The callers checked that every input is as long as `y`.
+        match (a, b) {
+            (Src::Out, Src::In(v)) => y.iter_mut().zip(v).for_each(|(o, &qb)| *o = f(*o, qb)),
+            (Src::In(v), Src::Out) => y.iter_mut().zip(v).for_each(|(o, &qa)| *o = f(qa, *o)),
+            (Src::Out, Src::Out) => y.iter_mut().for_each(|o| *o = f(*o, *o)),
+            (Src::In(va), Src::In(vb)) => y
+                .iter_mut()
+                .zip(va.iter().zip(vb))
+                .for_each(|(o, (&qa, &qb))| *o = f(qa, qb)),
+        }
+        return;
+    }
     for (i, out) in y.iter_mut().enumerate() {
         let read = |s: Src| match s {
             Src::Out => *out,
@@ -193,6 +216,46 @@ mod tests {
                     assert_eq!(t.add(qa, qb), add(qa, qb, &p), "{qa} + {qb} with {p:?}");
                 }
             }
+        }
+    }
+
+    /// Every element loop (separate inputs, in place over either input or both), fast form or
+    /// not, gives the formula's result for every input pair.
+    #[test]
+    fn element_loops_equal_the_formula() {
+        let m = |x: u32| (1i32 << 30) | (x as i32 & ((1 << 30) - 1));
+        let qa: [i8; 65536] = core::array::from_fn(|i| i as u8 as i8);
+        let qb: [i8; 65536] = core::array::from_fn(|i| (i >> 8) as u8 as i8);
+        // Realistic constants (the fast form), a right shift of 0 (not fast) and a clamp.
+        for (out_shift, act_min) in [(-20, -128), (-17, -128), (0, -128), (-20, -5)] {
+            let p = AddParams {
+                a_zero_point: -7,
+                b_zero_point: 12,
+                y_zero_point: -128,
+                left_shift: 20,
+                a_multiplier: m(0x1234_5678),
+                a_shift: -1,
+                b_multiplier: m(0x7654_3210),
+                b_shift: 0,
+                out_multiplier: m(0x2468_ace0),
+                out_shift,
+                act_min,
+                act_max: 127,
+            };
+            let want: [i8; 65536] = core::array::from_fn(|i| add(qa[i], qb[i], &p));
+            let mut y = [0i8; 65536];
+            forward(&mut y, &qa, &qb, &p).unwrap();
+            assert_eq!(y, want, "separate, shift {out_shift}");
+            let mut y = qa;
+            forward_in_place(&mut y, Over::A { b: &qb }, &p).unwrap();
+            assert_eq!(y, want, "over a, shift {out_shift}");
+            let mut y = qb;
+            forward_in_place(&mut y, Over::B { a: &qa }, &p).unwrap();
+            assert_eq!(y, want, "over b, shift {out_shift}");
+            let both: [i8; 65536] = core::array::from_fn(|i| add(qa[i], qa[i], &p));
+            let mut y = qa;
+            forward_in_place(&mut y, Over::Both, &p).unwrap();
+            assert_eq!(y, both, "over both, shift {out_shift}");
         }
     }
 }
