@@ -241,28 +241,113 @@ fn the_wide_path_takes_the_networks_shifted_convs() {
                 x: &x[..],
                 y: &mut got,
             },
+            true,
             ys,
             xs,
             &p,
         );
         assert!(took, "cin {cin} cout {cout}: the wide path must take it");
         assert_eq!(got, want, "cin {cin} cout {cout}");
-        // 12 input channels (3 blocks) are not a wide shape.
+        // 12 input channels (3 blocks) take the gathered form, padded to 4 blocks.
         let xs12 = Shape::new(7, 7, 12);
         let p12 = ConvParams {
             weights: &w[..12 * cout],
             pad_value: &pad[..12],
             ..p
         };
-        let mut y = vec![0i8; 49 * cout];
-        assert!(!wide::conv(
+        let mut want = vec![0i8; 49 * cout];
+        conv::forward(
             &mut Split {
                 x: &x[..49 * 12],
-                y: &mut y
+                y: &mut want,
             },
             ys,
             xs12,
-            &p12
-        ));
+            &p12,
+        )
+        .unwrap();
+        let mut y = vec![0x55i8; 49 * cout];
+        let took = wide::conv(
+            &mut Split {
+                x: &x[..49 * 12],
+                y: &mut y,
+            },
+            true,
+            ys,
+            xs12,
+            &p12,
+        );
+        assert!(took && y == want, "cin 12 cout {cout}");
     }
+    // The stem's shape: 3x3, padding 1, one u8 input channel (patch of 9 bytes).
+    let (xs, ys) = (Shape::new(6, 5, 1), Shape::new(6, 5, 16));
+    let x: Vec<u8> = (0..30).map(|_| next() as u8).collect();
+    let w: Vec<u8> = (0..9 * 16)
+        .map(|_| ((next() % 255) as i32 - 127) as i8 as u8)
+        .collect();
+    let le = |v: Vec<i32>| -> Vec<u8> { v.iter().flat_map(|b| b.to_le_bytes()).collect() };
+    let bias = le((0..16).map(|_| (next() as i32) >> 12).collect());
+    let mult = le((0..16)
+        .map(|_| (1 << 30) | (next() as i32 & ((1 << 30) - 1)))
+        .collect());
+    let shift = le((0..16).map(|_| -8 - (next() % 3) as i32).collect());
+    let p = ConvParams {
+        k: 3,
+        stride: 1,
+        pad: 1,
+        shift: Shift::None,
+        weights: &w,
+        bias: I32s::new(&bias).unwrap(),
+        pad_value: &[0],
+        rescale: Rescale {
+            multiplier: I32s::new(&mult).unwrap(),
+            shift: I32s::new(&shift).unwrap(),
+            zero_point: -128,
+            act_min: -128,
+            act_max: 127,
+        },
+    };
+    let mut want = vec![0i8; 30 * 16];
+    conv::forward(
+        &mut Split {
+            x: &x[..],
+            y: &mut want,
+        },
+        ys,
+        xs,
+        &p,
+    )
+    .unwrap();
+    let mut got = vec![0x55i8; 30 * 16];
+    assert!(wide::conv(
+        &mut Split {
+            x: &x[..],
+            y: &mut got
+        },
+        false,
+        ys,
+        xs,
+        &p
+    ));
+    assert_eq!(got, want, "stem");
+    // More than 64 output channels: not a wide shape.
+    let ys72 = Shape::new(6, 5, 72);
+    let w72 = vec![1u8; 9 * 72];
+    let b72 = vec![0u8; 4 * 72];
+    let p72 = ConvParams {
+        weights: &w72,
+        bias: I32s::new(&b72).unwrap(),
+        ..p
+    };
+    let mut y = vec![0i8; 30 * 72];
+    assert!(!wide::conv(
+        &mut Split {
+            x: &x[..],
+            y: &mut y
+        },
+        false,
+        ys72,
+        xs,
+        &p72
+    ));
 }

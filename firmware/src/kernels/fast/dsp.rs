@@ -38,10 +38,9 @@ impl Mac for Dsp {
         arch::dot2x2(x, w0, w1, acc)
     }
 
-    /// The 1x1 convs of 16, 32 or 64k input channels: [`super::wide`].
+    /// Convs with up to 128-byte patches and 64 output channels: [`super::wide`].
     fn special(io: &mut dyn Bytes, signed: bool, ys: Shape, xs: Shape, p: &ConvParams) -> bool {
-        let _ = signed; // the wide path reads the input's type from the view
-        super::wide::conv(io, ys, xs, p)
+        super::wide::conv(io, signed, ys, xs, p)
     }
 }
 

@@ -331,7 +331,7 @@ fn conv_bytes<M: Mac>(
 
 /// Writes the `k*k*cin` input bytes output pixel `(oy, ox)` reads into `dst`, in weight order
 /// (`[ky][kx][ci]`), with each shift group read at its offset and the pad value outside.
-fn gather(
+pub(super) fn gather(
     io: &dyn Bytes,
     xs: Shape,
     p: &ConvParams,

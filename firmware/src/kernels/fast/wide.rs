@@ -23,7 +23,7 @@
 //! On builds without the DSP extension the channel loop is plain Rust with the same arithmetic
 //! (over the emulated instructions of [`super::dsp::arch`]), so the host tests run this path.
 use super::dsp::arch;
-use super::Bytes;
+use super::{gather, Bytes};
 use crate::format::shift_groups;
 use crate::kernels::conv::ConvParams;
 use crate::kernels::{copy_i8, Shape, XView};
@@ -102,16 +102,18 @@ impl Lanes {
 }
 
 /// Runs the conv on the wide path if it fits it (see the module docs); `false` = not taken.
-pub fn conv(io: &mut dyn Bytes, ys: Shape, xs: Shape, p: &ConvParams) -> bool {
+pub fn conv(io: &mut dyn Bytes, signed: bool, ys: Shape, xs: Shape, p: &ConvParams) -> bool {
     let cin = xs.c;
     let cout = ys.c;
-    let blocks = cin / 4;
-    let fits = p.k == 1
-        && p.stride == 1
-        && p.pad == 0
-        && cin % 4 == 0
-        && blocks <= MAX_BLOCKS
-        && (blocks == 4 || blocks == 8 || (blocks > 0 && blocks % 16 == 0))
+    let patch = p.k * p.k * cin;
+    // Blocks of the channel loop: 4, 8 or a multiple of 16, the patch zero-padded up to them.
+    let blocks = match patch.div_ceil(4) {
+        0 => return false,
+        1..=4 => 4,
+        5..=8 => 8,
+        b => b.next_multiple_of(16),
+    };
+    let fits = blocks <= MAX_BLOCKS
         && (1..=MAX_COUT).contains(&cout)
         && p.rescale.act_min == i8::MIN
         && p.rescale.act_max == i8::MAX;
@@ -123,7 +125,7 @@ pub fn conv(io: &mut dyn Bytes, ys: Shape, xs: Shape, p: &ConvParams) -> bool {
     for c in 0..cout {
         let r = &p.rescale;
         let bias = p.bias.get(c).unwrap_or(0);
-        let bound = bias.unsigned_abs().saturating_add(cin as u32 * 255 * 128);
+        let bound = bias.unsigned_abs().saturating_add(patch as u32 * 255 * 128);
         let rq = Requantizer::new(
             r.multiplier.get(c).unwrap_or(0),
             r.shift.get(c).unwrap_or(0),
@@ -139,10 +141,28 @@ pub fn conv(io: &mut dyn Bytes, ys: Shape, xs: Shape, p: &ConvParams) -> bool {
             return false;
         }
     }
-    let weights = match p.weights.get(..cout * cin) {
-        Some(w) => w,
-        None => return false,
+    // The weight rows as the channel loop reads them: the file's, or zero-padded copies.
+    let mut padded = [0u8; PADDED];
+    let weights = if patch == 4 * blocks {
+        match p.weights.get(..cout * patch) {
+            Some(w) => w,
+            None => return false,
+        }
+    } else {
+        let row = 4 * blocks;
+        let (Some(dst), Some(src)) = (padded.get_mut(..cout * row), p.weights.get(..cout * patch))
+        else {
+            return false;
+        };
+        for (d, s) in dst.chunks_exact_mut(row).zip(src.chunks_exact(patch)) {
+            d[..patch].copy_from_slice(s);
+        }
+        &padded[..cout * row]
     };
+    let window = p.k == 1 && p.stride == 1 && p.pad == 0 && patch == 4 * blocks && signed;
+    if !window {
+        return conv_gathered(io, signed, ys, xs, p, blocks, weights, &lanes);
+    }
 
     let mut groups = [(0i8, 0i8, 0usize, 0usize); 9];
     let n_groups = shift_groups(p.shift, cin, &mut groups);
@@ -216,20 +236,86 @@ pub fn conv(io: &mut dyn Bytes, ys: Shape, xs: Shape, p: &ConvParams) -> bool {
                 }
             }
         }
-        if px + PIXELS <= pixels {
-            // Straight into the output: pixels px..px+4 are `4 * cout` consecutive bytes.
-            let y = io.y_mut();
-            lanes.run(x, weights, y.get_mut(px * cout..).unwrap_or(&mut []), cout);
-        } else {
-            lanes.run(x, weights, staging.as_flattened_mut(), MAX_COUT);
-            for (q, row) in (px..pixels).zip(&staging) {
-                io.y_bytes(q * cout, &row[..cout]);
-            }
-        }
+        write_group(io, px, pixels, cout, x, weights, &lanes, &mut staging);
         px += PIXELS;
     }
     true
 }
+
+/// The wide path for any other conv (k x k, strided, padded, u8 input): each pixel's patch
+/// gathered as the 2x2 path does, zero-padded to `blocks` and packed here.
+#[allow(clippy::too_many_arguments)]
+fn conv_gathered(
+    io: &mut dyn Bytes,
+    signed: bool,
+    ys: Shape,
+    xs: Shape,
+    p: &ConvParams,
+    blocks: usize,
+    weights: &[u8],
+    lanes: &Lanes,
+) -> bool {
+    let cout = ys.c;
+    let patch = p.k * p.k * xs.c;
+    let mut groups = [(0i8, 0i8, 0usize, 0usize); 9];
+    let n_groups = shift_groups(p.shift, xs.c, &mut groups);
+    let groups = &groups[..n_groups];
+    let mut staging: Staging = [[0; MAX_COUT]; PIXELS];
+    let mut bytes = [0u8; 4 * MAX_BLOCKS]; // bytes past the patch stay 0
+    let mut packed = [[0u32; 2 * PIXELS]; MAX_BLOCKS];
+    let x = &mut packed[..blocks];
+    let pixels = ys.h * ys.w;
+    let last = pixels - 1;
+    let mut px = 0;
+    while px < pixels {
+        for i in 0..PIXELS {
+            let q = (px + i).min(last);
+            gather(io, xs, p, groups, q / ys.w, q % ys.w, &mut bytes[..patch]);
+            let (words, _) = bytes[..4 * blocks].as_chunks::<4>();
+            for (dst, w) in x.iter_mut().zip(words) {
+                let w = u32::from_le_bytes(*w);
+                let (even, odd) = if signed {
+                    (arch::sxtb16(w), arch::sxtb16_ror8(w))
+                } else {
+                    (arch::uxtb16(w), arch::uxtb16_ror8(w))
+                };
+                dst[2 * i] = arch::sadd16(even, even);
+                dst[2 * i + 1] = arch::sadd16(odd, odd);
+            }
+        }
+        write_group(io, px, pixels, cout, x, weights, lanes, &mut staging);
+        px += PIXELS;
+    }
+    true
+}
+
+/// Runs the channel loop for the pixel group at `px` and writes its outputs.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn write_group(
+    io: &mut dyn Bytes,
+    px: usize,
+    pixels: usize,
+    cout: usize,
+    x: &[[u32; 2 * PIXELS]],
+    weights: &[u8],
+    lanes: &Lanes,
+    staging: &mut Staging,
+) {
+    if px + PIXELS <= pixels {
+        // Straight into the output: pixels px..px+4 are `4 * cout` consecutive bytes.
+        let y = io.y_mut();
+        lanes.run(x, weights, y.get_mut(px * cout..).unwrap_or(&mut []), cout);
+    } else {
+        lanes.run(x, weights, staging.as_flattened_mut(), MAX_COUT);
+        for (q, row) in (px..pixels).zip(staging.iter()) {
+            io.y_bytes(q * cout, &row[..cout]);
+        }
+    }
+}
+
+/// Bytes of the zero-padded weight copy (a stem's 3x3 rows, padded to 16 bytes).
+const PADDED: usize = 2048;
 
 /// Most 4-channel blocks of a wide patch (128 input channels).
 const MAX_BLOCKS: usize = 32;
