@@ -25,8 +25,9 @@
 use super::dsp::arch;
 use super::{gather, Bytes};
 use crate::format::shift_groups;
+use crate::format::Shift;
 use crate::kernels::conv::ConvParams;
-use crate::kernels::{copy_i8, Shape, XView};
+use crate::kernels::{copy_i8, Element, Shape, XView};
 use crate::plan_rules;
 use crate::requant::{smmlar, Requantizer};
 
@@ -105,8 +106,17 @@ impl Lanes {
 pub fn conv(io: &mut dyn Bytes, signed: bool, ys: Shape, xs: Shape, p: &ConvParams) -> bool {
     let cin = xs.c;
     let cout = ys.c;
-    let patch = p.k * p.k * cin;
-    // Blocks of the channel loop: 4, 8 or a multiple of 16, the patch zero-padded up to them.
+    // A k x k conv's kernel rows are zero-padded to whole words when they are not (the stem's
+    // 3 bytes to 4): each row of the patch is then read from the input as whole words (the
+    // extra bytes meet zero weights). The patch is then zero-padded to the channel loop's
+    // blocks: 4, 8 or a multiple of 16.
+    let row = p.k * cin;
+    let rowp = if p.k > 1 && p.shift == Shift::None {
+        row.next_multiple_of(4)
+    } else {
+        row
+    };
+    let patch = p.k * rowp;
     let blocks = match patch.div_ceil(4) {
         0 => return false,
         1..=4 => 4,
@@ -125,7 +135,9 @@ pub fn conv(io: &mut dyn Bytes, signed: bool, ys: Shape, xs: Shape, p: &ConvPara
     for c in 0..cout {
         let r = &p.rescale;
         let bias = p.bias.get(c).unwrap_or(0);
-        let bound = bias.unsigned_abs().saturating_add(patch as u32 * 255 * 128);
+        let bound = bias
+            .unsigned_abs()
+            .saturating_add(p.k as u32 * row as u32 * 255 * 128);
         let rq = Requantizer::new(
             r.multiplier.get(c).unwrap_or(0),
             r.shift.get(c).unwrap_or(0),
@@ -143,25 +155,30 @@ pub fn conv(io: &mut dyn Bytes, signed: bool, ys: Shape, xs: Shape, p: &ConvPara
     }
     // The weight rows as the channel loop reads them: the file's, or zero-padded copies.
     let mut padded = [0u8; PADDED];
-    let weights = if patch == 4 * blocks {
-        match p.weights.get(..cout * patch) {
+    let file_patch = p.k * row;
+    let weights = if file_patch == 4 * blocks {
+        match p.weights.get(..cout * file_patch) {
             Some(w) => w,
             None => return false,
         }
     } else {
-        let row = 4 * blocks;
-        let (Some(dst), Some(src)) = (padded.get_mut(..cout * row), p.weights.get(..cout * patch))
-        else {
+        let line = 4 * blocks;
+        let (Some(dst), Some(src)) = (
+            padded.get_mut(..cout * line),
+            p.weights.get(..cout * file_patch),
+        ) else {
             return false;
         };
-        for (d, s) in dst.chunks_exact_mut(row).zip(src.chunks_exact(patch)) {
-            d[..patch].copy_from_slice(s);
+        for (d, s) in dst.chunks_exact_mut(line).zip(src.chunks_exact(file_patch)) {
+            for (dr, sr) in d.chunks_exact_mut(rowp).zip(s.chunks_exact(row)) {
+                dr[..row].copy_from_slice(sr);
+            }
         }
-        &padded[..cout * row]
+        &padded[..cout * line]
     };
     let window = p.k == 1 && p.stride == 1 && p.pad == 0 && patch == 4 * blocks && signed;
     if !window {
-        return conv_gathered(io, signed, ys, xs, p, blocks, weights, &lanes);
+        return conv_gathered(io, signed, ys, xs, p, rowp, blocks, weights, &lanes);
     }
 
     let mut groups = [(0i8, 0i8, 0usize, 0usize); 9];
@@ -251,12 +268,14 @@ fn conv_gathered(
     ys: Shape,
     xs: Shape,
     p: &ConvParams,
+    rowp: usize,
     blocks: usize,
     weights: &[u8],
     lanes: &Lanes,
 ) -> bool {
     let cout = ys.c;
-    let patch = p.k * p.k * xs.c;
+    let row = p.k * xs.c;
+    let patch = p.k * rowp;
     let mut groups = [(0i8, 0i8, 0usize, 0usize); 9];
     let n_groups = shift_groups(p.shift, xs.c, &mut groups);
     let groups = &groups[..n_groups];
@@ -270,7 +289,12 @@ fn conv_gathered(
     while px < pixels {
         for i in 0..PIXELS {
             let q = (px + i).min(last);
-            gather(io, xs, p, groups, q / ys.w, q % ys.w, &mut bytes[..patch]);
+            let (oy, ox) = (q / ys.w, q % ys.w);
+            if rowp == row {
+                gather(io, xs, p, groups, oy, ox, &mut bytes[..patch]);
+            } else {
+                gather_rows(io, xs, p, oy, ox, rowp, &mut bytes[..patch]);
+            }
             let (words, _) = bytes[..4 * blocks].as_chunks::<4>();
             for (dst, w) in x.iter_mut().zip(words) {
                 let w = u32::from_le_bytes(*w);
@@ -285,6 +309,59 @@ fn conv_gathered(
         }
         write_group(io, px, pixels, cout, x, weights, lanes, &mut staging);
         px += PIXELS;
+    }
+    true
+}
+
+/// [`gather`] for a conv without shift whose kernel rows are padded to `rowp` bytes (a multiple
+/// of 4): row ky of the patch at `ky * rowp`, read as whole words when it lies inside the image
+/// and the input (the bytes past the row meet zero weights), else tap by tap with the pad
+/// values and zeros after.
+fn gather_rows(
+    io: &dyn Bytes,
+    xs: Shape,
+    p: &ConvParams,
+    oy: usize,
+    ox: usize,
+    rowp: usize,
+    dst: &mut [u8],
+) {
+    let (k, cin) = (p.k, xs.c);
+    for (ky, d) in dst.chunks_exact_mut(rowp).enumerate() {
+        let iy = (oy * p.stride + ky) as isize - p.pad as isize;
+        let ix0 = (ox * p.stride) as isize - p.pad as isize;
+        if iy >= 0 && (iy as usize) < xs.h && ix0 >= 0 && ix0 as usize + k <= xs.w {
+            let at = xs.at(iy as usize, ix0 as usize, 0);
+            let copied = match io.x_view() {
+                XView::U8(v) => copy_words(v, at, d),
+                XView::I8(v) => copy_words(v, at, d),
+            };
+            if copied {
+                continue;
+            }
+        }
+        for kx in 0..k {
+            let tap = &mut d[kx * cin..][..cin];
+            let ix = ix0 + kx as isize;
+            if iy >= 0 && ix >= 0 && (iy as usize) < xs.h && (ix as usize) < xs.w {
+                io.x_bytes(xs.at(iy as usize, ix as usize, 0), tap);
+            } else {
+                tap.copy_from_slice(&p.pad_value[..cin]);
+            }
+        }
+        d[k * cin..].fill(0);
+    }
+}
+
+/// Copies `v[at..at + d.len()]` into `d` as raw bytes, a word at a time; `false` if that range
+/// is not all in `v` (`d.len()` is a multiple of 4).
+#[inline(always)]
+fn copy_words<X: Element>(v: &[X], at: usize, d: &mut [u8]) -> bool {
+    let Some(s) = v.get(at..at + d.len()) else {
+        return false;
+    };
+    for (dc, sc) in d.chunks_exact_mut(4).zip(s.chunks_exact(4)) {
+        dc.copy_from_slice(&[sc[0].byte(), sc[1].byte(), sc[2].byte(), sc[3].byte()]);
     }
     true
 }
