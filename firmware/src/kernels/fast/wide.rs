@@ -293,7 +293,10 @@ fn conv_gathered(
             if rowp == row {
                 gather(io, xs, p, groups, oy, ox, &mut bytes[..patch]);
             } else {
-                gather_rows(io, xs, p, oy, ox, rowp, &mut bytes[..patch]);
+                match io.x_view() {
+                    XView::U8(v) => gather_rows(v, xs, p, oy, ox, rowp, &mut bytes[..patch]),
+                    XView::I8(v) => gather_rows(v, xs, p, oy, ox, rowp, &mut bytes[..patch]),
+                }
             }
             let (words, _) = bytes[..4 * blocks].as_chunks::<4>();
             for (dst, w) in x.iter_mut().zip(words) {
@@ -317,8 +320,8 @@ fn conv_gathered(
 /// of 4): row ky of the patch at `ky * rowp`, read as whole words when it lies inside the image
 /// and the input (the bytes past the row meet zero weights), else tap by tap with the pad
 /// values and zeros after.
-fn gather_rows(
-    io: &dyn Bytes,
+fn gather_rows<X: Element>(
+    v: &[X],
     xs: Shape,
     p: &ConvParams,
     oy: usize,
@@ -330,23 +333,25 @@ fn gather_rows(
     for (ky, d) in dst.chunks_exact_mut(rowp).enumerate() {
         let iy = (oy * p.stride + ky) as isize - p.pad as isize;
         let ix0 = (ox * p.stride) as isize - p.pad as isize;
-        if iy >= 0 && (iy as usize) < xs.h && ix0 >= 0 && ix0 as usize + k <= xs.w {
-            let at = xs.at(iy as usize, ix0 as usize, 0);
-            let copied = match io.x_view() {
-                XView::U8(v) => copy_words(v, at, d),
-                XView::I8(v) => copy_words(v, at, d),
-            };
-            if copied {
-                continue;
-            }
+        if iy >= 0
+            && (iy as usize) < xs.h
+            && ix0 >= 0
+            && ix0 as usize + k <= xs.w
+            && copy_words(v, xs.at(iy as usize, ix0 as usize, 0), d)
+        {
+            continue;
         }
         for kx in 0..k {
             let tap = &mut d[kx * cin..][..cin];
             let ix = ix0 + kx as isize;
-            if iy >= 0 && ix >= 0 && (iy as usize) < xs.h && (ix as usize) < xs.w {
-                io.x_bytes(xs.at(iy as usize, ix as usize, 0), tap);
+            let at = if iy >= 0 && ix >= 0 && (iy as usize) < xs.h && (ix as usize) < xs.w {
+                xs.at(iy as usize, ix as usize, 0)
             } else {
-                tap.copy_from_slice(&p.pad_value[..cin]);
+                usize::MAX
+            };
+            match v.get(at..at.saturating_add(cin)) {
+                Some(s) => tap.iter_mut().zip(s).for_each(|(t, s)| *t = s.byte()),
+                None => tap.copy_from_slice(&p.pad_value[..cin]),
             }
         }
         d[k * cin..].fill(0);
