@@ -10,7 +10,9 @@
 //! [`forward_in_place`] writes the sum over one of the inputs (the memory plan's in-place add,
 //! `crate::plan_rules`): element `i` is read before it is written and never read again.
 use super::KernelError;
-use crate::requant::{mbqm, requantize, smmlar, Requantizer};
+#[cfg(not(shiftkit_dsp))]
+use crate::requant::smmlar;
+use crate::requant::{mbqm, requantize, Requantizer};
 
 /// Constants of one add (zero points from the three tensors, the rest from the op).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,21 +56,7 @@ fn add_all(y: &mut [i8], a: Src, b: Src, t: &Tables) {
         // |sum| <= 2^29 (the bound given to the requantizer), so 2 sum never overflows.
         let a2 = t.a.map(|v| v.wrapping_mul(2));
         let b2 = t.b.map(|v| v.wrapping_mul(2));
-        let f = |qa: i8, qb: i8| -> i8 {
-            let s2 = a2[qa as u8 as usize].wrapping_add(b2[qb as u8 as usize]);
-            let g = smmlar(s2, m, r).wrapping_add(s2 >> 31);
-            (g >> e).clamp(-128, 127) as i8
-        };
-        // The callers checked that every input is as long as `y`.
-        match (a, b) {
-            (Src::Out, Src::In(v)) => y.iter_mut().zip(v).for_each(|(o, &qb)| *o = f(*o, qb)),
-            (Src::In(v), Src::Out) => y.iter_mut().zip(v).for_each(|(o, &qa)| *o = f(qa, *o)),
-            (Src::Out, Src::Out) => y.iter_mut().for_each(|o| *o = f(*o, *o)),
-            (Src::In(va), Src::In(vb)) => y
-                .iter_mut()
-                .zip(va.iter().zip(vb))
-                .for_each(|(o, (&qa, &qb))| *o = f(qa, qb)),
-        }
+        fast_loop(y, a, b, &a2, &b2, (m, r, e));
         return;
     }
     for (i, out) in y.iter_mut().enumerate() {
@@ -78,6 +66,79 @@ fn add_all(y: &mut [i8], a: Src, b: Src, t: &Tables) {
         };
         let (qa, qb) = (read(a), read(b));
         *out = t.add(qa, qb);
+    }
+}
+
+/// The fast form's element loop: `y[i] = ssat8((smmlar(2s, m, r) + (2s >> 31)) >> e)` with
+/// `2s = a2[a[i]] + b2[b[i]]` (tables indexed by the byte as u8).
+#[cfg(not(shiftkit_dsp))]
+fn fast_loop(y: &mut [i8], a: Src, b: Src, a2: &[i32; 256], b2: &[i32; 256], c: (i32, i32, u32)) {
+    let (m, r, e) = c;
+    let f = |qa: i8, qb: i8| -> i8 {
+        let s2 = a2[qa as u8 as usize].wrapping_add(b2[qb as u8 as usize]);
+        let g = smmlar(s2, m, r).wrapping_add(s2 >> 31);
+        (g >> e).clamp(-128, 127) as i8
+    };
+    // The callers checked that every input is as long as `y`.
+    match (a, b) {
+        (Src::Out, Src::In(v)) => y.iter_mut().zip(v).for_each(|(o, &qb)| *o = f(*o, qb)),
+        (Src::In(v), Src::Out) => y.iter_mut().zip(v).for_each(|(o, &qa)| *o = f(qa, *o)),
+        (Src::Out, Src::Out) => y.iter_mut().for_each(|o| *o = f(*o, *o)),
+        (Src::In(va), Src::In(vb)) => y
+            .iter_mut()
+            .zip(va.iter().zip(vb))
+            .for_each(|(o, (&qa, &qb))| *o = f(qa, qb)),
+    }
+}
+
+/// [`fast_loop`] on the DSP unit: 12 instructions per element.
+#[cfg(shiftkit_dsp)]
+#[allow(unsafe_code)]
+fn fast_loop(y: &mut [i8], a: Src, b: Src, a2: &[i32; 256], b2: &[i32; 256], c: (i32, i32, u32)) {
+    let n = y.len();
+    let src = |s: Src, y: *const i8| match s {
+        Src::Out => Some(y),
+        Src::In(v) => (v.len() >= n).then_some(v.as_ptr()),
+    };
+    let yp = y.as_mut_ptr();
+    let (Some(pa), Some(pb)) = (src(a, yp), src(b, yp)) else {
+        return; // the callers checked the lengths
+    };
+    if n == 0 {
+        return;
+    }
+    // SAFETY: the loop runs `n >= 1` times; it reads `n` bytes from `pa` and from `pb` (each is
+    // `y` itself or an input at least `n` long), one word of each table at the byte's unsigned
+    // value (< 256), and writes `n` bytes to `y`. Element i is read (from `y` too when an input
+    // is the output) before it is written, and never read again. No stack.
+    unsafe {
+        core::arch::asm!(
+            "2:",
+            "ldrb {qa}, [{pa}], #1",
+            "ldrb {qb}, [{pb}], #1",
+            "ldr {qa}, [{ta}, {qa}, lsl #2]",
+            "ldr {qb}, [{tb}, {qb}, lsl #2]",
+            "add {qa}, {qa}, {qb}",
+            "smmlar {qb}, {qa}, {m}, {r}",
+            "add {qb}, {qb}, {qa}, asr #31",
+            "asr {qb}, {qb}, {e}",
+            "ssat {qb}, #8, {qb}",
+            "strb {qb}, [{py}], #1",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            pa = inout(reg) pa => _,
+            pb = inout(reg) pb => _,
+            py = inout(reg) yp => _,
+            n = inout(reg) n => _,
+            ta = in(reg) a2.as_ptr(),
+            tb = in(reg) b2.as_ptr(),
+            m = in(reg) c.0,
+            r = in(reg) c.1,
+            e = in(reg) c.2,
+            qa = out(reg) _,
+            qb = out(reg) _,
+            options(nostack),
+        );
     }
 }
 
@@ -110,13 +171,29 @@ pub fn forward_in_place(y: &mut [i8], over: Over, p: &AddParams) -> Result<(), K
     Ok(())
 }
 
-/// `mbqm((q - zp) << ls, m, s)` for every int8 `q`, indexed by `q as u8`.
+/// `mbqm((q - zp) << ls, m, s)` for every int8 `q`, indexed by `q as u8`. For quantize's
+/// constants (`m` in `[2^30, 2^31)`, a right shift `e = -s` of at most 31, `ls <= 23`, so
+/// `|x| < 2^31`) each term is `srdhm(x, m) = (x*m + 2^30) >> 31` (see `Requantizer`) rounded
+/// half away from zero by `2^e`: `(h + 2^(e-1) - [h < 0]) >> e` (nothing overflows: `|h| <=
+/// |x|`); any other constants take `mbqm` itself.
 #[inline(never)]
 fn term_table(zp: i8, ls: u32, m: i32, s: i32) -> [i32; 256] {
     let mut t = [0i32; 256];
+    let fast = m >= 1 << 30 && (-31..=0).contains(&s) && ls <= 23;
+    let e = s.unsigned_abs();
     for (i, v) in t.iter_mut().enumerate() {
         let q = i as u8 as i8;
-        *v = mbqm((q as i32 - zp as i32).wrapping_shl(ls), m, s);
+        let x = (q as i32 - zp as i32).wrapping_shl(ls);
+        *v = if !fast {
+            mbqm(x, m, s)
+        } else {
+            let h = ((x as i64 * m as i64 + (1 << 30)) >> 31) as i32;
+            if e == 0 {
+                h
+            } else {
+                (h + (1 << (e - 1)) - (h < 0) as i32) >> e
+            }
+        };
     }
     t
 }
