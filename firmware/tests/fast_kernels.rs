@@ -351,3 +351,17 @@ fn the_wide_path_takes_the_networks_shifted_convs() {
         &p72
     ));
 }
+
+/// The selftest's cases through the wide path alone (what `boards/kernel-check` runs on QEMU
+/// with the real instructions): a good share of them fit it, and all match the reference.
+#[test]
+fn the_wide_path_matches_the_reference_on_random_convs() {
+    for seed in [1u64, 0x5eed_cafe] {
+        let taken = selftest::run(&mut selftest::Wide, seed, 2000)
+            .unwrap_or_else(|m| panic!("seed {seed}: {m:?}"));
+        assert!(
+            taken >= 500,
+            "seed {seed}: only {taken} of 2000 cases took the wide path"
+        );
+    }
+}

@@ -3,8 +3,12 @@
 //! against the portable reference kernel, bit-exactly. Prints one line and exits through
 //! semihosting: 0 if every case matched and the DSP unit was compiled in, 1 otherwise.
 //!
+//! It then runs the same cases through the DSP unit's wide path alone (`fast::wide`) and says
+//! how many of them it took; that number must be at least a quarter of the cases.
+//!
 //! ```text
 //! kernel-check: unit dsp, 2000 cases, 2000 bit-exact
+//! kernel-check: wide path, 2000 cases, 575 taken, all bit-exact
 //! ```
 #![no_std]
 #![no_main]
@@ -31,17 +35,25 @@ fn main() -> ! {
             taken == CASES && NATIVE_UNIT == "dsp"
         }
         Err(m) => {
-            hprintln!(
-                "kernel-check: unit {}: MISMATCH in case {} at output {}: fast {} reference {}",
-                NATIVE_UNIT,
-                m.case,
-                m.index,
-                m.fast,
-                m.reference
-            );
+            report(m);
             false
         }
     };
+    let ok = ok
+        && match selftest::run(&mut selftest::Wide, SEED, CASES) {
+            Ok(taken) => {
+                hprintln!(
+                    "kernel-check: wide path, {} cases, {} taken, all bit-exact",
+                    CASES,
+                    taken
+                );
+                taken >= CASES / 4
+            }
+            Err(m) => {
+                report(m);
+                false
+            }
+        };
     debug::exit(if ok {
         debug::EXIT_SUCCESS
     } else {
@@ -50,4 +62,15 @@ fn main() -> ! {
     loop {
         cortex_m::asm::bkpt();
     }
+}
+
+fn report(m: selftest::Mismatch) {
+    hprintln!(
+        "kernel-check: unit {}: MISMATCH in case {} at output {}: fast {} reference {}",
+        NATIVE_UNIT,
+        m.case,
+        m.index,
+        m.fast,
+        m.reference
+    );
 }

@@ -249,3 +249,20 @@ impl<M: super::Mac> FastConv for With<M> {
         super::conv_with::<M, _>(io, ys, xs, p)
     }
 }
+
+/// [`FastConv`] for the DSP unit's wide path alone (`super::wide`): a case it does not take
+/// counts as not taken, so [`run`] returns how many cases the wide path computed, all checked.
+pub struct Wide;
+
+impl FastConv for Wide {
+    fn conv<I: Io>(
+        &mut self,
+        io: &mut I,
+        ys: Shape,
+        xs: Shape,
+        p: &ConvParams,
+    ) -> Result<bool, KernelError> {
+        conv::check(io, ys, xs, p)?;
+        Ok(super::wide::conv(io, I::X::SIGNED, ys, xs, p))
+    }
+}
