@@ -202,11 +202,11 @@ pub fn conv(io: &mut dyn Bytes, signed: bool, ys: Shape, xs: Shape, p: &ConvPara
     ) else {
         return false;
     };
-    let mut border = [0i8; BORDER];
+    let mut border = [0i8; BORDER + 4];
     if n_groups * cin > BORDER {
         return false;
     }
-    let mut pad = [0i8; 4 * MAX_BLOCKS];
+    let mut pad = [0i8; 4 * MAX_BLOCKS + 4];
     for (d, &v) in pad.iter_mut().zip(p.pad_value) {
         *d = v as i8;
     }
@@ -243,11 +243,17 @@ pub fn conv(io: &mut dyn Bytes, signed: bool, ys: Shape, xs: Shape, p: &ConvPara
                         let inside =
                             iy >= 0 && ix >= 0 && (iy as usize) < xs.h && (ix as usize) < xs.w;
                         let at = (iy as usize).wrapping_mul(xs.w).wrapping_add(ix as usize) * cin;
-                        let src = match v.get(at.wrapping_add(c0)..at.wrapping_add(c1)) {
-                            Some(s) if inside => s,
-                            _ => &pad[c0..c1],
-                        };
-                        copy_i8(&mut border[g * cin..][c0..c1], src);
+                        // Whole words (up to 3 bytes past the group: the plan never reads them).
+                        let n = (c1 - c0).div_ceil(4) * 4;
+                        let dst = &mut border[g * cin + c0..][..n];
+                        if !inside {
+                            copy_words_i8(dst, &pad[c0..c0 + n]);
+                        } else if let Some(src) = v.get(at + c0..at + c0 + n) {
+                            copy_words_i8(dst, src);
+                        } else {
+                            // The input's last bytes: no whole word past them.
+                            copy_i8(&mut dst[..c1 - c0], &v[at + c0..at + c1]);
+                        }
                     }
                     outer.run(&border[..n_groups * cin], x, i);
                 }
@@ -398,6 +404,40 @@ fn write_group(
 
 /// Bytes of the zero-padded weight copy (a stem's 3x3 rows, padded to 16 bytes).
 const PADDED: usize = 2048;
+
+/// Copies `src` to `dst` (equal lengths, a multiple of 4) a word at a time.
+#[cfg(not(shiftkit_dsp))]
+fn copy_words_i8(dst: &mut [i8], src: &[i8]) {
+    dst.copy_from_slice(src);
+}
+
+/// [`copy_words_i8`] as an `ldr`/`str` loop (a call to `memcpy` costs more than these short
+/// rows: 4 to 16 bytes).
+#[cfg(shiftkit_dsp)]
+#[allow(unsafe_code)]
+fn copy_words_i8(dst: &mut [i8], src: &[i8]) {
+    let n = dst.len().min(src.len()) / 4;
+    if n == 0 {
+        return;
+    }
+    // SAFETY: `n >= 1` words read from `src` and written to `dst`, both at least `4n` bytes
+    // long (`ldr`/`str` may be unaligned on v7-M/v8-M); the slices cannot overlap (`dst` is
+    // borrowed mutably). No stack.
+    unsafe {
+        core::arch::asm!(
+            "2:",
+            "ldr {t}, [{s}], #4",
+            "str {t}, [{d}], #4",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            s = inout(reg) src.as_ptr() => _,
+            d = inout(reg) dst.as_mut_ptr() => _,
+            n = inout(reg) n => _,
+            t = out(reg) _,
+            options(nostack),
+        );
+    }
+}
 
 /// Most 4-channel blocks of a wide patch (128 input channels).
 const MAX_BLOCKS: usize = 32;
