@@ -242,7 +242,10 @@ pub fn conv(io: &mut dyn Bytes, signed: bool, ys: Shape, xs: Shape, p: &ConvPara
                         let (iy, ix) = (oy as isize - dh as isize, ox as isize - dw as isize);
                         let inside =
                             iy >= 0 && ix >= 0 && (iy as usize) < xs.h && (ix as usize) < xs.w;
-                        let at = (iy as usize).wrapping_mul(xs.w).wrapping_add(ix as usize) * cin;
+                        let at = (iy as usize)
+                            .wrapping_mul(xs.w)
+                            .wrapping_add(ix as usize)
+                            .wrapping_mul(cin);
                         // Whole words (up to 3 bytes past the group: the plan never reads them).
                         let n = (c1 - c0).div_ceil(4) * 4;
                         let dst = &mut border[g * cin + c0..][..n];
