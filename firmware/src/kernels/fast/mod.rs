@@ -173,6 +173,11 @@ pub fn conv_with<M: Mac, I: Io>(
     p: &ConvParams,
 ) -> Result<bool, KernelError> {
     conv::check(io, ys, xs, p)?;
+    // The unit's own path first, outside `conv_bytes`, whose stack buffers (about 7 KB) are
+    // then only allocated when the 2x2 path runs.
+    if M::special(io, I::X::SIGNED, ys, xs, p) {
+        return Ok(true);
+    }
     Ok(conv_bytes::<M>(io, I::X::SIGNED, ys, xs, p))
 }
 
@@ -214,9 +219,6 @@ fn conv_bytes<M: Mac>(
     xs: Shape,
     p: &ConvParams,
 ) -> bool {
-    if M::special(io, signed, ys, xs, p) {
-        return true;
-    }
     let patch_len = p.k * p.k * xs.c; // no overflow: equals weights.len() / cout after check
     if patch_len > MAX_PATCH || patch_len == 0 || ys.c == 0 {
         return false;
