@@ -294,11 +294,34 @@ fn conv_gathered(
     let x = &mut packed[..blocks];
     let pixels = ys.h * ys.w;
     let last = pixels - 1;
+    // An unshifted conv's interior pixels read their kernel rows straight from the input.
+    let rows = match p.shift {
+        Shift::None => PackPlan::rows(p.k, rowp, xs.w * xs.c),
+        _ => None,
+    };
     let mut px = 0;
     while px < pixels {
         for i in 0..PIXELS {
             let q = (px + i).min(last);
             let (oy, ox) = (q / ys.w, q % ys.w);
+            let (iy, ix) = (oy * p.stride, ox * p.stride); // the top-left tap, + pad
+            if let Some(plan) = &rows {
+                let inside = iy >= p.pad
+                    && ix >= p.pad
+                    && iy + p.k <= xs.h + p.pad
+                    && ix + p.k <= xs.w + p.pad;
+                let taken = inside && {
+                    let at = xs.at(iy - p.pad, ix - p.pad, 0);
+                    match io.x_view() {
+                        XView::U8(v) => v.get(at..at + plan.span).map(|w| plan.run(w, x, i)),
+                        XView::I8(v) => v.get(at..at + plan.span).map(|w| plan.run(w, x, i)),
+                    }
+                    .is_some()
+                };
+                if taken {
+                    continue;
+                }
+            }
             if rowp == row {
                 gather(io, xs, p, groups, oy, ox, &mut bytes[..patch]);
             } else {
@@ -494,11 +517,33 @@ impl PackPlan {
         })
     }
 
-    /// Packs the patch the plan reads from `win` into pixel `i`'s words of `x`.
+    /// The plan of an unshifted k x k conv's patch read from the input at its top-left tap:
+    /// kernel row ky is `rowp` bytes (whole words) at `ky * line` (`line`: bytes per input row).
+    /// `None` if that is more than the plan holds.
+    fn rows(k: usize, rowp: usize, line: usize) -> Option<Self> {
+        let words = rowp / 4;
+        let blocks = k * words;
+        if blocks > MAX_BLOCKS || rowp % 4 != 0 {
+            return None;
+        }
+        let mut entries = [[0u32; 3]; MAX_BLOCKS];
+        for (b, e) in entries[..blocks].iter_mut().enumerate() {
+            let off = (b / words) * line + 4 * (b % words);
+            *e = [off as u32, off as u32, u32::MAX];
+        }
+        Some(PackPlan {
+            entries,
+            blocks,
+            span: (k - 1) * line + rowp,
+        })
+    }
+
+    /// Packs the patch the plan reads from `win` into pixel `i`'s words of `x` (its first
+    /// `blocks` blocks; the rest of `x` is left as it is).
     #[inline(always)]
-    fn run(&self, win: &[i8], x: &mut [[u32; 2 * PIXELS]], i: usize) {
+    fn run<X: Element>(&self, win: &[X], x: &mut [[u32; 2 * PIXELS]], i: usize) {
         let entries = &self.entries[..self.blocks];
-        if win.len() < self.span || x.len() != entries.len() || i >= PIXELS {
+        if win.len() < self.span || x.len() < entries.len() || i >= PIXELS {
             return;
         }
         pack(win, entries, x, i);
@@ -506,19 +551,25 @@ impl PackPlan {
 }
 
 /// Plain-Rust packing (what the DSP build's `asm!` does): each block's word is `lo` bytes
-/// `(word at off_lo) & mask | (word at off_hi) & !mask`, split into the even and odd sign-extended
-/// 16-bit lanes `sxtb16` gives, doubled.
+/// `(word at off_lo) & mask | (word at off_hi) & !mask`, split into the even and odd 16-bit lanes
+/// `sxtb16` (i8 input) or `uxtb16` (u8) gives, doubled.
 #[cfg_attr(shiftkit_dsp, allow(dead_code))]
 #[inline(always)]
-fn pack_rust(win: &[i8], entries: &[[u32; 3]], x: &mut [[u32; 2 * PIXELS]], i: usize) {
+fn pack_rust<X: Element>(win: &[X], entries: &[[u32; 3]], x: &mut [[u32; 2 * PIXELS]], i: usize) {
     let word = |at: u32| -> u32 {
         let at = at as usize;
-        let b = win.get(at..at + 4).unwrap_or(&[0; 4]);
-        u32::from_le_bytes([b[0] as u8, b[1] as u8, b[2] as u8, b[3] as u8])
+        match win.get(at..at + 4) {
+            Some(b) => u32::from_le_bytes([b[0].byte(), b[1].byte(), b[2].byte(), b[3].byte()]),
+            None => 0,
+        }
     };
     for (dst, &[lo, hi, mask]) in x.iter_mut().zip(entries) {
         let w = (word(lo) & mask) | (word(hi) & !mask);
-        let (even, odd) = (arch::sxtb16(w), arch::sxtb16_ror8(w));
+        let (even, odd) = if X::SIGNED {
+            (arch::sxtb16(w), arch::sxtb16_ror8(w))
+        } else {
+            (arch::uxtb16(w), arch::uxtb16_ror8(w))
+        };
         dst[2 * i] = arch::sadd16(even, even);
         dst[2 * i + 1] = arch::sadd16(odd, odd);
     }
@@ -526,53 +577,78 @@ fn pack_rust(win: &[i8], entries: &[[u32; 3]], x: &mut [[u32; 2 * PIXELS]], i: u
 
 #[cfg(not(shiftkit_dsp))]
 #[inline(always)]
-fn pack(win: &[i8], entries: &[[u32; 3]], x: &mut [[u32; 2 * PIXELS]], i: usize) {
+fn pack<X: Element>(win: &[X], entries: &[[u32; 3]], x: &mut [[u32; 2 * PIXELS]], i: usize) {
     pack_rust(win, entries, x, i)
 }
 
 /// [`pack_rust`] on the DSP unit, 13 instructions per block.
 #[cfg(shiftkit_dsp)]
-#[allow(unsafe_code)]
-#[inline(never)]
-fn pack(win: &[i8], entries: &[[u32; 3]], x: &mut [[u32; 2 * PIXELS]], i: usize) {
+#[inline(always)]
+fn pack<X: Element>(win: &[X], entries: &[[u32; 3]], x: &mut [[u32; 2 * PIXELS]], i: usize) {
     let n = entries.len().min(x.len());
     if n == 0 || i >= PIXELS {
         return;
     }
-    // SAFETY: the loop runs `n >= 1` times. Per block it reads one entry (12 bytes, `entries`
-    // has `n`) and two words at `win + off` with `off + 4 <= span <= win.len()` (`PackPlan::new`
-    // made every entry so, `PackPlan::run` checked the window's length; `ldr` may be unaligned),
-    // and writes 8 bytes at `x[b][2i]` (u32-aligned for `strd`, in bounds: `b < n <= x.len()`,
-    // `2i + 1 < 8`). No stack.
-    unsafe {
-        core::arch::asm!(
-            "2:",
-            "ldm {e}!, {{r3, r4, r5}}",
-            "ldr {a}, [{w}, r3]",
-            "ldr {t}, [{w}, r4]",
-            "and {a}, {a}, r5",
-            "bic {t}, {t}, r5",
-            "orr {a}, {a}, {t}",
-            "sxtb16 {t}, {a}",
-            "sxtb16 {a}, {a}, ror #8",
-            "sadd16 {t}, {t}, {t}",
-            "sadd16 {a}, {a}, {a}",
-            "strd {t}, {a}, [{d}], #32",
-            "subs {n}, {n}, #1",
-            "bne 2b",
-            e = inout(reg) entries.as_ptr() => _,
-            w = in(reg) win.as_ptr(),
-            d = inout(reg) x.as_mut_ptr().cast::<u32>().wrapping_add(2 * i) => _,
-            n = inout(reg) n => _,
-            a = out(reg) _,
-            t = out(reg) _,
-            out("r3") _,
-            out("r4") _,
-            out("r5") _,
-            options(nostack),
-        );
+    let (w, d) = (
+        win.as_ptr().cast::<u8>(),
+        x.as_mut_ptr().cast::<u32>().wrapping_add(2 * i),
+    );
+    if X::SIGNED {
+        pack_sxtb16(w, entries.as_ptr(), d, n);
+    } else {
+        pack_uxtb16(w, entries.as_ptr(), d, n);
     }
 }
+
+/// The packing loop, one copy per byte extension. Callers ([`pack`]) pass `n >= 1` entries,
+/// a window `w` (one byte per element) at least `PackPlan::span` long, and `d` at pixel i's
+/// words of an `x` with at least `n` blocks.
+#[cfg(shiftkit_dsp)]
+macro_rules! pack_loop {
+    ($name:ident, $ext:literal) => {
+        #[allow(unsafe_code)]
+        #[inline(never)]
+        fn $name(w: *const u8, e: *const [u32; 3], d: *mut u32, n: usize) {
+            // SAFETY: the loop runs `n >= 1` times. Per block it reads one entry (12 bytes, the
+            // caller's slice has `n`) and two words at `w + off` with `off + 4 <= span <= the
+            // window's length` (`PackPlan::new`/`rows` made every entry so, `PackPlan::run`
+            // checked the window; `ldr` may be unaligned), and writes 8 bytes at `x[b][2i]`
+            // (u32-aligned for `strd`, in bounds: `b < n <= x.len()`, `2i + 1 < 8`). No stack.
+            unsafe {
+                core::arch::asm!(
+                    "2:",
+                    "ldm {e}!, {{r3, r4, r5}}",
+                    "ldr {a}, [{w}, r3]",
+                    "ldr {t}, [{w}, r4]",
+                    "and {a}, {a}, r5",
+                    "bic {t}, {t}, r5",
+                    "orr {a}, {a}, {t}",
+                    concat!($ext, " {t}, {a}"),
+                    concat!($ext, " {a}, {a}, ror #8"),
+                    "sadd16 {t}, {t}, {t}",
+                    "sadd16 {a}, {a}, {a}",
+                    "strd {t}, {a}, [{d}], #32",
+                    "subs {n}, {n}, #1",
+                    "bne 2b",
+                    e = inout(reg) e => _,
+                    w = in(reg) w,
+                    d = inout(reg) d => _,
+                    n = inout(reg) n => _,
+                    a = out(reg) _,
+                    t = out(reg) _,
+                    out("r3") _,
+                    out("r4") _,
+                    out("r5") _,
+                    options(nostack),
+                );
+            }
+        }
+    };
+}
+#[cfg(shiftkit_dsp)]
+pack_loop!(pack_sxtb16, "sxtb16");
+#[cfg(shiftkit_dsp)]
+pack_loop!(pack_uxtb16, "uxtb16");
 
 /// The channel loop in plain Rust: what the DSP build's `asm!` computes.
 #[cfg_attr(shiftkit_dsp, allow(dead_code))]
