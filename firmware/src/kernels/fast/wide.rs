@@ -492,7 +492,17 @@ impl PackPlan {
             return None;
         }
         let mut entries = [[0u32; 3]; MAX_BLOCKS];
-        let group_of = |c: usize| groups.iter().position(|g| (g.2..g.3).contains(&c));
+        // Each channel's group, once (the groups are consecutive channel ranges).
+        let mut gid = [u8::MAX; 4 * MAX_BLOCKS];
+        for (g, &(_, _, c0, c1)) in groups.iter().enumerate() {
+            if let Some(ids) = gid.get_mut(c0..c1) {
+                ids.fill(g as u8);
+            }
+        }
+        let group_of = |c: usize| match gid.get(c) {
+            Some(&g) if g != u8::MAX => Some(g as usize),
+            _ => None,
+        };
         for (b, e) in entries[..blocks].iter_mut().enumerate() {
             let (lo, hi) = (group_of(4 * b)?, group_of(4 * b + 3)?);
             let mut mask = 0u32;
