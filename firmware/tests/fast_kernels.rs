@@ -187,7 +187,7 @@ mod aarch64 {
 #[test]
 fn the_wide_path_takes_the_networks_shifted_convs() {
     use firmware::format::Shift;
-    use firmware::kernels::{conv, conv::ConvParams, fast::wide, I32s, Rescale, Shape, Split};
+    use firmware::kernels::{conv::ConvParams, fast::wide, I32s, Rescale, Shape, Split};
     let mut seed = 0x1234_5678u64;
     let mut next = move || {
         seed ^= seed << 13;
@@ -224,30 +224,8 @@ fn the_wide_path_takes_the_networks_shifted_convs() {
                 act_max: 127,
             },
         };
-        let mut want = vec![0i8; 49 * cout];
-        conv::forward(
-            &mut Split {
-                x: &x[..],
-                y: &mut want,
-            },
-            ys,
-            xs,
-            &p,
-        )
-        .unwrap();
-        let mut got = vec![0x55i8; 49 * cout];
-        let took = wide::conv(
-            &mut Split {
-                x: &x[..],
-                y: &mut got,
-            },
-            true,
-            ys,
-            xs,
-            &p,
-        );
-        assert!(took, "cin {cin} cout {cout}: the wide path must take it");
-        assert_eq!(got, want, "cin {cin} cout {cout}");
+        let (got, want) = wide_and_reference(&x, ys, xs, &p);
+        assert_eq!(got, Some(want), "cin {cin} cout {cout}: taken and equal");
         // 12 input channels (3 blocks) take the gathered form, padded to 4 blocks.
         let xs12 = Shape::new(7, 7, 12);
         let p12 = ConvParams {
@@ -255,29 +233,8 @@ fn the_wide_path_takes_the_networks_shifted_convs() {
             pad_value: &pad[..12],
             ..p
         };
-        let mut want = vec![0i8; 49 * cout];
-        conv::forward(
-            &mut Split {
-                x: &x[..49 * 12],
-                y: &mut want,
-            },
-            ys,
-            xs12,
-            &p12,
-        )
-        .unwrap();
-        let mut y = vec![0x55i8; 49 * cout];
-        let took = wide::conv(
-            &mut Split {
-                x: &x[..49 * 12],
-                y: &mut y,
-            },
-            true,
-            ys,
-            xs12,
-            &p12,
-        );
-        assert!(took && y == want, "cin 12 cout {cout}");
+        let (got, want) = wide_and_reference(&x[..49 * 12], ys, xs12, &p12);
+        assert_eq!(got, Some(want), "cin 12 cout {cout}");
     }
     // The stem's shape: 3x3, padding 1, one u8 input channel (patch of 9 bytes).
     let (xs, ys) = (Shape::new(6, 5, 1), Shape::new(6, 5, 16));
@@ -307,29 +264,8 @@ fn the_wide_path_takes_the_networks_shifted_convs() {
             act_max: 127,
         },
     };
-    let mut want = vec![0i8; 30 * 16];
-    conv::forward(
-        &mut Split {
-            x: &x[..],
-            y: &mut want,
-        },
-        ys,
-        xs,
-        &p,
-    )
-    .unwrap();
-    let mut got = vec![0x55i8; 30 * 16];
-    assert!(wide::conv(
-        &mut Split {
-            x: &x[..],
-            y: &mut got
-        },
-        false,
-        ys,
-        xs,
-        &p
-    ));
-    assert_eq!(got, want, "stem");
+    let (got, want) = wide_and_reference(&x, ys, xs, &p);
+    assert_eq!(got, Some(want), "stem");
     // More than 64 output channels: not a wide shape.
     let ys72 = Shape::new(6, 5, 72);
     let w72 = vec![1u8; 9 * 72];
@@ -364,4 +300,21 @@ fn the_wide_path_matches_the_reference_on_random_convs() {
             "seed {seed}: only {taken} of 2000 cases took the wide path"
         );
     }
+}
+
+/// The wide path's output (`None` if it did not take the conv) and the reference's, for input
+/// `x` in separate slices.
+fn wide_and_reference<X: firmware::kernels::Element>(
+    x: &[X],
+    ys: firmware::kernels::Shape,
+    xs: firmware::kernels::Shape,
+    p: &firmware::kernels::conv::ConvParams,
+) -> (Option<Vec<i8>>, Vec<i8>) {
+    use firmware::kernels::{conv, fast::wide, Split};
+    let n = ys.h * ys.w * ys.c;
+    let mut want = vec![0i8; n];
+    conv::forward(&mut Split { x, y: &mut want }, ys, xs, p).unwrap();
+    let mut got = vec![0x55i8; n];
+    let took = wide::conv(&mut Split { x, y: &mut got }, X::SIGNED, ys, xs, p);
+    (took.then_some(got), want)
 }
