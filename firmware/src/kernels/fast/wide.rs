@@ -1,11 +1,13 @@
-//! The DSP unit's wide path: a 1x1 conv (shifted or not) four output pixels by one output
-//! channel at a time, with the output stage in the same hand-written loop. It takes the
-//! network's shifted 1x1 convs (patch of 16, 32 or 64 channels; any multiple of 64 too); every
-//! other conv takes the 2x2 path of [`super`].
+//! The DSP unit's wide path: a conv four output pixels by one output channel at a time, with
+//! the output stage in the same hand-written loop. It takes every conv with a patch of at most
+//! 128 bytes (zero-padded to 4, 8, 16 or 32 blocks of 4 bytes) and at most 64 output
+//! channels whose requantisation has the fast form (quantize's always does) and whose
+//! activation range is all of int8: the default network's and ResNet-8-4C's convs. Every other
+//! conv takes the 2x2 path of [`super`].
 //!
 //! ```text
 //! for each group of 4 output pixels (raster order; a short last group repeats its last pixel):
-//!     x[b] = the 4 pixels' patches, block b (4 channels) of each packed as the DSP unit reads it:
+//!     x[b] = the 4 pixels' patches, block b (4 bytes) of each packed as the DSP unit reads it:
 //!            [p0 even lanes, p0 odd lanes, p1 .., p2 .., p3 ..] (8 words), every lane doubled
 //!     for each output channel c (the channel loop, one `asm!` block):
 //!         acc[i] = 2 bias[c] + sum over b of x[b][i] . w[c][b]         (`ldm`, `sxtb16`, `smlad`)
@@ -13,15 +15,22 @@
 //!     write the 4 pixels' outputs
 //! ```
 //!
-//! Per 4-channel block and channel, 16 MACs take 13 instructions: 1 weight load, 2 `sxtb16`,
-//! 2 `ldm` of four packed words and 8 `smlad`; the block loop is unrolled completely (`.rept`),
-//! so no register holds a counter and the four pixels' words come in two `ldm`. Each channel
-//! then costs 28 instructions for its 4 outputs (constants, requantisation, stores). The lanes
-//! are doubled when packed so the accumulator is `2 acc`, the operand `smmlar` needs
-//! ([`crate::requant::Requantizer`]'s fast form), without a shift per output.
+//! Per block and channel, 16 MACs take 13 instructions: 1 weight load, 2 `sxtb16`, 2 `ldm` of
+//! four packed words and 8 `smlad`; the block loop is unrolled (`.rept`: 4 or 8 blocks, or
+//! chunks of 16 with a counter on the stack), so no register holds a counter and the four
+//! pixels' words come in two `ldm`. Each channel then costs 32 instructions for its 4 outputs
+//! (constants, requantisation, stores into the output rows). The lanes are doubled when packed
+//! so the accumulator is `2 acc`, the operand `smmlar` needs ([`crate::requant::Requantizer`]'s
+//! fast form), without a shift per output.
 //!
-//! On builds without the DSP extension the channel loop is plain Rust with the same arithmetic
-//! (over the emulated instructions of [`super::dsp::arch`]), so the host tests run this path.
+//! The packing: a stride-1 1x1 conv (shifted or not) reads each interior pixel's patch through a
+//! pack plan, one or two words per block at fixed offsets in the window of input pixels around
+//! it (the shift is those offsets; `PackPlan`); border pixels copy their groups first. An
+//! unshifted k x k conv reads its interior pixels' kernel rows, padded to whole words, the same
+//! way; any other pixel is gathered byte by byte as the 2x2 path does.
+//!
+//! On builds without the DSP extension the loops are plain Rust with the same arithmetic (over
+//! the emulated instructions of [`super::dsp::arch`]), so the host tests run this path.
 use super::dsp::arch;
 use super::{gather, Bytes};
 use crate::format::shift_groups;
@@ -702,8 +711,8 @@ fn channels(
     channels_rust(x, weights, lanes, out, stride)
 }
 
-/// The channel loop on the DSP unit: blocks of 4, 8, or a multiple of 16 (checked by [`conv`]);
-/// anything else runs the Rust loop.
+/// The channel loop on the DSP unit: 4 or 8 blocks unrolled, or chunks of 16 ([`conv`] pads the
+/// patch to one of these); anything else runs the Rust loop.
 #[cfg(shiftkit_dsp)]
 fn channels(
     x: &[[u32; 2 * PIXELS]],
