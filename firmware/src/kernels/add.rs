@@ -174,8 +174,8 @@ pub fn forward_in_place(y: &mut [i8], over: Over, p: &AddParams) -> Result<(), K
 /// `mbqm((q - zp) << ls, m, s)` for every int8 `q`, indexed by `q as u8`. For quantize's
 /// constants (`m` in `[2^30, 2^31)`, a right shift `e = -s` of at most 31, `ls <= 23`, so
 /// `|x| < 2^31`) each term is `srdhm(x, m) = (x*m + 2^30) >> 31` (see `Requantizer`) rounded
-/// half away from zero by `2^e`: `(h + 2^(e-1) - [h < 0]) >> e` (nothing overflows: `|h| <=
-/// |x|`); any other constants take `mbqm` itself.
+/// half away from zero by `2^e`: `(h + 2^(e-1) - [h < 0]) >> e`, in i64 (nothing overflows);
+/// any other constants take `mbqm` itself.
 #[inline(never)]
 fn term_table(zp: i8, ls: u32, m: i32, s: i32) -> [i32; 256] {
     let mut t = [0i32; 256];
@@ -187,11 +187,11 @@ fn term_table(zp: i8, ls: u32, m: i32, s: i32) -> [i32; 256] {
         *v = if !fast {
             mbqm(x, m, s)
         } else {
-            let h = ((x as i64 * m as i64 + (1 << 30)) >> 31) as i32;
+            let h = (x as i64 * m as i64 + (1 << 30)) >> 31;
             if e == 0 {
-                h
+                h as i32
             } else {
-                (h + (1 << (e - 1)) - (h < 0) as i32) >> e
+                ((h + (1 << (e - 1)) - (h < 0) as i64) >> e) as i32
             }
         };
     }
@@ -333,6 +333,25 @@ mod tests {
             let mut y = qa;
             forward_in_place(&mut y, Over::Both, &p).unwrap();
             assert_eq!(y, both, "over both, shift {out_shift}");
+        }
+    }
+
+    /// The term tables equal `mbqm` entry by entry, at the ends of the ranges validation allows
+    /// (left shifts up to 23, right shifts up to 31, extreme multipliers and zero points).
+    #[test]
+    fn term_tables_equal_mbqm_at_the_edges() {
+        for ls in [0u32, 1, 20, 23] {
+            for s in [0i32, -1, -15, -30, -31, 1, 5] {
+                for m in [1i32 << 30, i32::MAX, (1 << 30) + 12345, 0, -5] {
+                    for zp in [-128i8, -1, 0, 127] {
+                        let t = term_table(zp, ls, m, s);
+                        for (i, &v) in t.iter().enumerate() {
+                            let x = (i as u8 as i8 as i32 - zp as i32).wrapping_shl(ls);
+                            assert_eq!(v, mbqm(x, m, s), "ls {ls} s {s} m {m} zp {zp} q {i}");
+                        }
+                    }
+                }
+            }
         }
     }
 }
