@@ -136,8 +136,8 @@ pub trait Io {
     }
 }
 
-/// Copies `src` into `dst` (as many bytes as the shorter holds), a word at a time: the short
-/// rows kernels write (one output pixel's channels) cost less than a `memcpy` call.
+/// Copies `src` into `dst`, as many bytes as the shorter holds (kernels' output rows; the
+/// compiler may turn the loop into a `memcpy` call).
 #[inline]
 pub fn copy_i8(dst: &mut [i8], src: &[i8]) {
     let n = dst.len().min(src.len());
