@@ -15,7 +15,7 @@ use std::marker::PhantomData;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use firmware::format::Shift;
 use firmware::kernels::conv::{self, ConvParams};
-use firmware::kernels::fast::{self, dsp::Dsp, Mac};
+use firmware::kernels::fast::{self, dsp::Dsp, selftest::Rng, Mac};
 use firmware::kernels::{Element, I32s, Rescale, Shape, Split};
 
 /// One conv of the default network.
@@ -78,20 +78,6 @@ const CASES: &[Case] = &[
         u8_input: false,
     },
 ];
-
-/// xorshift64*: fixed data, the same in every run.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn byte(&mut self) -> u8 {
-        (self.next() >> 40) as u8
-    }
-}
 
 /// The constant bytes of one conv: weights, i32 arrays, pad values.
 struct Consts {

@@ -156,14 +156,6 @@ impl Requantizer {
     /// The output for `acc` (`|acc|` within the bound given to [`Requantizer::new`]).
     #[inline(always)]
     pub fn apply(&self, acc: i32) -> i8 {
-        let q = self.saturated(acc);
-        q.max(self.act_min).min(self.act_max)
-    }
-
-    /// [`Requantizer::apply`] without the activation clamp: equal to it when
-    /// [`Requantizer::full_range`].
-    #[inline(always)]
-    pub fn saturated(&self, acc: i32) -> i8 {
         if self.right == 0 {
             return requantize_cold(
                 acc,
@@ -175,7 +167,8 @@ impl Requantizer {
             );
         }
         let g = smmlar(acc.wrapping_add(acc), self.multiplier, self.round).wrapping_add(acc >> 31);
-        (g >> self.right).clamp(-128, 127) as i8
+        let q = (g >> self.right).clamp(-128, 127) as i8;
+        q.max(self.act_min).min(self.act_max)
     }
 }
 

@@ -369,6 +369,21 @@ impl Rescale<'_> {
         Ok(())
     }
 
+    /// Channel `co`'s output stage for accumulators of `bias` plus a `patch`-byte dot product of
+    /// u8 or i8 inputs with i8 weights: `|acc| <= |bias| + patch * 255 * 128`.
+    #[inline(always)]
+    pub fn requantizer(&self, co: usize, bias: i32, patch: usize) -> requant::Requantizer {
+        let bound = (patch as u32).saturating_mul(255 * 128);
+        requant::Requantizer::new(
+            self.multiplier.get(co).unwrap_or(0),
+            self.shift.get(co).unwrap_or(0),
+            self.zero_point,
+            self.act_min,
+            self.act_max,
+            bias.unsigned_abs().saturating_add(bound),
+        )
+    }
+
     /// Output value of channel `co` for accumulator `acc` (`co` in range after `check`).
     #[inline]
     fn apply(&self, acc: i32, co: usize) -> i8 {

@@ -242,18 +242,8 @@ fn conv_bytes<M: Mac>(
     let decode = |ch: &mut [Channel; CHANNELS], c_start: usize, n_ch: usize| {
         for (j, c) in ch[..n_ch].iter_mut().enumerate() {
             let co = c_start + j;
-            let r = &p.rescale;
             c.bias = p.bias.get(co).unwrap_or(0);
-            // |acc| <= |bias| + patch_len * 255 * 128 (u8 or i8 input, i8 weights).
-            let bound = (c.bias.unsigned_abs()).saturating_add(patch_len as u32 * 255 * 128);
-            c.rq = requant::Requantizer::new(
-                r.multiplier.get(co).unwrap_or(0),
-                r.shift.get(co).unwrap_or(0),
-                r.zero_point,
-                r.act_min,
-                r.act_max,
-                bound,
-            );
+            c.rq = p.rescale.requantizer(co, c.bias, patch_len);
             let row = p
                 .weights
                 .get(co * patch_len..(co + 1) * patch_len)

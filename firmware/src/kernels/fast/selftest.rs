@@ -30,19 +30,19 @@ pub struct Mismatch {
     pub reference: i8,
 }
 
-/// Small PRNG (xorshift64*), fixed seed.
-struct Rng(u64);
+/// Small PRNG (xorshift64*), fixed seed (also the kernel benches' data).
+pub struct Rng(pub u64);
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
-    fn below(&mut self, n: usize) -> usize {
+    pub fn below(&mut self, n: usize) -> usize {
         (self.next() >> 33) as usize % n.max(1)
     }
-    fn byte(&mut self) -> u8 {
+    pub fn byte(&mut self) -> u8 {
         (self.next() >> 40) as u8
     }
 }

@@ -38,7 +38,7 @@ use crate::format::Shift;
 use crate::kernels::conv::ConvParams;
 use crate::kernels::{copy_i8, Element, Shape, XView};
 use crate::plan_rules;
-use crate::requant::{smmlar, Requantizer};
+use crate::requant::smmlar;
 
 /// Output pixels per group (the in-place block of `plan_rules`).
 pub const PIXELS: usize = 4;
@@ -144,17 +144,7 @@ pub fn conv(io: &mut dyn Bytes, signed: bool, ys: Shape, xs: Shape, p: &ConvPara
     for c in 0..cout {
         let r = &p.rescale;
         let bias = p.bias.get(c).unwrap_or(0);
-        let bound = bias
-            .unsigned_abs()
-            .saturating_add(p.k as u32 * row as u32 * 255 * 128);
-        let rq = Requantizer::new(
-            r.multiplier.get(c).unwrap_or(0),
-            r.shift.get(c).unwrap_or(0),
-            r.zero_point,
-            r.act_min,
-            r.act_max,
-            bound,
-        );
+        let rq = r.requantizer(c, bias, p.k * row);
         let Some((multiplier, round, right)) = rq.fast_constants() else {
             return false; // a channel without the fast form: the 2x2 path handles every case
         };
