@@ -77,8 +77,10 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
     match args.first().map(String::as_str) {
         Some("train") => train(args.get(1).map(String::as_str).unwrap_or("mnist-flat-4c")),
         Some("firmware") => crate::bench_firmware::main(args[1..].to_vec()),
+        Some("peer") => crate::bench_peer::main(args[1..].to_vec()),
         _ => Err(
-            "usage: cargo xtask bench train [MODEL] | bench firmware [--images N] [--boards ..] [--nets ..]"
+            "usage: cargo xtask bench train [MODEL] | bench firmware [--images N] [--boards ..] [--nets ..] \
+             | bench peer [--images N] [--opt LEVELS] [--cmsis-nn DIR] [MODEL]"
                 .into(),
         ),
     }

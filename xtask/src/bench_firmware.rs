@@ -234,7 +234,7 @@ fn synthetic_cifar(dir: &Path) -> Result<(PathBuf, PathBuf), String> {
 }
 
 /// (kind, MACs) per op, from the model's shapes.
-fn op_macs(m: &firmware::Model) -> Result<Vec<(String, u64)>, String> {
+pub(crate) fn op_macs(m: &firmware::Model) -> Result<Vec<(String, u64)>, String> {
     let mut v = Vec::new();
     for op in m.ops() {
         let op = op.map_err(|e| e.to_string())?;

@@ -645,8 +645,14 @@ pub fn build_executable(mut c: Command, board_dir: &Path, hint: &str) -> Result<
 /// `cargo build --release` in the board's crate with `model` and the first `images` bundled test
 /// digits embedded (`boards/embed` reads these variables), into the shared [`BOARDS_TARGET_DIR`].
 pub fn build_command(b: &Board, model: &Path, images: usize) -> Command {
+    build_command_in(&root().join(b.dir), model, images)
+}
+
+/// [`build_command`] for the board crate in `dir` (also the benchmark boards, which are not
+/// deploy targets).
+pub fn build_command_in(dir: &Path, model: &Path, images: usize) -> Command {
     let mut c = cargo();
-    c.current_dir(root().join(b.dir))
+    c.current_dir(dir)
         .args(["build", "--release"])
         .env("CARGO_TARGET_DIR", root().join(BOARDS_TARGET_DIR))
         .env("SHIFTKIT_MODEL", model)

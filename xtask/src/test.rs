@@ -105,6 +105,21 @@ pub fn main(_args: Vec<String>) -> Result<(), String> {
         let build = crate::deploy::build_command(b, &model, 20);
         steps.push((format!("board {} builds ({})", b.name, b.target), build));
     }
+    // The CMSIS-NN side-by-side board (`cargo xtask bench peer`): a benchmark that needs Arm's
+    // CMSIS-NN sources from GitHub, so here only its Rust side is checked.
+    let mut peer = cargo();
+    peer.current_dir(crate::root().join("boards/peer-cmsis-nn"))
+        .args(["check", "--release"])
+        .env(
+            "CARGO_TARGET_DIR",
+            crate::root().join(crate::deploy::BOARDS_TARGET_DIR),
+        )
+        .env("SHIFTKIT_MODEL", &model)
+        .env("PEER_RUST_ONLY", "1");
+    steps.push((
+        "board peer-cmsis-nn type-checks (bench peer, not run here: CMSIS-NN is fetched from GitHub)".into(),
+        peer,
+    ));
     for board in ["qemu-an500", "qemu-an505"] {
         let mut d = cargo();
         d.args(["run", "--quiet", "-p", "xtask", "--", "deploy"])

@@ -1,0 +1,613 @@
+//! shiftkit next to its peer, in one run on QEMU `mps2-an386` (Cortex-M4): every embedded image
+//! goes through shiftkit's engine (`firmware::run`, this build's fast kernels) and through Arm's
+//! CMSIS-NN kernels called the way TFLite Micro's CMSIS-NN ops call them. Both are timed per
+//! layer with SysTick under `-icount shift=0` (QEMU instructions, see `boards/app`), and the two
+//! engines' int8 logits are compared bit for bit: both follow TFLite's integer arithmetic.
+//!
+//! The conventional engine's side of a shifted 1x1 conv is the shift as a tensor (what TFLite's
+//! Pad + Slice + Concat produce), written here by a plain copy of each channel group per pixel,
+//! then `arm_convolve_wrapper_s8`. Its `copies` column counts that copy (and, for the stem, the
+//! u8 -> int8 conversion of the input image, since CMSIS-NN reads int8). Every tensor has its own
+//! buffer, as in a TFLite Micro arena without in-place ops. Parameters (the unfolded bias, the
+//! scratch size) are set up outside the timed windows, as TFLite Micro does in `Prepare`.
+//!
+//! Report lines (`cargo xtask bench peer` parses these):
+//! ```text
+//! calibration ...
+//! peer-cmsis-nn: N images, O ops
+//! image I label L ours P cmsis P bit-exact yes|no
+//! layer I KIND ours U cmsis U copies U        (QEMU instructions per inference)
+//! total ours U cmsis U copies U
+//! result B/N images bit-exact
+//! ```
+#![no_std]
+#![no_main]
+
+mod cmsis;
+
+use app::counter::{calibrate, Counter, SysTick};
+use cortex_m_rt::entry;
+use cortex_m_semihosting::hprintln;
+use firmware::format::{shift_groups, Op, Shift, Tensor};
+use firmware::{Model, Profiler};
+use panic_semihosting as _;
+
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
+}
+
+/// SysTick ticks are 40 executed instructions on the 25 MHz AN386 under `-icount shift=0`.
+const INSTRUCTIONS_PER_TICK: u32 = 40;
+const OPS: usize = embedded::OPS;
+/// Largest tensor count and class count handled.
+const MAX_TENSORS: usize = 128;
+const MAX_CLASSES: usize = 64;
+/// The peer's memory: one buffer per tensor, the shifted copy, the unfolded bias, the
+/// kernels' scratch.
+const PEER_BYTES: usize = 2 << 20;
+static PEER: app::Arena<PEER_BYTES> = app::Arena::new();
+
+/// Why the run stopped: the op (if any) and what.
+struct Fail(Option<usize>, &'static str);
+
+impl From<firmware::model::ModelError> for Fail {
+    fn from(_: firmware::model::ModelError) -> Self {
+        Fail(
+            None,
+            "the embedded model does not read back (rebuild the board)",
+        )
+    }
+}
+
+#[entry]
+fn main() -> ! {
+    match run() {
+        Ok(all_exact) => app::exit(all_exact),
+        Err(Fail(op, what)) => {
+            match op {
+                Some(i) => hprintln!("error: op {}: {}", i, what),
+                None => hprintln!("error: {}", what),
+            }
+            app::exit(false)
+        }
+    }
+}
+
+/// Per-op ticks of shiftkit's engine, summed over the images.
+struct Timer<'c> {
+    counter: &'c SysTick,
+    start: u32,
+    ticks: [u64; OPS],
+}
+
+impl Profiler for Timer<'_> {
+    fn begin(&mut self, _op: usize) {
+        self.start = self.counter.now();
+    }
+    fn end(&mut self, op: usize, _output: &[i8]) {
+        let t = self.counter.since(self.start);
+        if let Some(sum) = self.ticks.get_mut(op) {
+            *sum += u64::from(t);
+        }
+    }
+}
+
+/// An FNV-1a hash of each op's output, for finding the first op where the engines differ.
+struct Fingerprints([u32; OPS]);
+
+impl Profiler for Fingerprints {
+    fn end(&mut self, op: usize, output: &[i8]) {
+        if let Some(h) = self.0.get_mut(op) {
+            *h = fnv(output);
+        }
+    }
+}
+
+fn fnv(bytes: &[i8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5u32, |h, &b| {
+        (h ^ u32::from(b as u8)).wrapping_mul(0x0100_0193)
+    })
+}
+
+fn run() -> Result<bool, Fail> {
+    let cp = cortex_m::Peripherals::take().ok_or(Fail(None, "core peripherals taken"))?;
+    let counter = SysTick::start(cp.SYST, "qemu_instructions", INSTRUCTIONS_PER_TICK);
+    let c = calibrate(&counter, 100_000);
+    hprintln!(
+        "calibration loop_instructions {} ticks {} instructions_per_tick {}",
+        c.loop_instructions,
+        c.ticks,
+        c.instructions_per_tick
+    );
+    if c.instructions_per_tick != INSTRUCTIONS_PER_TICK {
+        return Err(Fail(
+            None,
+            "SysTick is not counting instructions: run QEMU with -icount shift=0",
+        ));
+    }
+    let data = embedded::data();
+    let model = Model::from_bytes(data.model)?;
+    let ops = model.header().ops as usize;
+    let images = data.labels.len();
+    if ops > OPS || model.classes() > MAX_CLASSES {
+        return Err(Fail(
+            None,
+            "the model is larger than this build (rebuild with it)",
+        ));
+    }
+    hprintln!("peer-cmsis-nn: {} images, {} ops", images, ops);
+    let arena = embedded::ARENA
+        .take()
+        .ok_or(Fail(None, "the arena was already taken"))?;
+    let peer = PEER
+        .take()
+        .ok_or(Fail(None, "the peer memory was already taken"))?;
+    let layout = Layout::new(&model, peer.len())?;
+
+    let mut ours = Timer {
+        counter: &counter,
+        start: 0,
+        ticks: [0; OPS],
+    };
+    let mut cmsis = [0u64; OPS];
+    let mut copies = [0u64; OPS];
+    let (mut ours_total, mut cmsis_total) = (0u64, 0u64);
+    let mut exact = 0;
+    for (i, (pixels, &label)) in data
+        .images
+        .chunks_exact(data.input_len)
+        .zip(data.labels)
+        .enumerate()
+    {
+        let start = counter.now();
+        let logits = firmware::run(&model, pixels, arena, &mut ours)
+            .map_err(|_| Fail(None, "shiftkit's engine failed on an image"))?;
+        ours_total += u64::from(counter.since(start));
+        let mut ours_logits = [0i8; MAX_CLASSES];
+        ours_logits[..logits.len()].copy_from_slice(logits);
+        let classes = logits.len();
+
+        let (peer_ticks, peer_logits) = run_peer(
+            &model,
+            &layout,
+            peer,
+            pixels,
+            &counter,
+            &mut cmsis,
+            &mut copies,
+        )?;
+        cmsis_total += peer_ticks;
+        // Untimed: every op's output of both engines, compared.
+        let mut prints = Fingerprints([0; OPS]);
+        firmware::run(&model, pixels, arena, &mut prints)
+            .map_err(|_| Fail(None, "shiftkit's engine failed on an image"))?;
+        let mut first_diff = None;
+        for (j, op) in model.ops().enumerate() {
+            let y = firmware::model::op_output(&op?);
+            let (t, at) = (model.tensor(y)?, layout.tensor[usize::from(y)]);
+            if first_diff.is_none() && fnv(&peer[at..at + t.bytes()]) != prints.0[j] {
+                first_diff = Some(j);
+            }
+        }
+        let same = ours_logits[..classes] == peer_logits[..classes] && first_diff.is_none();
+        exact += usize::from(same);
+        hprintln!(
+            "image {} label {} ours {} cmsis {} bit-exact {}",
+            i,
+            label,
+            app::argmax(&ours_logits[..classes]),
+            app::argmax(&peer_logits[..classes]),
+            match first_diff {
+                None if same => "yes",
+                _ => "no",
+            }
+        );
+        if let Some(j) = first_diff {
+            hprintln!("image {}: the engines first differ at op {}", i, j);
+        }
+    }
+    let per = |ticks: u64| ticks * u64::from(INSTRUCTIONS_PER_TICK) / images.max(1) as u64;
+    for (i, op) in model.ops().enumerate() {
+        let kind = op.as_ref().map(|o| o.kind()).unwrap_or("?");
+        hprintln!(
+            "layer {} {} ours {} cmsis {} copies {}",
+            i,
+            kind,
+            per(ours.ticks[i]),
+            per(cmsis[i]),
+            per(copies[i])
+        );
+    }
+    hprintln!(
+        "total ours {} cmsis {} copies {}",
+        per(ours_total),
+        per(cmsis_total),
+        per(copies.iter().sum())
+    );
+    hprintln!("result {}/{} images bit-exact", exact, images);
+    Ok(exact == images)
+}
+
+/// Where the peer keeps each tensor and its scratch, as byte offsets into its memory.
+struct Layout {
+    tensor: [usize; MAX_TENSORS],
+    /// The shifted copy of a shifted conv's input (largest tensor).
+    shifted: usize,
+    /// The unfolded bias, i32 x the largest channel count.
+    bias: usize,
+    /// The kernels' scratch buffer and its size.
+    scratch: usize,
+    scratch_len: usize,
+}
+
+impl Layout {
+    fn new(model: &Model, len: usize) -> Result<Layout, Fail> {
+        let mut tensor = [0; MAX_TENSORS];
+        let mut at = 0usize;
+        let mut largest = 0;
+        let mut channels = 0;
+        for (id, t) in model.tensors().enumerate() {
+            let t = t?;
+            let slot = tensor
+                .get_mut(id)
+                .ok_or(Fail(None, "more tensors than this build handles"))?;
+            *slot = at;
+            at += t.bytes().next_multiple_of(16);
+            largest = largest.max(t.bytes());
+            channels = channels.max(t.c as usize);
+        }
+        let shifted = at;
+        let bias = shifted + largest.next_multiple_of(16);
+        let scratch = bias + (4 * channels).next_multiple_of(16);
+        if scratch >= len {
+            return Err(Fail(
+                None,
+                "the model's tensors do not fit the peer's memory",
+            ));
+        }
+        Ok(Layout {
+            tensor,
+            shifted,
+            bias,
+            scratch,
+            scratch_len: len - scratch,
+        })
+    }
+}
+
+/// Runs one image through the CMSIS-NN kernels; adds each op's ticks to `cmsis` (the kernel)
+/// and `copies` (the conventional engine's data movement). Returns the ticks of the whole
+/// inference and the logits.
+fn run_peer(
+    model: &Model,
+    layout: &Layout,
+    peer: &mut [i8],
+    pixels: &[u8],
+    counter: &SysTick,
+    cmsis: &mut [u64; OPS],
+    copies: &mut [u64; OPS],
+) -> Result<(u64, [i8; MAX_CLASSES]), Fail> {
+    let header = *model.header();
+    let base = peer.as_mut_ptr();
+    let mut total = 0u64;
+
+    // The input as int8 (x - 128), which is how a TFLite Micro int8 model takes an image.
+    let input_at = layout.tensor[header.input as usize];
+    let start = counter.now();
+    for (d, &p) in peer[input_at..input_at + pixels.len()]
+        .iter_mut()
+        .zip(pixels)
+    {
+        *d = (p ^ 0x80) as i8;
+    }
+    let t = u64::from(counter.since(start));
+    copies[0] += t;
+    cmsis[0] += t;
+    total += t;
+
+    for (i, op) in model.ops().enumerate() {
+        let op = op?;
+        let fail = |what| Fail(Some(i), what);
+        let ptr = |id: u16| -> *mut i8 {
+            // SAFETY: `Layout::new` placed every tensor inside `peer`.
+            unsafe { base.add(layout.tensor[id as usize]) }
+        };
+        let ctx = cmsis::cmsis_nn_context {
+            // SAFETY: `scratch` is inside `peer` (`Layout::new`).
+            buf: unsafe { base.add(layout.scratch) }.cast(),
+            size: layout.scratch_len as i32,
+        };
+        let (status, kernel, copy) = match op {
+            Op::Conv {
+                x,
+                y,
+                k,
+                stride,
+                pad,
+                shift,
+                weights,
+                bias,
+                requant,
+                pad_value,
+            } => {
+                let (tx, ty) = (model.tensor(x)?, model.tensor(y)?);
+                let w = model.span_bytes(weights, 1).ok_or(fail("weights"))?;
+                let pads = model.span_bytes(pad_value, 1).ok_or(fail("pad values"))?;
+                // CMSIS-NN has one input offset, and pads with it: the stem's pad value (a u8
+                // pixel, less 128 as the input was converted) or the int8 zero point.
+                let p0 = *pads.first().ok_or(fail("pad values"))?;
+                let z = if x == header.input {
+                    i32::from(p0) - 128
+                } else {
+                    i32::from(tx.zero_point)
+                };
+                if pads.iter().any(|&p| p != p0) || (x != header.input && p0 as i8 != tx.zero_point)
+                {
+                    return Err(fail(
+                        "per-channel padding values: CMSIS-NN has one input offset",
+                    ));
+                }
+                // Out-of-image taps read the pad value (a u8 pixel for the stem).
+                let pad_read = if x == header.input { i32::from(p0) } else { z };
+                unfold_bias(model, layout, peer, bias, w, ty.c as usize, pad_read)
+                    .ok_or(fail("bias"))?;
+                let mut src = ptr(x);
+                let mut copy = 0;
+                if shift != Shift::None {
+                    let start = counter.now();
+                    shift_copy(peer, layout.tensor[x as usize], layout.shifted, &tx, shift);
+                    copy = u64::from(counter.since(start));
+                    // SAFETY: `shifted` is inside `peer`.
+                    src = unsafe { base.add(layout.shifted) };
+                }
+                let params = cmsis::cmsis_nn_conv_params {
+                    input_offset: -z,
+                    output_offset: i32::from(ty.zero_point),
+                    stride: cmsis::cmsis_nn_tile::square(i32::from(stride)),
+                    padding: cmsis::cmsis_nn_tile::square(i32::from(pad)),
+                    dilation: cmsis::cmsis_nn_tile::square(1),
+                    activation: act(requant.act_min, requant.act_max),
+                };
+                let quant =
+                    quant(model, requant.multiplier, requant.shift).ok_or(fail("requant"))?;
+                let (k, cin, cout) = (i32::from(k), i32::from(tx.c), i32::from(ty.c));
+                let dx = dims(&tx);
+                let dw = cmsis::cmsis_nn_dims::new(cout, k, k, cin);
+                let db = cmsis::cmsis_nn_dims::new(1, 1, 1, cout);
+                let dy = dims(&ty);
+                // SAFETY: the dims describe the buffers passed (tensors from the model, the
+                // scratch checked against the size CMSIS-NN asks for).
+                let need = unsafe {
+                    cmsis::arm_convolve_wrapper_s8_get_buffer_size(&params, &dx, &dw, &dy)
+                };
+                if need > ctx.size {
+                    return Err(fail("CMSIS-NN's scratch does not fit"));
+                }
+                let start = counter.now();
+                let status = unsafe {
+                    cmsis::arm_convolve_wrapper_s8(
+                        &ctx,
+                        &params,
+                        &quant,
+                        &dx,
+                        src,
+                        &dw,
+                        w.as_ptr().cast(),
+                        &db,
+                        base.add(layout.bias).cast(),
+                        &dy,
+                        ptr(y),
+                    )
+                };
+                (status, u64::from(counter.since(start)), copy)
+            }
+            Op::Add {
+                a,
+                b,
+                y,
+                left_shift,
+                a_multiplier,
+                a_shift,
+                b_multiplier,
+                b_shift,
+                out_multiplier,
+                out_shift,
+                act_min,
+                act_max,
+            } => {
+                let (ta, tb, ty) = (model.tensor(a)?, model.tensor(b)?, model.tensor(y)?);
+                let start = counter.now();
+                // SAFETY: three tensors of `ty.bytes()` elements inside `peer`.
+                let status = unsafe {
+                    cmsis::arm_elementwise_add_s8(
+                        ptr(a),
+                        ptr(b),
+                        -i32::from(ta.zero_point),
+                        a_multiplier,
+                        a_shift,
+                        -i32::from(tb.zero_point),
+                        b_multiplier,
+                        b_shift,
+                        i32::from(left_shift),
+                        ptr(y),
+                        i32::from(ty.zero_point),
+                        out_multiplier,
+                        out_shift,
+                        i32::from(act_min),
+                        i32::from(act_max),
+                        ty.bytes() as i32,
+                    )
+                };
+                (status, u64::from(counter.since(start)), 0)
+            }
+            Op::AvgPool2 { x, y } | Op::GlobalAvgPool { x, y } | Op::MaxPool3s2 { x, y } => {
+                let (tx, ty) = (model.tensor(x)?, model.tensor(y)?);
+                let (f, s, p) = match op {
+                    Op::AvgPool2 { .. } => ((2, 2), 2, 0),
+                    Op::MaxPool3s2 { .. } => ((3, 3), 2, 1),
+                    _ => ((i32::from(tx.h), i32::from(tx.w)), 1, 0),
+                };
+                let params = cmsis::cmsis_nn_pool_params {
+                    stride: cmsis::cmsis_nn_tile::square(s),
+                    padding: cmsis::cmsis_nn_tile::square(p),
+                    activation: act(-128, 127),
+                };
+                let (dx, dy) = (dims(&tx), dims(&ty));
+                let df = cmsis::cmsis_nn_dims::new(1, f.0, f.1, 1);
+                let need = unsafe { cmsis::arm_avgpool_s8_get_buffer_size(dy.w, dx.c) };
+                if need > ctx.size {
+                    return Err(fail("CMSIS-NN's scratch does not fit"));
+                }
+                let start = counter.now();
+                // SAFETY: the dims describe the two tensors' buffers inside `peer`.
+                let status = unsafe {
+                    if let Op::MaxPool3s2 { .. } = op {
+                        cmsis::arm_max_pool_s8(&ctx, &params, &dx, ptr(x), &df, &dy, ptr(y))
+                    } else {
+                        cmsis::arm_avgpool_s8(&ctx, &params, &dx, ptr(x), &df, &dy, ptr(y))
+                    }
+                };
+                (status, u64::from(counter.since(start)), 0)
+            }
+            Op::FullyConnected {
+                x,
+                y,
+                weights,
+                bias,
+                requant,
+            } => {
+                let (tx, ty) = (model.tensor(x)?, model.tensor(y)?);
+                let w = model.span_bytes(weights, 1).ok_or(fail("weights"))?;
+                let z = i32::from(tx.zero_point);
+                unfold_bias(model, layout, peer, bias, w, ty.c as usize, z).ok_or(fail("bias"))?;
+                let params = cmsis::cmsis_nn_fc_params {
+                    input_offset: -z,
+                    filter_offset: 0,
+                    output_offset: i32::from(ty.zero_point),
+                    activation: act(requant.act_min, requant.act_max),
+                };
+                let quant =
+                    quant(model, requant.multiplier, requant.shift).ok_or(fail("requant"))?;
+                let (cin, cout) = (tx.bytes() as i32, i32::from(ty.c));
+                let dx = cmsis::cmsis_nn_dims::new(1, 1, 1, cin);
+                let dw = cmsis::cmsis_nn_dims::new(cin, 1, 1, cout);
+                let db = cmsis::cmsis_nn_dims::new(1, 1, 1, cout);
+                let dy = cmsis::cmsis_nn_dims::new(1, 1, 1, cout);
+                let need = unsafe { cmsis::arm_fully_connected_s8_get_buffer_size(&dw) };
+                if need > ctx.size {
+                    return Err(fail("CMSIS-NN's scratch does not fit"));
+                }
+                let start = counter.now();
+                // SAFETY: the dims describe the buffers passed.
+                let status = unsafe {
+                    cmsis::arm_fully_connected_per_channel_s8(
+                        &ctx,
+                        &params,
+                        &quant,
+                        &dx,
+                        ptr(x),
+                        &dw,
+                        w.as_ptr().cast(),
+                        &db,
+                        base.add(layout.bias).cast(),
+                        &dy,
+                        ptr(y),
+                    )
+                };
+                (status, u64::from(counter.since(start)), 0)
+            }
+        };
+        if status != 0 {
+            return Err(fail("a CMSIS-NN kernel returned an error (argument check)"));
+        }
+        cmsis[i] += kernel + copy;
+        copies[i] += copy;
+        total += kernel + copy;
+    }
+    let out = model.output();
+    let at = layout.tensor[header.output as usize];
+    let mut logits = [0i8; MAX_CLASSES];
+    let n = out.bytes().min(MAX_CLASSES);
+    logits[..n].copy_from_slice(&peer[at..at + n]);
+    Ok((total, logits))
+}
+
+fn act(min: i8, max: i8) -> cmsis::cmsis_nn_activation {
+    cmsis::cmsis_nn_activation {
+        min: i32::from(min),
+        max: i32::from(max),
+    }
+}
+
+fn dims(t: &Tensor) -> cmsis::cmsis_nn_dims {
+    cmsis::cmsis_nn_dims::new(1, i32::from(t.h), i32::from(t.w), i32::from(t.c))
+}
+
+/// The per-channel multipliers and shifts, straight from the model's weight section (spans
+/// are 4-byte aligned in a 16-byte aligned model).
+fn quant(
+    model: &Model,
+    multiplier: firmware::format::Span,
+    shift: firmware::format::Span,
+) -> Option<cmsis::cmsis_nn_per_channel_quant_params> {
+    let m = model.span_bytes(multiplier, 4)?;
+    let s = model.span_bytes(shift, 4)?;
+    if !(m.as_ptr() as usize).is_multiple_of(4) || !(s.as_ptr() as usize).is_multiple_of(4) {
+        return None;
+    }
+    Some(cmsis::cmsis_nn_per_channel_quant_params {
+        multiplier: m.as_ptr().cast(),
+        shift: s.as_ptr().cast(),
+    })
+}
+
+/// Writes the TFLite bias into the peer's bias slot. Ours reads out-of-image taps as `pad`
+/// and has the input zero point folded in; CMSIS-NN adds its input offset to in-image inputs
+/// only and skips padded taps, so its bias is ours plus `pad * sum(w)` per channel.
+fn unfold_bias(
+    model: &Model,
+    layout: &Layout,
+    peer: &mut [i8],
+    bias: firmware::format::Span,
+    w: &[u8],
+    cout: usize,
+    pad: i32,
+) -> Option<()> {
+    let b = model.i32_span(bias)?;
+    let per = w.len() / cout;
+    for c in 0..cout {
+        let sum: i32 = w[c * per..(c + 1) * per]
+            .iter()
+            .map(|&v| i32::from(v as i8))
+            .sum();
+        let v = b.get(c)? + pad * sum;
+        let at = layout.bias + 4 * c;
+        for (d, s) in peer[at..at + 4].iter_mut().zip(v.to_le_bytes()) {
+            *d = s as i8;
+        }
+    }
+    Some(())
+}
+
+/// The shift as a tensor, the way a conventional engine must materialise it: output pixel
+/// (h, w), channel group `c0..c1` = input pixel (h - dh, w - dw), the zero point outside.
+fn shift_copy(peer: &mut [i8], from: usize, to: usize, t: &Tensor, shift: Shift) {
+    let (h, w, c) = (t.h as isize, t.w as isize, t.c as usize);
+    let mut groups = [(0i8, 0i8, 0usize, 0usize); 9];
+    let n = shift_groups(shift, c, &mut groups);
+    let (src, dst) = peer.split_at_mut(to);
+    let src = &src[from..from + t.bytes()];
+    for r in 0..h {
+        for q in 0..w {
+            let out = &mut dst[(r * w + q) as usize * c..][..c];
+            for &(dh, dw, c0, c1) in &groups[..n] {
+                let (sr, sq) = (r - dh as isize, q - dw as isize);
+                if sr < 0 || sr >= h || sq < 0 || sq >= w {
+                    out[c0..c1].fill(t.zero_point);
+                } else {
+                    out[c0..c1].copy_from_slice(&src[(sr * w + sq) as usize * c + c0..][..c1 - c0]);
+                }
+            }
+        }
+    }
+}

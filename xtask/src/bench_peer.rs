@@ -1,0 +1,347 @@
+//! `cargo xtask bench peer [--images N] [--opt 3,2,s] [--cmsis-nn DIR] [MODEL]`: shiftkit next
+//! to Arm's CMSIS-NN, the kernels TFLite Micro runs on a Cortex-M, in one QEMU run per C
+//! optimisation level (`boards/peer-cmsis-nn`, mps2-an386, Cortex-M4).
+//!
+//! The board runs every image through both engines, times each layer in QEMU instructions, and
+//! compares every layer's output bit for bit; a difference fails the benchmark. CMSIS-NN comes
+//! from `--cmsis-nn DIR`, else `CMSIS_NN_DIR`, else `target/peers/CMSIS-NN`, which this command
+//! clones at tag [`CMSIS_NN_TAG`] the first time (git and network access needed). It is compiled
+//! with `arm-none-eabi-gcc` (Debian: `gcc-arm-none-eabi libnewlib-arm-none-eabi`).
+//! Results land in `target/bench-peer/results.md` (the table is also printed).
+use crate::{bench_firmware::op_macs, deploy, root};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+pub const CMSIS_NN_TAG: &str = "v7.0.0";
+const CMSIS_NN_URL: &str = "https://github.com/ARM-software/CMSIS-NN";
+const BOARD_DIR: &str = "boards/peer-cmsis-nn";
+
+fn usage() -> String {
+    "usage: cargo xtask bench peer [--images N] [--opt LEVELS] [--cmsis-nn DIR] [MODEL]\n  \
+     LEVELS: gcc -O levels for CMSIS-NN, comma-separated (default 3,2,s)\n  \
+     MODEL: a .skq file (default runs/default/model.skq)"
+        .into()
+}
+
+/// One layer: kind, MACs, and QEMU instructions per inference of each side.
+#[derive(Clone, Debug)]
+struct Layer {
+    kind: String,
+    macs: u64,
+    ours: u64,
+    cmsis: u64,
+    copies: u64,
+}
+
+/// One run of the board at one C optimisation level.
+#[derive(Debug)]
+struct Run {
+    opt: String,
+    layers: Vec<Layer>,
+    ours: u64,
+    cmsis: u64,
+    copies: u64,
+    exact: String,
+}
+
+pub fn main(args: Vec<String>) -> Result<(), String> {
+    let mut images = 4usize;
+    let mut opts = vec!["3".to_string(), "2".to_string(), "s".to_string()];
+    let mut dir: Option<PathBuf> = std::env::var_os("CMSIS_NN_DIR").map(PathBuf::from);
+    let mut model = root().join("runs/default/model.skq");
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        let mut value = || {
+            it.next()
+                .ok_or_else(|| format!("{a} needs a value\n{}", usage()))
+        };
+        match a.as_str() {
+            "--images" => {
+                let v = value()?;
+                images = v
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| format!("--images {v}: expected a positive whole number"))?;
+            }
+            "--opt" => {
+                opts = value()?.split(',').map(String::from).collect();
+                if let Some(o) = opts
+                    .iter()
+                    .find(|o| !["0", "1", "2", "3", "s", "z", "fast"].contains(&o.as_str()))
+                {
+                    return Err(format!("--opt: '{o}' is not a gcc -O level\n{}", usage()));
+                }
+            }
+            "--cmsis-nn" => dir = Some(PathBuf::from(value()?)),
+            _ if a.starts_with('-') => return Err(format!("unknown argument '{a}'\n{}", usage())),
+            _ => model = PathBuf::from(a),
+        }
+    }
+    let bytes = std::fs::read(&model).map_err(|e| {
+        format!(
+            "{}: {e} (train and quantize first: cargo xtask pipeline)",
+            model.display()
+        )
+    })?;
+    let m = firmware::Model::from_bytes(&bytes)
+        .map_err(|e| format!("{}: not a valid model: {e}", model.display()))?;
+    let macs = op_macs(&m)?;
+    let dir = cmsis_nn_dir(dir)?;
+    check_gcc()?;
+
+    let board_dir = root().join(BOARD_DIR);
+    let mut runs = Vec::new();
+    for opt in &opts {
+        println!(
+            "== bench peer: {} on qemu-an386, shiftkit vs CMSIS-NN ({}) at -O{opt}, {images} images",
+            model.display(),
+            dir.display()
+        );
+        let mut c = deploy::build_command_in(&board_dir, &model, images);
+        c.env("CMSIS_NN_DIR", &dir).env("CMSIS_NN_OPT", opt);
+        let elf = deploy::build_executable(
+            c,
+            &board_dir,
+            "is thumbv7em-none-eabihf installed? rustup target add thumbv7em-none-eabihf",
+        )?;
+        let argv = deploy::runner(&board_dir)?;
+        let (program, rest) = argv.split_first().ok_or("the board's runner is empty")?;
+        let mut cmd = Command::new(program);
+        cmd.args(rest).arg(&elf);
+        let out = deploy::run_timed(
+            cmd,
+            deploy::default_timeout(images * 20),
+            "install QEMU: apt-get install qemu-system-arm",
+        )?;
+        let run = parse(&out, opt, &macs)?;
+        println!("{}", run.exact);
+        runs.push(run);
+    }
+    let report = report(&runs, images, &model, &dir);
+    let out = root().join("target/bench-peer");
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let path = out.join("results.md");
+    std::fs::write(&path, &report).map_err(|e| format!("{}: {e}", path.display()))?;
+    println!("\n{report}\n(written to {})", path.display());
+    Ok(())
+}
+
+/// The CMSIS-NN source tree: the one given, or `target/peers/CMSIS-NN`, cloned if missing.
+fn cmsis_nn_dir(given: Option<PathBuf>) -> Result<PathBuf, String> {
+    let dir = match given {
+        Some(d) => d,
+        None => {
+            let d = root().join("target/peers/CMSIS-NN");
+            if !d.join("Include").is_dir() {
+                println!("== cloning CMSIS-NN {CMSIS_NN_TAG} into {}", d.display());
+                let ok = Command::new("git")
+                    .args([
+                        "clone",
+                        "--depth",
+                        "1",
+                        "--branch",
+                        CMSIS_NN_TAG,
+                        CMSIS_NN_URL,
+                    ])
+                    .arg(&d)
+                    .status()
+                    .is_ok_and(|s| s.success());
+                if !ok {
+                    return Err(format!(
+                        "could not clone {CMSIS_NN_URL} (tag {CMSIS_NN_TAG}) into {}: fetch it \
+                         yourself and pass --cmsis-nn DIR (or set CMSIS_NN_DIR)",
+                        d.display()
+                    ));
+                }
+            }
+            d
+        }
+    };
+    let dir = dir
+        .canonicalize()
+        .map_err(|e| format!("CMSIS-NN directory {}: {e}", dir.display()))?;
+    if !dir.join("Include/arm_nnfunctions.h").is_file() {
+        return Err(format!(
+            "{}: not a CMSIS-NN source tree (no Include/arm_nnfunctions.h)",
+            dir.display()
+        ));
+    }
+    Ok(dir)
+}
+
+fn check_gcc() -> Result<(), String> {
+    let ok = Command::new("arm-none-eabi-gcc")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        Ok(())
+    } else {
+        Err(
+            "arm-none-eabi-gcc is not installed; it compiles CMSIS-NN (Debian: apt-get install \
+             gcc-arm-none-eabi libnewlib-arm-none-eabi)"
+                .into(),
+        )
+    }
+}
+
+/// Reads the board's `layer`, `total` and `result` lines (shapes in its `src/main.rs`).
+fn parse(out: &str, opt: &str, macs: &[(String, u64)]) -> Result<Run, String> {
+    let bad = |l: &str| format!("cannot parse the peer board's line: {l}");
+    let num = |w: &[&str], i: usize, l: &str| -> Result<u64, String> {
+        w.get(i).and_then(|v| v.parse().ok()).ok_or_else(|| bad(l))
+    };
+    let mut layers = Vec::new();
+    let (mut ours, mut cmsis, mut copies, mut exact) = (0, 0, 0, None);
+    for l in out.lines() {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        match w.first().copied() {
+            // layer I KIND ours U cmsis U copies U
+            Some("layer") => {
+                let i: usize = num(&w, 1, l)? as usize;
+                let (kind, m) = macs.get(i).cloned().ok_or_else(|| bad(l))?;
+                if w.get(2) != Some(&kind.as_str()) {
+                    return Err(format!("{}: the model's op {i} is a {kind}", bad(l)));
+                }
+                layers.push(Layer {
+                    kind,
+                    macs: m,
+                    ours: num(&w, 4, l)?,
+                    cmsis: num(&w, 6, l)?,
+                    copies: num(&w, 8, l)?,
+                });
+            }
+            // total ours U cmsis U copies U
+            Some("total") => {
+                ours = num(&w, 2, l)?;
+                cmsis = num(&w, 4, l)?;
+                copies = num(&w, 6, l)?;
+            }
+            // result B/N images bit-exact
+            Some("result") => exact = Some(l.to_string()),
+            _ => {}
+        }
+    }
+    let exact = exact.ok_or("the peer board printed no result line")?;
+    if layers.len() != macs.len() || ours == 0 {
+        return Err(format!(
+            "the peer board reported {} of the model's {} layers",
+            layers.len(),
+            macs.len()
+        ));
+    }
+    Ok(Run {
+        opt: opt.to_string(),
+        layers,
+        ours,
+        cmsis,
+        copies,
+        exact,
+    })
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    a as f64 / b.max(1) as f64
+}
+
+/// The whole inference at each C level, then per op kind and per layer at the level where
+/// CMSIS-NN was fastest.
+fn report(runs: &[Run], images: usize, model: &Path, dir: &Path) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "shiftkit vs CMSIS-NN on QEMU mps2-an386 (Cortex-M4), {}, mean of {images} images, \
+         QEMU instructions per inference (SysTick under -icount shift=0). CMSIS-NN from {} built \
+         with arm-none-eabi-gcc -mcpu=cortex-m4; the shift as a tensor for it is a per-group copy \
+         (`copies`).\n",
+        model
+            .file_name()
+            .map(|f| f.to_string_lossy())
+            .unwrap_or_default(),
+        dir.file_name()
+            .map(|f| f.to_string_lossy())
+            .unwrap_or_default(),
+    );
+    let _ = writeln!(
+        s,
+        "| CMSIS-NN gcc | shiftkit instr | CMSIS-NN instr (kernels + copies) | of which copies | CMSIS-NN / shiftkit | bit-exact |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---|");
+    for r in runs {
+        let _ = writeln!(
+            s,
+            "| -O{} | {} | {} | {} | **{:.2}x** | {} |",
+            r.opt,
+            r.ours,
+            r.cmsis,
+            r.copies,
+            ratio(r.cmsis, r.ours),
+            r.exact.trim_start_matches("result ")
+        );
+    }
+    let Some(best) = runs.iter().min_by_key(|r| r.cmsis) else {
+        return s;
+    };
+    let _ = writeln!(
+        s,
+        "\nPer op kind, CMSIS-NN at -O{} (its fastest here):\n",
+        best.opt
+    );
+    let _ = writeln!(
+        s,
+        "| op kind | MACs | shiftkit instr | instr/MAC | CMSIS-NN instr | instr/MAC | copies | CMSIS-NN / shiftkit |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    let mut kinds: Vec<&str> = Vec::new();
+    for l in &best.layers {
+        if !kinds.contains(&l.kind.as_str()) {
+            kinds.push(&l.kind);
+        }
+    }
+    let per = |v: u64, m: u64| {
+        if m > 0 {
+            format!("{:.2}", ratio(v, m))
+        } else {
+            "-".into()
+        }
+    };
+    for k in kinds {
+        let (m, o, c, cp) = best
+            .layers
+            .iter()
+            .filter(|l| l.kind == k)
+            .fold((0, 0, 0, 0), |a, l| {
+                (a.0 + l.macs, a.1 + l.ours, a.2 + l.cmsis, a.3 + l.copies)
+            });
+        let _ = writeln!(
+            s,
+            "| {k} | {m} | {o} | {} | {c} | {} | {cp} | {:.2}x |",
+            per(o, m),
+            per(c, m),
+            ratio(c, o)
+        );
+    }
+    let _ = writeln!(s, "\nPer layer, CMSIS-NN at -O{}:\n", best.opt);
+    let _ = writeln!(
+        s,
+        "| # | op | MACs | shiftkit instr | CMSIS-NN instr | copies | CMSIS-NN / shiftkit |"
+    );
+    let _ = writeln!(s, "|---:|---|---:|---:|---:|---:|---:|");
+    for (i, l) in best.layers.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "| {i} | {} | {} | {} | {} | {} | {:.2}x |",
+            l.kind,
+            l.macs,
+            l.ours,
+            l.cmsis,
+            l.copies,
+            ratio(l.cmsis, l.ours)
+        );
+    }
+    s
+}
