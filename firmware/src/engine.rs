@@ -10,7 +10,7 @@
 use core::fmt;
 use core::ops::Range;
 
-use crate::format::{Op, Requant, Tensor};
+use crate::format::{Op, Requant, Shift, Tensor};
 use crate::kernels::{
     self, add::AddParams, add::Over, conv::ConvParams, KernelError, Rescale, Shape, Shared, Split,
 };
@@ -276,9 +276,24 @@ fn run_op(
             ) else {
                 return Err(spans);
             };
+            // A 1x1 conv on a 1x1 image (weights `[cout][cin]` are OHWI with k = 1), so it
+            // takes this build's fast conv kernels. It has no out-of-image taps: the pad values
+            // are never read, and any `cin` bytes serve (the first weight row).
+            let (cin, cout) = (xt.bytes(), yt.c as usize);
+            let p = ConvParams {
+                k: 1,
+                stride: 1,
+                pad: 0,
+                shift: Shift::None,
+                weights,
+                bias,
+                pad_value: weights.get(..cin).ok_or(spans)?,
+                rescale,
+            };
+            let one = |c| Shape { h: 1, w: 1, c };
             let yr = range(&yt)?;
-            let (yv, [xv]) = split_arena(arena, yr.clone(), [range(&xt)?]).ok_or(split)?;
-            kernels::fully_connected::forward(yv, xv, weights, bias, &rescale).map_err(kernel)?;
+            let (y, [x]) = split_arena(arena, yr.clone(), [range(&xt)?]).ok_or(split)?;
+            conv(&mut Split { x, y }, one(cout), one(cin), &p).map_err(kernel)?;
             Ok(yr)
         }
         Op::Add {

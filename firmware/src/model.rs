@@ -75,6 +75,9 @@ pub struct Model<'a> {
     output: Tensor,
     /// Graph bytes from the first `Tensor` record on.
     tensor_records: &'a [u8],
+    /// Where tensor record `i` starts in `tensor_records`, for the first [`TENSOR_INDEX`]
+    /// ids (records are variable-length; later ids decode on from the last indexed one).
+    tensor_at: [u32; TENSOR_INDEX],
     /// Graph bytes from the first `Op` record to the end of the graph section.
     op_records: &'a [u8],
     /// The weight section, `[W, length)`.
@@ -150,6 +153,9 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
 fn elements(t: &Tensor) -> u64 {
     t.h as u64 * t.w as u64 * t.c as u64
 }
+
+/// Tensor records whose start [`Model`] keeps (4 bytes each), for constant-time lookups.
+pub const TENSOR_INDEX: usize = 64;
 
 /// Largest accepted `left_shift` of an add: `255 << 23 < 2^31`.
 pub const MAX_ADD_LEFT_SHIFT: u8 = 23;
@@ -258,7 +264,12 @@ impl<'a> Model<'a> {
         let mut tensors = Tensors::new(tensor_records, h.tensors, BAD_TENSOR);
         let mut input = None;
         let mut output = None;
+        let mut tensor_at = [0u32; TENSOR_INDEX];
         for i in 0..h.tensors as usize {
+            if let Some(at) = tensor_at.get_mut(i) {
+                // The graph section is shorter than the u32 file length.
+                *at = (tensor_records.len() - tensors.rest.len()) as u32;
+            }
             let t = match tensors.next() {
                 Some(Ok(t)) => t,
                 _ => return Err(invalid(BAD_TENSOR, i)),
@@ -308,6 +319,7 @@ impl<'a> Model<'a> {
             input,
             output,
             tensor_records,
+            tensor_at,
             op_records: tensors.rest,
             weights,
         };
@@ -386,11 +398,23 @@ impl<'a> Model<'a> {
         Tensors::new(self.tensor_records, self.header.tensors, BAD_TENSOR)
     }
 
-    /// Tensor `id` (decodes the records before it).
+    /// Tensor `id`: decoded from its indexed record (ids past [`TENSOR_INDEX`] decode on from
+    /// the last indexed one).
     pub fn tensor(&self, id: u16) -> Result<Tensor, ModelError> {
-        match self.tensors().nth(id as usize) {
+        let out_of_range = invalid("tensor: id out of range", id as usize);
+        if id >= self.header.tensors {
+            return Err(out_of_range);
+        }
+        let k = (id as usize).min(TENSOR_INDEX - 1);
+        let rest = self
+            .tensor_records
+            .get(self.tensor_at[k] as usize..)
+            .ok_or(out_of_range)?;
+        let mut records = Tensors::new(rest, self.header.tensors - k as u16, BAD_TENSOR);
+        records.index = k;
+        match records.nth(id as usize - k) {
             Some(t) => t,
-            None => Err(invalid("tensor: id out of range", id as usize)),
+            None => Err(out_of_range),
         }
     }
 

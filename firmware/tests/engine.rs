@@ -99,6 +99,44 @@ fn accessors_describe_the_model() {
     assert!(Model::from_bytes(&longer).is_ok());
 }
 
+/// Past the model's index of tensor records (`TENSOR_INDEX`), lookups decode on from the last
+/// indexed record: every id still gives its own tensor, and the engine runs as the reference.
+#[test]
+fn tensor_lookups_past_the_index() {
+    use firmware::format::Shift;
+    let mut rng = Rng(7);
+    let mut b = Builder::new();
+    let x = b.input(2, 2, 3);
+    let mut t = b.tensor(2, 2, 4, 0.05, -3);
+    b.conv(&mut rng, x, t, 1, 1, 0, Shift::None, -7, false);
+    let pooled = b.tensor_like(t, 1, 1, 4);
+    b.op(firmware::format::Op::GlobalAvgPool { x: t, y: pooled });
+    t = pooled;
+    while b.tensors.len() < firmware::model::TENSOR_INDEX + 10 {
+        let y = b.tensor_like(t, 1, 1, 4);
+        b.op(firmware::format::Op::GlobalAvgPool { x: t, y });
+        t = y;
+    }
+    let f = b.finish(t);
+    let m = Model::from_bytes(&f).unwrap();
+    for (i, want) in b.tensors.iter().enumerate() {
+        assert_eq!(m.tensor(i as u16).unwrap(), *want, "tensor {i}");
+    }
+    assert!(m.tensor(b.tensors.len() as u16).is_err());
+    for _ in 0..5 {
+        let input: Vec<u8> = (0..12).map(|_| rng.range(0, 255) as u8).collect();
+        let want: Vec<i8> = reference(&b, &input)[t as usize]
+            .iter()
+            .map(|&v| v as i8)
+            .collect();
+        let mut arena = vec![0i8; m.arena_bytes()];
+        assert_eq!(
+            run(&m, &input, &mut arena, &mut NoProfiler).unwrap(),
+            &want[..]
+        );
+    }
+}
+
 #[test]
 fn split_arena_hands_out_disjoint_slices() {
     use firmware::engine::split_arena;

@@ -80,7 +80,7 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
         Some("peer") => crate::bench_peer::main(args[1..].to_vec()),
         _ => Err(
             "usage: cargo xtask bench train [MODEL] | bench firmware [--images N] [--boards ..] [--nets ..] \
-             | bench peer [--images N] [--opt LEVELS] [--cmsis-nn DIR] [MODEL]"
+             | bench peer [--images N] [--opt LEVELS] [--nets ..] [--cmsis-nn DIR]"
                 .into(),
         ),
     }

@@ -19,7 +19,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 const BOARDS: [&str; 3] = ["qemu-an386", "qemu-an500", "qemu-an505"];
-const NETS: [&str; 3] = ["default", "resnet8", "resnet8-4c"];
+pub(crate) const NETS: [&str; 3] = ["default", "resnet8", "resnet8-4c"];
 /// Synthetic CIFAR-10 records per training batch file (5 files) and in the test file.
 const SYNTH_RECORDS: usize = 128;
 
@@ -150,7 +150,10 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
 }
 
 /// The model of `net`, and the IDX images/labels it needs (`None`: the bundled MNIST digits).
-fn prepare(net: &str, work: &Path) -> Result<(PathBuf, Option<(PathBuf, PathBuf)>), String> {
+pub(crate) fn prepare(
+    net: &str,
+    work: &Path,
+) -> Result<(PathBuf, Option<(PathBuf, PathBuf)>), String> {
     if net == "default" {
         let model = root().join("runs/default/model.skq");
         if !model.is_file() {

@@ -1,6 +1,8 @@
-//! `cargo xtask bench peer [--images N] [--opt 3,2,s] [--cmsis-nn DIR] [MODEL]`: shiftkit next
-//! to Arm's CMSIS-NN, the kernels TFLite Micro runs on a Cortex-M, in one QEMU run per C
-//! optimisation level (`boards/peer-cmsis-nn`, mps2-an386, Cortex-M4).
+//! `cargo xtask bench peer [--images N] [--opt 3,2,s] [--nets ..] [--cmsis-nn DIR]`: shiftkit
+//! next to Arm's CMSIS-NN, the kernels TFLite Micro runs on a Cortex-M, in one QEMU run per
+//! network and C optimisation level (`boards/peer-cmsis-nn`, mps2-an386, Cortex-M4). The
+//! networks are those of `bench firmware`: the default `mnist-flat-4c` and MLPerf Tiny's
+//! ResNet-8 and its 4C shift version (trained there on synthetic data if missing).
 //!
 //! The board runs every image through both engines, times each layer in QEMU instructions, and
 //! compares every layer's output bit for bit; a difference fails the benchmark. CMSIS-NN comes
@@ -8,7 +10,8 @@
 //! clones at tag [`CMSIS_NN_TAG`] the first time (git and network access needed). It is compiled
 //! with `arm-none-eabi-gcc` (Debian: `gcc-arm-none-eabi libnewlib-arm-none-eabi`).
 //! Results land in `target/bench-peer/results.md` (the table is also printed).
-use crate::{bench_firmware::op_macs, deploy, root};
+use crate::bench_firmware::{op_macs, prepare, NETS};
+use crate::{deploy, root};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -18,10 +21,12 @@ const CMSIS_NN_URL: &str = "https://github.com/ARM-software/CMSIS-NN";
 const BOARD_DIR: &str = "boards/peer-cmsis-nn";
 
 fn usage() -> String {
-    "usage: cargo xtask bench peer [--images N] [--opt LEVELS] [--cmsis-nn DIR] [MODEL]\n  \
-     LEVELS: gcc -O levels for CMSIS-NN, comma-separated (default 3,2,s)\n  \
-     MODEL: a .skq file (default runs/default/model.skq)"
-        .into()
+    format!(
+        "usage: cargo xtask bench peer [--images N] [--opt LEVELS] [--nets NETS] [--cmsis-nn DIR]\n  \
+         LEVELS: gcc -O levels for CMSIS-NN, comma-separated (default 3,2,s)\n  \
+         NETS: {} (default all)",
+        NETS.join(",")
+    )
 }
 
 /// One layer: kind, MACs, and QEMU instructions per inference of each side.
@@ -34,9 +39,10 @@ struct Layer {
     copies: u64,
 }
 
-/// One run of the board at one C optimisation level.
+/// One run of the board: one network at one C optimisation level.
 #[derive(Debug)]
 struct Run {
+    net: String,
     opt: String,
     layers: Vec<Layer>,
     ours: u64,
@@ -49,7 +55,7 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
     let mut images = 4usize;
     let mut opts = vec!["3".to_string(), "2".to_string(), "s".to_string()];
     let mut dir: Option<PathBuf> = std::env::var_os("CMSIS_NN_DIR").map(PathBuf::from);
-    let mut model = root().join("runs/default/model.skq");
+    let mut nets: Vec<String> = NETS.iter().map(|s| s.to_string()).collect();
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
         let mut value = || {
@@ -74,52 +80,60 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
                     return Err(format!("--opt: '{o}' is not a gcc -O level\n{}", usage()));
                 }
             }
+            "--nets" => {
+                nets = value()?.split(',').map(String::from).collect();
+                if let Some(n) = nets.iter().find(|n| !NETS.contains(&n.as_str())) {
+                    return Err(format!("--nets: unknown network '{n}'\n{}", usage()));
+                }
+            }
             "--cmsis-nn" => dir = Some(PathBuf::from(value()?)),
-            _ if a.starts_with('-') => return Err(format!("unknown argument '{a}'\n{}", usage())),
-            _ => model = PathBuf::from(a),
+            _ => return Err(format!("unknown argument '{a}'\n{}", usage())),
         }
     }
-    let bytes = std::fs::read(&model).map_err(|e| {
-        format!(
-            "{}: {e} (train and quantize first: cargo xtask pipeline)",
-            model.display()
-        )
-    })?;
-    let m = firmware::Model::from_bytes(&bytes)
-        .map_err(|e| format!("{}: not a valid model: {e}", model.display()))?;
-    let macs = op_macs(&m)?;
     let dir = cmsis_nn_dir(dir)?;
     check_gcc()?;
+    let work = root().join("target/bench-firmware");
+    std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
 
     let board_dir = root().join(BOARD_DIR);
     let mut runs = Vec::new();
-    for opt in &opts {
-        println!(
-            "== bench peer: {} on qemu-an386, shiftkit vs CMSIS-NN ({}) at -O{opt}, {images} images",
-            model.display(),
-            dir.display()
-        );
-        let mut c = deploy::build_command_in(&board_dir, &model, images);
-        c.env("CMSIS_NN_DIR", &dir).env("CMSIS_NN_OPT", opt);
-        let elf = deploy::build_executable(
-            c,
-            &board_dir,
-            "is thumbv7em-none-eabihf installed? rustup target add thumbv7em-none-eabihf",
-        )?;
-        let argv = deploy::runner(&board_dir)?;
-        let (program, rest) = argv.split_first().ok_or("the board's runner is empty")?;
-        let mut cmd = Command::new(program);
-        cmd.args(rest).arg(&elf);
-        let out = deploy::run_timed(
-            cmd,
-            deploy::default_timeout(images * 20),
-            "install QEMU: apt-get install qemu-system-arm",
-        )?;
-        let run = parse(&out, opt, &macs)?;
-        println!("{}", run.exact);
-        runs.push(run);
+    for net in &nets {
+        let (model, idx) = prepare(net, &work)?;
+        let bytes = std::fs::read(&model).map_err(|e| format!("{}: {e}", model.display()))?;
+        let m = firmware::Model::from_bytes(&bytes)
+            .map_err(|e| format!("{}: not a valid model: {e}", model.display()))?;
+        let macs = op_macs(&m)?;
+        for opt in &opts {
+            println!(
+                "== bench peer: {net} on qemu-an386, shiftkit vs CMSIS-NN ({}) at -O{opt}, {images} images",
+                dir.display()
+            );
+            let mut c = deploy::build_command_in(&board_dir, &model, images);
+            if let Some((images, labels)) = &idx {
+                c.env("SHIFTKIT_IDX_IMAGES", images)
+                    .env("SHIFTKIT_IDX_LABELS", labels);
+            }
+            c.env("CMSIS_NN_DIR", &dir).env("CMSIS_NN_OPT", opt);
+            let elf = deploy::build_executable(
+                c,
+                &board_dir,
+                "is thumbv7em-none-eabihf installed? rustup target add thumbv7em-none-eabihf",
+            )?;
+            let argv = deploy::runner(&board_dir)?;
+            let (program, rest) = argv.split_first().ok_or("the board's runner is empty")?;
+            let mut cmd = Command::new(program);
+            cmd.args(rest).arg(&elf);
+            let out = deploy::run_timed(
+                cmd,
+                deploy::default_timeout(images * 40),
+                "install QEMU: apt-get install qemu-system-arm",
+            )?;
+            let run = parse(&out, net, opt, &macs)?;
+            println!("{}", run.exact);
+            runs.push(run);
+        }
     }
-    let report = report(&runs, images, &model, &dir);
+    let report = report(&runs, images, &dir);
     let out = root().join("target/bench-peer");
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     let path = out.join("results.md");
@@ -190,7 +204,7 @@ fn check_gcc() -> Result<(), String> {
 }
 
 /// Reads the board's `layer`, `total` and `result` lines (shapes in its `src/main.rs`).
-fn parse(out: &str, opt: &str, macs: &[(String, u64)]) -> Result<Run, String> {
+fn parse(out: &str, net: &str, opt: &str, macs: &[(String, u64)]) -> Result<Run, String> {
     let bad = |l: &str| format!("cannot parse the peer board's line: {l}");
     let num = |w: &[&str], i: usize, l: &str| -> Result<u64, String> {
         w.get(i).and_then(|v| v.parse().ok()).ok_or_else(|| bad(l))
@@ -235,6 +249,7 @@ fn parse(out: &str, opt: &str, macs: &[(String, u64)]) -> Result<Run, String> {
         ));
     }
     Ok(Run {
+        net: net.to_string(),
         opt: opt.to_string(),
         layers,
         ours,
@@ -248,59 +263,40 @@ fn ratio(a: u64, b: u64) -> f64 {
     a as f64 / b.max(1) as f64
 }
 
-/// The whole inference at each C level, then per op kind and per layer at the level where
-/// CMSIS-NN was fastest.
-fn report(runs: &[Run], images: usize, model: &Path, dir: &Path) -> String {
+/// The whole inference per network and C level; then per network the op kinds at the level
+/// where CMSIS-NN was fastest on it, and the first network's layers.
+fn report(runs: &[Run], images: usize, dir: &Path) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "shiftkit vs CMSIS-NN on QEMU mps2-an386 (Cortex-M4), {}, mean of {images} images, \
-         QEMU instructions per inference (SysTick under -icount shift=0). CMSIS-NN from {} built \
-         with arm-none-eabi-gcc -mcpu=cortex-m4; the shift as a tensor for it is a per-group copy \
-         (`copies`).\n",
-        model
-            .file_name()
-            .map(|f| f.to_string_lossy())
-            .unwrap_or_default(),
+        "shiftkit vs CMSIS-NN on QEMU mps2-an386 (Cortex-M4), mean of {images} images, QEMU \
+         instructions per inference (SysTick under -icount shift=0), every layer's output \
+         compared bit for bit. CMSIS-NN from {} built with arm-none-eabi-gcc -mcpu=cortex-m4; \
+         for it a shift is a tensor, written by a per-group copy (`copies`).\n",
         dir.file_name()
             .map(|f| f.to_string_lossy())
             .unwrap_or_default(),
     );
     let _ = writeln!(
         s,
-        "| CMSIS-NN gcc | shiftkit instr | CMSIS-NN instr (kernels + copies) | of which copies | CMSIS-NN / shiftkit | bit-exact |"
+        "| network | CMSIS-NN gcc | MACs | shiftkit instr | instr/MAC | CMSIS-NN instr (kernels + copies) | instr/MAC | of which copies | CMSIS-NN / shiftkit | bit-exact |"
     );
-    let _ = writeln!(s, "|---|---:|---:|---:|---:|---|");
+    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---:|---|");
     for r in runs {
+        let macs: u64 = r.layers.iter().map(|l| l.macs).sum();
         let _ = writeln!(
             s,
-            "| -O{} | {} | {} | {} | **{:.2}x** | {} |",
+            "| {} | -O{} | {macs} | {} | {:.2} | {} | {:.2} | {} | **{:.2}x** | {} |",
+            r.net,
             r.opt,
             r.ours,
+            ratio(r.ours, macs),
             r.cmsis,
+            ratio(r.cmsis, macs),
             r.copies,
             ratio(r.cmsis, r.ours),
             r.exact.trim_start_matches("result ")
         );
-    }
-    let Some(best) = runs.iter().min_by_key(|r| r.cmsis) else {
-        return s;
-    };
-    let _ = writeln!(
-        s,
-        "\nPer op kind, CMSIS-NN at -O{} (its fastest here):\n",
-        best.opt
-    );
-    let _ = writeln!(
-        s,
-        "| op kind | MACs | shiftkit instr | instr/MAC | CMSIS-NN instr | instr/MAC | copies | CMSIS-NN / shiftkit |"
-    );
-    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|");
-    let mut kinds: Vec<&str> = Vec::new();
-    for l in &best.layers {
-        if !kinds.contains(&l.kind.as_str()) {
-            kinds.push(&l.kind);
-        }
     }
     let per = |v: u64, m: u64| {
         if m > 0 {
@@ -309,39 +305,73 @@ fn report(runs: &[Run], images: usize, model: &Path, dir: &Path) -> String {
             "-".into()
         }
     };
-    for k in kinds {
-        let (m, o, c, cp) = best
-            .layers
-            .iter()
-            .filter(|l| l.kind == k)
-            .fold((0, 0, 0, 0), |a, l| {
-                (a.0 + l.macs, a.1 + l.ours, a.2 + l.cmsis, a.3 + l.copies)
-            });
-        let _ = writeln!(
-            s,
-            "| {k} | {m} | {o} | {} | {c} | {} | {cp} | {:.2}x |",
-            per(o, m),
-            per(c, m),
-            ratio(c, o)
-        );
+    let mut nets: Vec<&str> = Vec::new();
+    for r in runs {
+        if !nets.contains(&r.net.as_str()) {
+            nets.push(&r.net);
+        }
     }
-    let _ = writeln!(s, "\nPer layer, CMSIS-NN at -O{}:\n", best.opt);
-    let _ = writeln!(
-        s,
-        "| # | op | MACs | shiftkit instr | CMSIS-NN instr | copies | CMSIS-NN / shiftkit |"
-    );
-    let _ = writeln!(s, "|---:|---|---:|---:|---:|---:|---:|");
-    for (i, l) in best.layers.iter().enumerate() {
+    for (n, net) in nets.iter().enumerate() {
+        let Some(best) = runs
+            .iter()
+            .filter(|r| r.net == *net)
+            .min_by_key(|r| r.cmsis)
+        else {
+            continue;
+        };
         let _ = writeln!(
             s,
-            "| {i} | {} | {} | {} | {} | {} | {:.2}x |",
-            l.kind,
-            l.macs,
-            l.ours,
-            l.cmsis,
-            l.copies,
-            ratio(l.cmsis, l.ours)
+            "\n{net} per op kind, CMSIS-NN at -O{} (its fastest on it):\n",
+            best.opt
         );
+        let _ = writeln!(
+            s,
+            "| op kind | MACs | shiftkit instr | instr/MAC | CMSIS-NN instr | instr/MAC | copies | CMSIS-NN / shiftkit |"
+        );
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|");
+        let mut kinds: Vec<&str> = Vec::new();
+        for l in &best.layers {
+            if !kinds.contains(&l.kind.as_str()) {
+                kinds.push(&l.kind);
+            }
+        }
+        for k in kinds {
+            let (m, o, c, cp) = best
+                .layers
+                .iter()
+                .filter(|l| l.kind == k)
+                .fold((0, 0, 0, 0), |a, l| {
+                    (a.0 + l.macs, a.1 + l.ours, a.2 + l.cmsis, a.3 + l.copies)
+                });
+            let _ = writeln!(
+                s,
+                "| {k} | {m} | {o} | {} | {c} | {} | {cp} | {:.2}x |",
+                per(o, m),
+                per(c, m),
+                ratio(c, o)
+            );
+        }
+        if n > 0 {
+            continue;
+        }
+        let _ = writeln!(s, "\n{net} per layer, CMSIS-NN at -O{}:\n", best.opt);
+        let _ = writeln!(
+            s,
+            "| # | op | MACs | shiftkit instr | CMSIS-NN instr | copies | CMSIS-NN / shiftkit |"
+        );
+        let _ = writeln!(s, "|---:|---|---:|---:|---:|---:|---:|");
+        for (i, l) in best.layers.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "| {i} | {} | {} | {} | {} | {} | {:.2}x |",
+                l.kind,
+                l.macs,
+                l.ours,
+                l.cmsis,
+                l.copies,
+                ratio(l.cmsis, l.ours)
+            );
+        }
     }
     s
 }

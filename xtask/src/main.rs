@@ -36,10 +36,11 @@ const USAGE: &str = "usage: cargo xtask <command>
   bench train                  one training epoch, ours vs PyTorch on the same 2 threads
   bench firmware [--images N]  QEMU instructions per layer and per MAC on Cortex-M4/M7/M33, fast
                                vs portable kernels, default net + ResNet-8 (+4C) (target/bench-firmware)
-  bench peer [--images N] [--opt 3,2,s] [--cmsis-nn DIR] [MODEL]
-                               the model through shiftkit and through Arm's CMSIS-NN (TFLite Micro's
-                               Cortex-M kernels) side by side on QEMU Cortex-M4, per layer, every
-                               layer's output compared bit for bit (target/bench-peer)
+  bench peer [--images N] [--opt 3,2,s] [--nets ..] [--cmsis-nn DIR]
+                               the bench firmware networks through shiftkit and through Arm's
+                               CMSIS-NN (TFLite Micro's Cortex-M kernels) side by side on QEMU
+                               Cortex-M4, per layer, every layer's output compared bit for bit
+                               (target/bench-peer)
   test                         everything CI runs";
 
 pub fn root() -> PathBuf {

@@ -10,7 +10,6 @@ pub mod add;
 pub mod avg_pool2;
 pub mod conv;
 pub mod fast;
-pub mod fully_connected;
 pub mod global_avg_pool;
 pub mod max_pool3s2;
 
