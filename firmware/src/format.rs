@@ -15,8 +15,9 @@
 //! W       ..    weight section (raw little-endian arrays; every `Span` below is relative to W)
 //! ```
 //!
-//! Records are decoded one at a time with `postcard::take_from_bytes`, so reading a model needs
-//! no allocation and no buffer sized by the model. All integers in spans are byte offsets and
+//! Records are postcard-encoded (quantize writes them through the `serde` derives below) and
+//! decoded one at a time by [`crate::wire`], so reading a model needs no allocation and no
+//! buffer sized by the model. All integers in spans are byte offsets and
 //! element counts into the weight section; every one is checked at load time.
 //!
 //! # Integer semantics (TFLite int8 reference kernels; quantize computes every constant)

@@ -24,6 +24,7 @@ pub mod kernels;
 pub mod model;
 pub mod plan_rules;
 pub mod requant;
+pub mod wire;
 
 pub use engine::{run, Error, NoProfiler, Profiler};
 pub use model::{Model, ModelError};

@@ -3,12 +3,12 @@
 //! which the engine can run it without further checks able to fail on a well-formed file.
 //!
 //! Nothing is copied out of the file but the small header: tensors and ops are decoded from the
-//! graph section on demand (`postcard::take_from_bytes`), weights are borrowed slices of the
-//! weight section.
+//! graph section on demand (postcard's wire format, read by [`crate::wire`]), weights are
+//! borrowed slices of the weight section.
 use core::fmt;
 use core::marker::PhantomData;
 
-use serde::Deserialize;
+use crate::wire::{self, Record};
 
 use crate::format::{
     crc32, shift_groups, Header, Op, Requant, Shift, Span, Tensor, FORMAT_VERSION, MAGIC, PREAMBLE,
@@ -77,7 +77,9 @@ pub struct Model<'a> {
     tensor_records: &'a [u8],
     /// Where tensor record `i` starts in `tensor_records`, for the first [`TENSOR_INDEX`]
     /// ids (records are variable-length; later ids decode on from the last indexed one).
-    tensor_at: [u32; TENSOR_INDEX],
+    tensor_at: [u16; TENSOR_INDEX],
+    /// How many of `tensor_at` are set (at least 1: record 0 starts at 0).
+    indexed: u8,
     /// Graph bytes from the first `Op` record to the end of the graph section.
     op_records: &'a [u8],
     /// The weight section, `[W, length)`.
@@ -107,7 +109,7 @@ impl<'a, T> Records<'a, T> {
     }
 }
 
-impl<'a, T: Deserialize<'a>> Iterator for Records<'a, T> {
+impl<'a, T: Record> Iterator for Records<'a, T> {
     type Item = Result<T, ModelError>;
     fn next(&mut self) -> Option<Self::Item> {
         if self.left == 0 {
@@ -137,8 +139,8 @@ pub type Tensors<'a> = Records<'a, Tensor>;
 const BAD_OP: &str = "op: record does not decode";
 const BAD_TENSOR: &str = "tensor: record does not decode";
 
-fn take<'b, T: Deserialize<'b>>(bytes: &'b [u8]) -> Option<(T, &'b [u8])> {
-    postcard::take_from_bytes(bytes).ok()
+fn take<T: Record>(bytes: &[u8]) -> Option<(T, &[u8])> {
+    wire::take(bytes)
 }
 
 fn u16_at(b: &[u8], at: usize) -> u16 {
@@ -154,7 +156,7 @@ fn elements(t: &Tensor) -> u64 {
     t.h as u64 * t.w as u64 * t.c as u64
 }
 
-/// Tensor records whose start [`Model`] keeps (4 bytes each), for constant-time lookups.
+/// Tensor records whose start [`Model`] keeps (2 bytes each), for constant-time lookups.
 pub const TENSOR_INDEX: usize = 64;
 
 /// Largest accepted `left_shift` of an add: `255 << 23 < 2^31`.
@@ -264,11 +266,14 @@ impl<'a> Model<'a> {
         let mut tensors = Tensors::new(tensor_records, h.tensors, BAD_TENSOR);
         let mut input = None;
         let mut output = None;
-        let mut tensor_at = [0u32; TENSOR_INDEX];
+        let mut tensor_at = [0u16; TENSOR_INDEX];
+        let mut indexed = 0;
         for i in 0..h.tensors as usize {
-            if let Some(at) = tensor_at.get_mut(i) {
-                // The graph section is shorter than the u32 file length.
-                *at = (tensor_records.len() - tensors.rest.len()) as u32;
+            // Records from byte 2^16 on are not indexed (u16 offsets: 64 records take far less).
+            let at = u16::try_from(tensor_records.len() - tensors.rest.len());
+            if let (Some(slot), Ok(at)) = (tensor_at.get_mut(i), at) {
+                *slot = at;
+                indexed = i + 1;
             }
             let t = match tensors.next() {
                 Some(Ok(t)) => t,
@@ -320,6 +325,7 @@ impl<'a> Model<'a> {
             output,
             tensor_records,
             tensor_at,
+            indexed: indexed as u8,
             op_records: tensors.rest,
             weights,
         };
@@ -405,7 +411,7 @@ impl<'a> Model<'a> {
         if id >= self.header.tensors {
             return Err(out_of_range);
         }
-        let k = (id as usize).min(TENSOR_INDEX - 1);
+        let k = (id as usize).min(usize::from(self.indexed.max(1)) - 1);
         let rest = self
             .tensor_records
             .get(self.tensor_at[k] as usize..)
