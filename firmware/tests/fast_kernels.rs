@@ -318,3 +318,10 @@ fn wide_and_reference<X: firmware::kernels::Element>(
     let took = wide::conv(&mut Split { x, y: &mut got }, X::SIGNED, ys, xs, p);
     (took.then_some(got), want)
 }
+
+/// The average pool's random cases (on the host: the portable loop; on QEMU Cortex-M the DSP
+/// unit's word loop, `boards/kernel-check`).
+#[test]
+fn average_pools_match_the_formula() {
+    assert_eq!(selftest::avg_pool(0xa7e, 400), Ok(400));
+}

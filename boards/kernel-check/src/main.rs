@@ -6,9 +6,13 @@
 //! It then runs the same cases through the DSP unit's wide path alone (`fast::wide`) and says
 //! how many of them it took; that number must be at least a quarter of the cases.
 //!
+//! Last, random 2x2 average pools (apart and in place) through the DSP unit's word loop,
+//! against the formula.
+//!
 //! ```text
 //! kernel-check: unit dsp, 2000 cases, 2000 bit-exact
 //! kernel-check: wide path, 2000 cases, 575 taken, all bit-exact
+//! kernel-check: average pool, 500 cases, 500 bit-exact
 //! ```
 #![no_std]
 #![no_main]
@@ -21,6 +25,7 @@ use panic_semihosting as _;
 
 const CASES: u32 = 2000;
 const SEED: u64 = 0x5eed_cafe;
+const POOL_CASES: u32 = 500;
 
 #[entry]
 fn main() -> ! {
@@ -35,7 +40,7 @@ fn main() -> ! {
             taken == CASES && NATIVE_UNIT == "dsp"
         }
         Err(m) => {
-            report(m);
+            report("conv", m);
             false
         }
     };
@@ -50,7 +55,22 @@ fn main() -> ! {
                 taken >= CASES / 4
             }
             Err(m) => {
-                report(m);
+                report("wide path", m);
+                false
+            }
+        };
+    let ok = ok
+        && match selftest::avg_pool(SEED, POOL_CASES) {
+            Ok(n) => {
+                hprintln!(
+                    "kernel-check: average pool, {} cases, {} bit-exact",
+                    POOL_CASES,
+                    n
+                );
+                n == POOL_CASES
+            }
+            Err(m) => {
+                report("average pool", m);
                 false
             }
         };
@@ -64,9 +84,10 @@ fn main() -> ! {
     }
 }
 
-fn report(m: selftest::Mismatch) {
+fn report(what: &str, m: selftest::Mismatch) {
     hprintln!(
-        "kernel-check: unit {}: MISMATCH in case {} at output {}: fast {} reference {}",
+        "kernel-check: {} (unit {}): MISMATCH in case {} at output {}: fast {} reference {}",
+        what,
         NATIVE_UNIT,
         m.case,
         m.index,

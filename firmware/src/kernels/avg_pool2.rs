@@ -32,14 +32,18 @@ pub fn forward_io(io: &mut impl Io<X = i8>, xs: Shape) -> Result<(), KernelError
                 let XView::I8(x) = io.x_view() else {
                     break; // X = i8: never
                 };
-                let tap = |dy: usize, dx: usize| {
-                    let at = xs.at(2 * oy + dy, 2 * ox + dx, 0);
-                    x.get(at..at + c).unwrap_or(&[])
-                };
-                let (t0, t1, t2, t3) = (tap(0, 0), tap(0, 1), tap(1, 0), tap(1, 1));
-                let taps = t0.iter().zip(t1).zip(t2.iter().zip(t3));
-                for (o, ((&a, &b), (&d, &e))) in row.iter_mut().zip(taps) {
-                    *o = round4(a as i32 + b as i32 + d as i32 + e as i32);
+                let at = xs.at(2 * oy, 2 * ox, 0);
+                let done = mean4_words(&mut row[..c], x, at, c, xs.w * c);
+                if done < c {
+                    let tap = |dy: usize, dx: usize| {
+                        let at = xs.at(2 * oy + dy, 2 * ox + dx, done);
+                        x.get(at..at + c - done).unwrap_or(&[])
+                    };
+                    let (t0, t1, t2, t3) = (tap(0, 0), tap(0, 1), tap(1, 0), tap(1, 1));
+                    let taps = t0.iter().zip(t1).zip(t2.iter().zip(t3));
+                    for (o, ((&a, &b), (&d, &e))) in row[done..c].iter_mut().zip(taps) {
+                        *o = round4(a as i32 + b as i32 + d as i32 + e as i32);
+                    }
                 }
                 io.y_bytes(ys.at(oy, ox, 0), &row[..c]);
             }
@@ -58,6 +62,78 @@ pub fn forward_io(io: &mut impl Io<X = i8>, xs: Shape) -> Result<(), KernelError
         }
     }
     Ok(())
+}
+
+/// The first `4 * (c / 4)` values of one output pixel, four channels a word (DSP unit): `o[i]`
+/// = `round4` of the taps `x[at + i]`, `x[at + c + i]`, `x[at + line + i]`,
+/// `x[at + line + c + i]`. Returns how many it wrote (0: the caller does them all).
+#[cfg(shiftkit_dsp)]
+#[allow(unsafe_code)]
+fn mean4_words(o: &mut [i8], x: &[i8], at: usize, c: usize, line: usize) -> usize {
+    let words = c / 4;
+    let last = at
+        .checked_add(line)
+        .and_then(|v| v.checked_add(c + 4 * words));
+    if words == 0 || o.len() < 4 * words || last.is_none_or(|end| end > x.len()) {
+        return 0;
+    }
+    let (t0, t2) = (x[at..].as_ptr(), x[at + line..].as_ptr());
+    // SAFETY: `words >= 1` turns; turn j reads the words at t0 + 4j, t0 + c + 4j, t2 + 4j and
+    // t2 + c + 4j (all below `at + line + c + 4 words <= x.len()`: checked; `ldr` may be
+    // unaligned on v7-M/v8-M) and writes the word at o + 4j (`o.len() >= 4 words`: checked).
+    // No stack. Per lane: s = the four taps' sum in [-512, 508] (16-bit lanes: `sxtab16`), then
+    // t = s + 1 + [s > 0] (`ssub16` sets GE where s - 1 >= 0, `sel` picks 2 or 1), whose bits
+    // 2..9 are round4(s) (t >> 2 lies in [-128, 127]): `lsr #2` and the byte mask.
+    unsafe {
+        core::arch::asm!(
+            "2:",
+            "ldr r8, [r0, r2]",
+            "ldr r5, [r0], #4",
+            "sxtb16 r9, r5",
+            "sxtb16 r10, r5, ror #8",
+            "sxtab16 r9, r9, r8",
+            "sxtab16 r10, r10, r8, ror #8",
+            "ldr r8, [r1, r2]",
+            "ldr r5, [r1], #4",
+            "sxtab16 r9, r9, r5",
+            "sxtab16 r10, r10, r5, ror #8",
+            "sxtab16 r9, r9, r8",
+            "sxtab16 r10, r10, r8, ror #8",
+            "ssub16 r5, r9, r11",
+            "sel r5, r12, r11",
+            "sadd16 r9, r9, r5",
+            "ssub16 r5, r10, r11",
+            "sel r5, r12, r11",
+            "sadd16 r10, r10, r5",
+            "and r9, lr, r9, lsr #2",
+            "and r10, lr, r10, lsr #2",
+            "orr r9, r9, r10, lsl #8",
+            "str r9, [r3], #4",
+            "subs r4, r4, #1",
+            "bne 2b",
+            inout("r0") t0 => _,
+            inout("r1") t2 => _,
+            in("r2") c,
+            inout("r3") o.as_mut_ptr() => _,
+            inout("r4") words => _,
+            out("r5") _,
+            out("r8") _,
+            out("r9") _,
+            out("r10") _,
+            in("r11") 0x0001_0001u32,
+            in("r12") 0x0002_0002u32,
+            in("lr") 0x00FF_00FFu32,
+            options(nostack),
+        );
+    }
+    4 * words
+}
+
+/// Without the DSP unit the caller's loop does every channel.
+#[cfg(not(shiftkit_dsp))]
+#[inline(always)]
+fn mean4_words(_o: &mut [i8], _x: &[i8], _at: usize, _c: usize, _line: usize) -> usize {
+    0
 }
 
 /// Channels the row-at-a-time loop takes (its stack row).

@@ -266,3 +266,80 @@ impl FastConv for Wide {
         Ok(super::wide::conv(io, I::X::SIGNED, ys, xs, p))
     }
 }
+
+/// Random 2x2 average pools (1..=9 x 1..=9 pixels, 1..=72 channels, random data with the int8
+/// extremes often) through `avg_pool2::forward_io`, apart and in place (output `c` bytes below
+/// the input, the plan's tightest lag), against the formula `round_div(sum of 4, 4)`. On the
+/// DSP unit this checks its four-channels-a-word loop. `Ok(cases)` or the first mismatch.
+pub fn avg_pool(seed: u64, cases: u32) -> Result<u32, Mismatch> {
+    use super::super::avg_pool2::{forward_io, out_shape};
+    use crate::requant::round_div;
+    const MAX_C: usize = 72;
+    let mut rng = Rng(seed);
+    let mut x = [0i8; 9 * 9 * MAX_C];
+    let mut y = [0i8; 4 * 4 * MAX_C];
+    let mut want = [0i8; 4 * 4 * MAX_C];
+    let mut buf = [0i8; 9 * 9 * MAX_C + MAX_C];
+    for case in 0..cases {
+        let xs = Shape::new(1 + rng.below(9), 1 + rng.below(9), 1 + rng.below(MAX_C));
+        let ys = out_shape(xs);
+        let (nx, ny) = (xs.elements().unwrap_or(0), ys.elements().unwrap_or(0));
+        for v in &mut x[..nx] {
+            *v = match rng.below(4) {
+                0 => [-128, 127, -1, 0][rng.below(4)],
+                _ => rng.byte() as i8,
+            };
+        }
+        for oy in 0..ys.h {
+            for ox in 0..ys.w {
+                for ch in 0..xs.c {
+                    let s: i32 = [(0, 0), (0, 1), (1, 0), (1, 1)]
+                        .iter()
+                        .map(|&(dy, dx)| x[xs.at(2 * oy + dy, 2 * ox + dx, ch)] as i32)
+                        .sum();
+                    want[ys.at(oy, ox, ch)] = round_div(s, 4) as i8;
+                }
+            }
+        }
+        // A kernel error (never, on these shapes) is a mismatch at index usize::MAX.
+        let differ = |ran: bool, got: &[i8]| match ran {
+            false => Some(Mismatch {
+                case,
+                index: usize::MAX,
+                fast: 0,
+                reference: 0,
+            }),
+            true => got
+                .iter()
+                .zip(&want[..ny])
+                .position(|(g, w)| g != w)
+                .map(|index| Mismatch {
+                    case,
+                    index,
+                    fast: got[index],
+                    reference: want[index],
+                }),
+        };
+        let ran = forward_io(
+            &mut Split {
+                x: &x[..nx],
+                y: &mut y[..ny],
+            },
+            xs,
+        )
+        .is_ok();
+        if let Some(m) = differ(ran, &y[..ny]) {
+            return Err(m);
+        }
+        let c = xs.c;
+        buf[c..c + nx].copy_from_slice(&x[..nx]);
+        let ran = match Shared::new(&mut buf[..c + nx], c..c + nx, 0..ny) {
+            Some(mut io) => forward_io(&mut io, xs).is_ok(),
+            None => false,
+        };
+        if let Some(m) = differ(ran, &buf[..ny]) {
+            return Err(m);
+        }
+    }
+    Ok(cases)
+}
