@@ -52,11 +52,9 @@ enum Src<'a> {
 /// term tables, `2 sum` being the operand of that form; otherwise the general one.
 #[inline(never)]
 fn add_all(y: &mut [i8], a: Src, b: Src, t: &Tables) {
-    if let (Some((m, r, e)), true) = (t.out.fast_constants(), t.out.full_range()) {
+    if let (Some((m, r, e)), true) = (t.out.fast_constants(), t.doubled) {
         // |sum| <= 2^29 (the bound given to the requantizer), so 2 sum never overflows.
-        let a2 = t.a.map(|v| v.wrapping_mul(2));
-        let b2 = t.b.map(|v| v.wrapping_mul(2));
-        fast_loop(y, a, b, &a2, &b2, (m, r, e));
+        fast_loop(y, a, b, &t.a, &t.b, (m, r, e));
         return;
     }
     for (i, out) in y.iter_mut().enumerate() {
@@ -171,31 +169,44 @@ pub fn forward_in_place(y: &mut [i8], over: Over, p: &AddParams) -> Result<(), K
     Ok(())
 }
 
-/// `mbqm((q - zp) << ls, m, s)` for every int8 `q`, indexed by `q as u8`. For quantize's
-/// constants (`m` in `[2^30, 2^31)`, a right shift `e = -s` of at most 31, `ls <= 23`, so
-/// `|x| < 2^31`) each term is `srdhm(x, m) = (x*m + 2^30) >> 31` (see `Requantizer`) rounded
-/// half away from zero by `2^e`: `(h + 2^(e-1) - [h < 0]) >> e`, in i64 (nothing overflows);
-/// any other constants take `mbqm` itself.
+/// `mbqm((q - zp) << ls, m, s)` for every int8 `q` (twice that if `double`) into `t`, indexed
+/// by `q as u8`. For quantize's constants ([`fast_term`]: `m` in `[2^30, 2^31)`, a right shift
+/// `e = -s` of at most 31, `ls <= 23`, so `|x| < 2^31`) each term is
+/// `h = srdhm(x, m) = (x*m + 2^30) >> 31` (see `Requantizer`) rounded half away from zero by
+/// `2^e`, with the product stepped from one `q` to the next; any other constants take `mbqm`.
 #[inline(never)]
-fn term_table(zp: i8, ls: u32, m: i32, s: i32) -> [i32; 256] {
-    let mut t = [0i32; 256];
-    let fast = m >= 1 << 30 && (-31..=0).contains(&s) && ls <= 23;
-    let e = s.unsigned_abs();
-    for (i, v) in t.iter_mut().enumerate() {
-        let q = i as u8 as i8;
-        let x = (q as i32 - zp as i32).wrapping_shl(ls);
-        *v = if !fast {
-            mbqm(x, m, s)
-        } else {
-            let h = (x as i64 * m as i64 + (1 << 30)) >> 31;
-            if e == 0 {
-                h as i32
-            } else {
-                ((h + (1 << (e - 1)) - (h < 0) as i64) >> e) as i32
-            }
-        };
+fn term_table(t: &mut [i32; 256], zp: i8, ls: u32, m: i32, s: i32, double: bool) {
+    let d = double as u32;
+    if !fast_term(ls, m, s) {
+        for (i, v) in t.iter_mut().enumerate() {
+            let x = (i as u8 as i8 as i32 - zp as i32).wrapping_shl(ls);
+            *v = mbqm(x, m, s).wrapping_shl(d);
+        }
+        return;
     }
-    t
+    // q from -128 up: the product x*m + 2^30 grows by m << ls a step (i64 adds, no multiply);
+    // h = that >> 31 fits i32 (|x| < 2^31, m < 2^31). Rounding half away from zero by 2^e in
+    // i32 without overflow: h >= 0 gives ((h >> (e-1)) + 1) >> 1 = (h + 2^(e-1)) >> e, and
+    // h < 0 gives (((h - 1) >> (e-1)) + 1) >> 1 = (h - 1 + 2^(e-1)) >> e (floors of floors).
+    let e = s.unsigned_abs();
+    let step = (m as i64) << ls;
+    let mut p = (-128 - zp as i64) * step + (1 << 30);
+    for q in -128i32..=127 {
+        let h = (p >> 31) as i32;
+        let v = if e == 0 {
+            h
+        } else {
+            (((h - (h < 0) as i32) >> (e - 1)) + 1) >> 1
+        };
+        t[q as u8 as usize] = v << d;
+        p += step;
+    }
+}
+
+/// Whether [`term_table`] takes its fast form for these constants (every quantize-made add):
+/// then each term is a non-decreasing function of the input byte.
+fn fast_term(ls: u32, m: i32, s: i32) -> bool {
+    m >= 1 << 30 && (-31..=0).contains(&s) && ls <= 23
 }
 
 /// An add's per-input terms `mbqm((q - zp) << left_shift, m, s)` for all 256 values of `q`
@@ -205,35 +216,55 @@ struct Tables {
     a: [i32; 256],
     b: [i32; 256],
     out: Requantizer,
+    /// The tables hold twice each term: the fast element loop's operand (see [`add_all`]).
+    doubled: bool,
 }
 
 impl Tables {
     fn new(p: &AddParams) -> Self {
         let ls = p.left_shift as u32;
-        let term = |zp: i8, m: i32, s: i32| term_table(zp, ls, m, s);
-        let a = term(p.a_zero_point, p.a_multiplier, p.a_shift);
-        let b = term(p.b_zero_point, p.b_multiplier, p.b_shift);
-        // The largest |sum| the element loop can form (the sum saturates at i32's ends).
-        let max_abs = |t: &[i32; 256]| t.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0);
-        let bound = max_abs(&a).saturating_add(max_abs(&b));
-        Tables {
-            a,
-            b,
-            out: Requantizer::new(
+        let (za, ma, sa) = (p.a_zero_point, p.a_multiplier, p.a_shift);
+        let (zb, mb, sb) = (p.b_zero_point, p.b_multiplier, p.b_shift);
+        let out = |bound| {
+            Requantizer::new(
                 p.out_multiplier,
                 p.out_shift,
                 p.y_zero_point,
                 p.act_min,
                 p.act_max,
                 bound,
-            ),
+            )
+        };
+        // The largest |sum| the element loop can form (the sum saturates at i32's ends). With
+        // fast terms the tables are monotone, so their ends bound them, and whether the fast
+        // element loop runs (doubled tables) is known before they are built.
+        let end = |zp: i8, m, s| {
+            let term = |q: i32| mbqm((q - zp as i32).wrapping_shl(ls), m, s).unsigned_abs();
+            term(-128).max(term(127))
+        };
+        let monotone = fast_term(ls, ma, sa) && fast_term(ls, mb, sb);
+        let first = out(end(za, ma, sa).saturating_add(end(zb, mb, sb)));
+        let doubled = monotone && first.fast_constants().is_some() && first.full_range();
+        let mut t = Tables {
+            a: [0; 256],
+            b: [0; 256],
+            out: first,
+            doubled,
+        };
+        term_table(&mut t.a, za, ls, ma, sa, doubled);
+        term_table(&mut t.b, zb, ls, mb, sb, doubled);
+        if !monotone {
+            let max_abs = |t: &[i32; 256]| t.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0);
+            t.out = out(max_abs(&t.a).saturating_add(max_abs(&t.b)));
         }
+        t
     }
 
     /// `add(qa, qb, p)`, exactly.
     #[inline(always)]
     fn add(&self, qa: i8, qb: i8) -> i8 {
-        let sum = self.a[qa as u8 as usize].saturating_add(self.b[qb as u8 as usize]);
+        let d = self.doubled as u32; // doubled entries halve exactly
+        let sum = (self.a[qa as u8 as usize] >> d).saturating_add(self.b[qb as u8 as usize] >> d);
         self.out.apply(sum)
     }
 }
@@ -344,10 +375,14 @@ mod tests {
             for s in [0i32, -1, -15, -30, -31, 1, 5] {
                 for m in [1i32 << 30, i32::MAX, (1 << 30) + 12345, 0, -5] {
                     for zp in [-128i8, -1, 0, 127] {
-                        let t = term_table(zp, ls, m, s);
-                        for (i, &v) in t.iter().enumerate() {
-                            let x = (i as u8 as i8 as i32 - zp as i32).wrapping_shl(ls);
-                            assert_eq!(v, mbqm(x, m, s), "ls {ls} s {s} m {m} zp {zp} q {i}");
+                        for double in [false, true] {
+                            let mut t = [0; 256];
+                            term_table(&mut t, zp, ls, m, s, double);
+                            for (i, &v) in t.iter().enumerate() {
+                                let x = (i as u8 as i8 as i32 - zp as i32).wrapping_shl(ls);
+                                let want = mbqm(x, m, s).wrapping_shl(double as u32);
+                                assert_eq!(v, want, "ls {ls} s {s} m {m} zp {zp} q {i} {double}");
+                            }
                         }
                     }
                 }
