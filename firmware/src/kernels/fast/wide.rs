@@ -230,7 +230,17 @@ pub fn conv(io: &mut dyn Bytes, signed: bool, ys: Shape, xs: Shape, p: &ConvPara
         let XView::I8(v) = io.x_view() else {
             return false; // checked above
         };
-        for i in 0..PIXELS {
+        // Four interior pixels in one row: one pass packs them (windows `cin` bytes apart).
+        let (oy, ox) = (px / ys.w, px % ys.w);
+        let four = px + PIXELS <= pixels
+            && rows.contains(&oy)
+            && ox >= cols.start
+            && ox + PIXELS <= cols.end
+            && (px * cin)
+                .checked_sub(reach * cin)
+                .and_then(|start| v.get(start..))
+                .is_some_and(|win| inner.run4(win, cin, x));
+        for i in (0..PIXELS).filter(|_| !four) {
             let q = (px + i).min(last);
             let (oy, ox) = (q / ys.w, q % ys.w);
             let start = (q * cin).wrapping_sub(reach * cin);
@@ -300,7 +310,27 @@ fn conv_gathered(
     };
     let mut px = 0;
     while px < pixels {
-        for i in 0..PIXELS {
+        // Four interior pixels in one row: one pass packs them (windows `stride * cin` apart).
+        let (oy, ox) = (px / ys.w, px % ys.w);
+        let (iy, ix) = (oy * p.stride, ox * p.stride);
+        let four = match &rows {
+            Some(plan)
+                if px + PIXELS <= pixels
+                    && ox + PIXELS <= ys.w
+                    && iy >= p.pad
+                    && ix >= p.pad
+                    && iy + p.k <= xs.h + p.pad
+                    && ix + (PIXELS - 1) * p.stride + p.k <= xs.w + p.pad =>
+            {
+                let (at, step) = (xs.at(iy - p.pad, ix - p.pad, 0), p.stride * xs.c);
+                match io.x_view() {
+                    XView::U8(v) => v.get(at..).is_some_and(|w| plan.run4(w, step, x)),
+                    XView::I8(v) => v.get(at..).is_some_and(|w| plan.run4(w, step, x)),
+                }
+            }
+            _ => false,
+        };
+        for i in (0..PIXELS).filter(|_| !four) {
             let q = (px + i).min(last);
             let (oy, ox) = (q / ys.w, q % ys.w);
             let (iy, ix) = (oy * p.stride, ox * p.stride); // the top-left tap, + pad
@@ -547,6 +577,22 @@ impl PackPlan {
         })
     }
 
+    /// Packs the patches of all [`PIXELS`] pixels of a group whose windows start `step` bytes
+    /// apart in `win` (pixel i's window is `win[i * step..]`). `false` (nothing written) if `win`
+    /// is too short for the last one.
+    #[inline(always)]
+    fn run4<X: Element>(&self, win: &[X], step: usize, x: &mut [[u32; 2 * PIXELS]]) -> bool {
+        let entries = &self.entries[..self.blocks];
+        let need = step
+            .checked_mul(PIXELS - 1)
+            .and_then(|v| v.checked_add(self.span));
+        if need.is_none_or(|n| win.len() < n) || x.len() < entries.len() {
+            return false;
+        }
+        pack4(win, step, entries, x);
+        true
+    }
+
     /// Packs the patch the plan reads from `win` into pixel `i`'s words of `x` (its first
     /// `blocks` blocks; the rest of `x` is left as it is).
     #[inline(always)]
@@ -608,6 +654,90 @@ fn pack<X: Element>(win: &[X], entries: &[[u32; 3]], x: &mut [[u32; 2 * PIXELS]]
         pack_uxtb16(w, entries.as_ptr(), d, n);
     }
 }
+
+/// [`pack`] for the [`PIXELS`] pixels of a group, windows `step` bytes apart.
+#[cfg(not(shiftkit_dsp))]
+#[inline(always)]
+fn pack4<X: Element>(win: &[X], step: usize, entries: &[[u32; 3]], x: &mut [[u32; 2 * PIXELS]]) {
+    for i in 0..PIXELS {
+        pack_rust(&win[i * step..], entries, x, i);
+    }
+}
+
+/// [`pack4`] on the DSP unit: one pass over the blocks, 11 instructions per block and pixel.
+#[cfg(shiftkit_dsp)]
+#[inline(always)]
+fn pack4<X: Element>(win: &[X], step: usize, entries: &[[u32; 3]], x: &mut [[u32; 2 * PIXELS]]) {
+    let n = entries.len().min(x.len());
+    if n == 0 {
+        return;
+    }
+    let (w, d) = (win.as_ptr().cast::<u8>(), x.as_mut_ptr().cast::<u32>());
+    if X::SIGNED {
+        pack4_sxtb16(w, step, entries.as_ptr(), d, n);
+    } else {
+        pack4_uxtb16(w, step, entries.as_ptr(), d, n);
+    }
+}
+
+/// The four-pixel packing loop, one copy per byte extension. Callers ([`pack4`]) pass `n >= 1`
+/// entries, windows `w + i * step` (i < 4) each at least `PackPlan::span` long, and `d` at
+/// `x[0][0]` of an `x` with at least `n` blocks.
+#[cfg(shiftkit_dsp)]
+macro_rules! pack4_loop {
+    ($name:ident, $ext:literal) => {
+        #[allow(unsafe_code)]
+        #[inline(never)]
+        fn $name(w: *const u8, step: usize, e: *const [u32; 3], d: *mut u32, n: usize) {
+            // SAFETY: the loop runs `n >= 1` times. Per block it reads one entry (12 bytes, the
+            // caller's slice has `n`) and, for each pixel i < 4, two words at
+            // `w + i * step + off` with `off + 4 <= span` (`PackPlan::new`/`rows` made every
+            // entry so; `PackPlan::run4` checked `3 step + span` against the window; `ldr` may
+            // be unaligned on v7-M/v8-M), and writes the 32 bytes of `x[b]` (u32-aligned for
+            // `strd`, in bounds: `b < n <= x.len()`). No stack.
+            unsafe {
+                core::arch::asm!(
+                    "add r9, r8, r10",
+                    "add r11, r9, r10",
+                    "add r10, r11, r10",
+                    "2:",
+                    "ldm r0!, {{r3, r4, r5}}",
+                    ".irp base, r8, r9, r11, r10",
+                    "ldr r2, [\\base, r3]",
+                    "ldr r12, [\\base, r4]",
+                    "and r2, r2, r5",
+                    "bic r12, r12, r5",
+                    "orr r2, r2, r12",
+                    concat!($ext, " r12, r2"),
+                    concat!($ext, " r2, r2, ror #8"),
+                    "sadd16 r12, r12, r12",
+                    "sadd16 r2, r2, r2",
+                    "strd r12, r2, [r1], #8",
+                    ".endr",
+                    "subs lr, lr, #1",
+                    "bne 2b",
+                    inout("r0") e => _,
+                    inout("r1") d => _,
+                    out("r2") _,
+                    out("r3") _,
+                    out("r4") _,
+                    out("r5") _,
+                    in("r8") w,
+                    out("r9") _,
+                    inout("r10") step => _,
+                    out("r11") _,
+                    out("r12") _,
+                    inout("lr") n => _,
+                    options(nostack),
+                );
+            }
+        }
+    };
+}
+#[cfg(shiftkit_dsp)]
+pack4_loop!(pack4_sxtb16, "sxtb16");
+#[cfg(shiftkit_dsp)]
+pack4_loop!(pack4_uxtb16, "uxtb16");
 
 /// The packing loop, one copy per byte extension. Callers ([`pack`]) pass `n >= 1` entries,
 /// a window `w` (one byte per element) at least `PackPlan::span` long, and `d` at pixel i's
