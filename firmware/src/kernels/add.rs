@@ -223,41 +223,44 @@ struct Tables {
 impl Tables {
     fn new(p: &AddParams) -> Self {
         let ls = p.left_shift as u32;
-        let (za, ma, sa) = (p.a_zero_point, p.a_multiplier, p.a_shift);
-        let (zb, mb, sb) = (p.b_zero_point, p.b_multiplier, p.b_shift);
-        let out = |bound| {
-            Requantizer::new(
-                p.out_multiplier,
-                p.out_shift,
-                p.y_zero_point,
-                p.act_min,
-                p.act_max,
-                bound,
-            )
-        };
-        // The largest |sum| the element loop can form (the sum saturates at i32's ends). With
-        // fast terms the tables are monotone, so their ends bound them, and whether the fast
-        // element loop runs (doubled tables) is known before they are built.
-        let end = |zp: i8, m, s| {
-            let term = |q: i32| mbqm((q - zp as i32).wrapping_shl(ls), m, s).unsigned_abs();
-            term(-128).max(term(127))
-        };
-        let monotone = fast_term(ls, ma, sa) && fast_term(ls, mb, sb);
-        let first = out(end(za, ma, sa).saturating_add(end(zb, mb, sb)));
-        let doubled = monotone && first.fast_constants().is_some() && first.full_range();
-        let mut t = Tables {
-            a: [0; 256],
-            b: [0; 256],
-            out: first,
-            doubled,
-        };
-        term_table(&mut t.a, za, ls, ma, sa, doubled);
-        term_table(&mut t.b, zb, ls, mb, sb, doubled);
-        if !monotone {
-            let max_abs = |t: &[i32; 256]| t.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0);
-            t.out = out(max_abs(&t.a).saturating_add(max_abs(&t.b)));
+        let terms = [
+            (p.a_zero_point, p.a_multiplier, p.a_shift),
+            (p.b_zero_point, p.b_multiplier, p.b_shift),
+        ];
+        let monotone = terms.iter().all(|&(_, m, s)| fast_term(ls, m, s));
+        let mut tables = [[0i32; 256]; 2];
+        // The largest |sum| the element loop can form (the sum saturates at i32's ends). Fast
+        // terms are monotone in the input byte, so the tables' ends bound them, and whether the
+        // fast element loop runs (tables built doubled) is known before they are built.
+        let mut bound = 0u32;
+        for (t, &(zp, m, s)) in tables.iter_mut().zip(&terms) {
+            let mut end = 0;
+            if monotone {
+                for q in [-128, 127] {
+                    end = end.max(mbqm((q - zp as i32).wrapping_shl(ls), m, s).unsigned_abs());
+                }
+            } else {
+                term_table(t, zp, ls, m, s, false);
+                end = t.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0);
+            }
+            bound = bound.saturating_add(end);
         }
-        t
+        let out = Requantizer::new(
+            p.out_multiplier,
+            p.out_shift,
+            p.y_zero_point,
+            p.act_min,
+            p.act_max,
+            bound,
+        );
+        let doubled = monotone && out.fast_constants().is_some() && out.full_range();
+        if monotone {
+            for (t, &(zp, m, s)) in tables.iter_mut().zip(&terms) {
+                term_table(t, zp, ls, m, s, doubled);
+            }
+        }
+        let [a, b] = tables;
+        Tables { a, b, out, doubled }
     }
 
     /// `add(qa, qb, p)`, exactly.
