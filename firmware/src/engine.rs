@@ -2,13 +2,12 @@
 //! calling the portable reference kernels. No heap, no recursion, no panics: anything that
 //! does not fit is an [`Error`].
 //!
-//! Every activation tensor lives at its planned offset in the arena (`&mut [i8]`). Convs, FCs
-//! and average pools get the arena as one [`Shared`] io with the input and output ranges, apart
-//! or overlapping (an in-place op, allowed at load only as `crate::plan_rules` says), so one
-//! instance of each kernel serves both (the stem reads the caller's u8 pixels through a
-//! [`Split`]). For the other ops [`split_arena`] hands out the inputs as shared slices and the
-//! output as a mutable one, without copies and without `unsafe`; an add in place gets the
-//! in-place add.
+//! Every activation tensor lives at its planned offset in the arena (`&mut [i8]`). Where an op's
+//! output is disjoint from its inputs, [`split_arena`] hands out the inputs as shared slices and
+//! the output as a mutable one, without copies and without `unsafe`. Where it overlaps an input
+//! (an in-place op, allowed at load only as `crate::plan_rules` says), the kernel gets one
+//! buffer: a [`Shared`] io for a conv or an average pool, the in-place add for an add. On the
+//! DSP unit every conv, FC and average pool gets a [`Shared`] io ([`ONE_IO`]).
 use core::fmt;
 use core::ops::Range;
 
@@ -186,6 +185,17 @@ fn conv(
     Ok(())
 }
 
+/// Whether every conv, FC and average pool gets the arena as one [`Shared`] io, apart or in
+/// place (the DSP unit: one instance of each kernel in the image, and its fast paths read through
+/// `x_view`/`y_mut` at the same cost), or only in-place ones do (elsewhere the portable kernels'
+/// per-element reads are cheaper through a [`Split`]).
+const ONE_IO: bool = cfg!(shiftkit_dsp);
+
+/// Whether two arena tensors share bytes.
+fn overlap(a: &Tensor, b: &Tensor) -> bool {
+    crate::plan_rules::overlaps(a, b)
+}
+
 /// Runs op `i`; returns the arena range of its output.
 fn run_op(
     model: &Model,
@@ -248,11 +258,13 @@ fn run_op(
                 // The stem reads the caller's u8 pixels.
                 let y = arena.get_mut(yr.clone()).ok_or(split)?;
                 conv(&mut Split { x: input, y }, ys, xs, &p).map_err(kernel)?;
-            } else {
-                // Input and output in the arena, apart or in place (the output then starts at
-                // least the rule's lag below the input): one kernel instance serves both.
+            } else if ONE_IO || overlap(&xt, &yt) {
+                // In place, the output starts at least the rule's lag below the input.
                 let mut io = Shared::new(arena, range(&xt)?, yr.clone()).ok_or(split)?;
                 conv(&mut io, ys, xs, &p).map_err(kernel)?;
+            } else {
+                let (y, [x]) = split_arena(arena, yr.clone(), [range(&xt)?]).ok_or(split)?;
+                conv(&mut Split { x, y }, ys, xs, &p).map_err(kernel)?;
             }
             Ok(yr)
         }
@@ -287,8 +299,13 @@ fn run_op(
             };
             let one = |c| Shape { h: 1, w: 1, c };
             let yr = range(&yt)?;
-            let mut io = Shared::new(arena, range(&xt)?, yr.clone()).ok_or(split)?;
-            conv(&mut io, one(cout), one(cin), &p).map_err(kernel)?;
+            if ONE_IO {
+                let mut io = Shared::new(arena, range(&xt)?, yr.clone()).ok_or(split)?;
+                conv(&mut io, one(cout), one(cin), &p).map_err(kernel)?;
+            } else {
+                let (y, [x]) = split_arena(arena, yr.clone(), [range(&xt)?]).ok_or(split)?;
+                conv(&mut Split { x, y }, one(cout), one(cin), &p).map_err(kernel)?;
+            }
             Ok(yr)
         }
         Op::Add {
@@ -343,15 +360,15 @@ fn run_op(
             let (xt, yt) = (tensor(x)?, tensor(y)?);
             let yr = range(&yt)?;
             let xs = shape(&xt);
-            if let Op::AvgPool2 { .. } = op {
-                // Apart or in place (the output then starts at least `c` bytes below the
-                // input): one kernel instance serves both.
+            if let (Op::AvgPool2 { .. }, true) = (op, ONE_IO || overlap(&xt, &yt)) {
+                // In place, the output starts at least `c` bytes below the input.
                 let mut io = Shared::new(arena, range(&xt)?, yr.clone()).ok_or(split)?;
                 kernels::avg_pool2::forward_io(&mut io, xs).map_err(kernel)?;
                 return Ok(yr);
             }
             let (yv, [xv]) = split_arena(arena, yr.clone(), [range(&xt)?]).ok_or(split)?;
             match op {
+                Op::AvgPool2 { .. } => kernels::avg_pool2::forward(yv, xv, xs),
                 Op::MaxPool3s2 { .. } => kernels::max_pool3s2::forward(yv, xv, xs),
                 _ => kernels::global_avg_pool::forward(yv, xv, xs),
             }

@@ -270,9 +270,12 @@ impl Io for Shared<'_> {
             .buf
             .get(self.x_at + at.min(end)..self.x_at + end)
             .unwrap_or(&[]);
-        for (d, s) in dst.iter_mut().zip(src.iter().chain(core::iter::repeat(&0))) {
+        // The bytes the input has, zeros past its end (as `Split`).
+        let (d, rest) = dst.split_at_mut(src.len().min(dst.len()));
+        for (d, s) in d.iter_mut().zip(src) {
             *d = *s as u8;
         }
+        rest.fill(0);
     }
     #[inline]
     fn x_view(&self) -> XView<'_> {
