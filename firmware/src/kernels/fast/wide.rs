@@ -221,6 +221,12 @@ pub fn conv(io: &mut dyn Bytes, signed: bool, ys: Shape, xs: Shape, p: &ConvPara
     if !matches!(io.x_view(), XView::I8(_)) {
         return false; // u8 input: only a stem reads it, never a wide shape
     }
+    // A border pixel's copies, per group: the shift, the channels, the bytes copied (whole
+    // words: up to 3 bytes past the group, which the plan never reads) and where they go.
+    let mut copies = [(0i8, 0i8, 0usize, 0usize, 0usize, 0usize); 9];
+    for (g, (c, &(dh, dw, c0, c1))) in copies.iter_mut().zip(groups).enumerate() {
+        *c = (dh, dw, c0, c1, (c1 - c0).div_ceil(4) * 4, g * cin + c0);
+    }
     let mut packed = [[0u32; 2 * PIXELS]; MAX_BLOCKS];
     let x = &mut packed[..blocks];
     let pixels = ys.h * ys.w;
@@ -247,24 +253,20 @@ pub fn conv(io: &mut dyn Bytes, signed: bool, ys: Shape, xs: Shape, p: &ConvPara
             match v.get(start..start.wrapping_add(window)) {
                 Some(win) if rows.contains(&oy) && cols.contains(&ox) => inner.run(win, x, i),
                 _ => {
-                    for (g, &(dh, dw, c0, c1)) in groups.iter().enumerate() {
-                        let (iy, ix) = (oy as isize - dh as isize, ox as isize - dw as isize);
-                        let inside =
-                            iy >= 0 && ix >= 0 && (iy as usize) < xs.h && (ix as usize) < xs.w;
-                        let at = (iy as usize)
-                            .wrapping_mul(xs.w)
-                            .wrapping_add(ix as usize)
-                            .wrapping_mul(cin);
-                        // Whole words (up to 3 bytes past the group: the plan never reads them).
-                        let n = (c1 - c0).div_ceil(4) * 4;
-                        let dst = &mut border[g * cin + c0..][..n];
-                        if !inside {
+                    for &(dh, dw, c0, c1, n, d) in &copies[..n_groups] {
+                        // Off the image, the row or column wraps to a huge usize.
+                        let iy = oy.wrapping_sub(dh as usize);
+                        let ix = ox.wrapping_sub(dw as usize);
+                        let dst = &mut border[d..d + n];
+                        if iy >= xs.h || ix >= xs.w {
                             copy_words_i8(dst, &pad[c0..c0 + n]);
-                        } else if let Some(src) = v.get(at + c0..at + c0 + n) {
-                            copy_words_i8(dst, src);
-                        } else {
+                            continue;
+                        }
+                        let at = (iy * xs.w + ix) * cin;
+                        match v.get(at + c0..at + c0 + n) {
+                            Some(src) => copy_words_i8(dst, src),
                             // The input's last bytes: no whole word past them.
-                            copy_i8(&mut dst[..c1 - c0], &v[at + c0..at + c1]);
+                            None => copy_i8(&mut dst[..c1 - c0], &v[at + c0..at + c1]),
                         }
                     }
                     outer.run(&border[..n_groups * cin], x, i);
