@@ -288,7 +288,6 @@ fn run_peer(
     copies: &mut [u64; OPS],
 ) -> Result<(u64, [i8; MAX_CLASSES]), Fail> {
     let header = *model.header();
-    let base = peer.as_mut_ptr();
     let mut total = 0u64;
 
     // The input as int8 (x - 128), which is how a TFLite Micro int8 model takes an image.
@@ -308,15 +307,6 @@ fn run_peer(
     for (i, op) in model.ops().enumerate() {
         let op = op?;
         let fail = |what| Fail(Some(i), what);
-        let ptr = |id: u16| -> *mut i8 {
-            // SAFETY: `Layout::new` placed every tensor inside `peer`.
-            unsafe { base.add(layout.tensor[id as usize]) }
-        };
-        let ctx = cmsis::cmsis_nn_context {
-            // SAFETY: `scratch` is inside `peer` (`Layout::new`).
-            buf: unsafe { base.add(layout.scratch) }.cast(),
-            size: layout.scratch_len as i32,
-        };
         let (status, kernel, copy) = match op {
             Op::Conv {
                 x,
@@ -351,15 +341,18 @@ fn run_peer(
                 let pad_read = if x == header.input { i32::from(p0) } else { z };
                 unfold_bias(model, layout, peer, bias, w, ty.c as usize, pad_read)
                     .ok_or(fail("bias"))?;
-                let mut src = ptr(x);
                 let mut copy = 0;
                 if shift != Shift::None {
                     let start = counter.now();
                     shift_copy(peer, layout.tensor[x as usize], layout.shifted, &tx, shift);
                     copy = u64::from(counter.since(start));
-                    // SAFETY: `shifted` is inside `peer`.
-                    src = unsafe { base.add(layout.shifted) };
                 }
+                let mem = Mem::new(peer, layout);
+                let src = match shift {
+                    Shift::None => mem.tensor(x),
+                    _ => mem.at(layout.shifted),
+                };
+                let ctx = mem.ctx();
                 let params = cmsis::cmsis_nn_conv_params {
                     input_offset: -z,
                     output_offset: i32::from(ty.zero_point),
@@ -394,9 +387,9 @@ fn run_peer(
                         &dw,
                         w.as_ptr().cast(),
                         &db,
-                        base.add(layout.bias).cast(),
+                        mem.at(layout.bias).cast(),
                         &dy,
-                        ptr(y),
+                        mem.tensor(y),
                     )
                 };
                 (status, u64::from(counter.since(start)), copy)
@@ -416,12 +409,13 @@ fn run_peer(
                 act_max,
             } => {
                 let (ta, tb, ty) = (model.tensor(a)?, model.tensor(b)?, model.tensor(y)?);
+                let mem = Mem::new(peer, layout);
                 let start = counter.now();
                 // SAFETY: three tensors of `ty.bytes()` elements inside `peer`.
                 let status = unsafe {
                     cmsis::arm_elementwise_add_s8(
-                        ptr(a),
-                        ptr(b),
+                        mem.tensor(a),
+                        mem.tensor(b),
                         -i32::from(ta.zero_point),
                         a_multiplier,
                         a_shift,
@@ -429,7 +423,7 @@ fn run_peer(
                         b_multiplier,
                         b_shift,
                         i32::from(left_shift),
-                        ptr(y),
+                        mem.tensor(y),
                         i32::from(ty.zero_point),
                         out_multiplier,
                         out_shift,
@@ -454,6 +448,9 @@ fn run_peer(
                 };
                 let (dx, dy) = (dims(&tx), dims(&ty));
                 let df = cmsis::cmsis_nn_dims::new(1, f.0, f.1, 1);
+                let mem = Mem::new(peer, layout);
+                let ctx = mem.ctx();
+                let (px, py) = (mem.tensor(x), mem.tensor(y));
                 let need = unsafe { cmsis::arm_avgpool_s8_get_buffer_size(dy.w, dx.c) };
                 if need > ctx.size {
                     return Err(fail("CMSIS-NN's scratch does not fit"));
@@ -462,9 +459,9 @@ fn run_peer(
                 // SAFETY: the dims describe the two tensors' buffers inside `peer`.
                 let status = unsafe {
                     if let Op::MaxPool3s2 { .. } = op {
-                        cmsis::arm_max_pool_s8(&ctx, &params, &dx, ptr(x), &df, &dy, ptr(y))
+                        cmsis::arm_max_pool_s8(&ctx, &params, &dx, px, &df, &dy, py)
                     } else {
-                        cmsis::arm_avgpool_s8(&ctx, &params, &dx, ptr(x), &df, &dy, ptr(y))
+                        cmsis::arm_avgpool_s8(&ctx, &params, &dx, px, &df, &dy, py)
                     }
                 };
                 (status, u64::from(counter.since(start)), 0)
@@ -493,6 +490,8 @@ fn run_peer(
                 let dw = cmsis::cmsis_nn_dims::new(cin, 1, 1, cout);
                 let db = cmsis::cmsis_nn_dims::new(1, 1, 1, cout);
                 let dy = cmsis::cmsis_nn_dims::new(1, 1, 1, cout);
+                let mem = Mem::new(peer, layout);
+                let ctx = mem.ctx();
                 let need = unsafe { cmsis::arm_fully_connected_s8_get_buffer_size(&dw) };
                 if need > ctx.size {
                     return Err(fail("CMSIS-NN's scratch does not fit"));
@@ -505,13 +504,13 @@ fn run_peer(
                         &params,
                         &quant,
                         &dx,
-                        ptr(x),
+                        mem.tensor(x),
                         &dw,
                         w.as_ptr().cast(),
                         &db,
-                        base.add(layout.bias).cast(),
+                        mem.at(layout.bias).cast(),
                         &dy,
-                        ptr(y),
+                        mem.tensor(y),
                     )
                 };
                 (status, u64::from(counter.since(start)), 0)
@@ -530,6 +529,40 @@ fn run_peer(
     let n = out.bytes().min(MAX_CLASSES);
     logits[..n].copy_from_slice(&peer[at..at + n]);
     Ok((total, logits))
+}
+
+/// Raw pointers into the peer's memory for one kernel call, all derived from one base taken
+/// after the op's last access through the `peer` slice (a later access through it would
+/// invalidate them). Making them is safe (`wrapping_add`); `Layout::new` put every offset used
+/// inside the memory, which the kernel calls' SAFETY notes rely on.
+struct Mem<'l> {
+    base: *mut i8,
+    layout: &'l Layout,
+}
+
+impl<'l> Mem<'l> {
+    fn new(peer: &mut [i8], layout: &'l Layout) -> Self {
+        Mem {
+            base: peer.as_mut_ptr(),
+            layout,
+        }
+    }
+
+    fn at(&self, offset: usize) -> *mut i8 {
+        self.base.wrapping_add(offset)
+    }
+
+    fn tensor(&self, id: u16) -> *mut i8 {
+        self.at(self.layout.tensor[id as usize])
+    }
+
+    /// The kernels' scratch buffer.
+    fn ctx(&self) -> cmsis::cmsis_nn_context {
+        cmsis::cmsis_nn_context {
+            buf: self.at(self.layout.scratch).cast(),
+            size: self.layout.scratch_len as i32,
+        }
+    }
 }
 
 fn act(min: i8, max: i8) -> cmsis::cmsis_nn_activation {
