@@ -62,27 +62,15 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
                 .ok_or_else(|| format!("{a} needs a value\n{}", usage()))
         };
         match a.as_str() {
-            "--images" => {
-                let v = value()?;
-                images = v
-                    .parse()
-                    .ok()
-                    .filter(|&n| n > 0)
-                    .ok_or_else(|| format!("--images {v}: expected a positive whole number"))?;
-            }
+            "--images" => images = images_arg(&value()?)?,
             "--boards" => boards = value()?.split(',').map(String::from).collect(),
-            "--nets" => nets = value()?.split(',').map(String::from).collect(),
+            "--nets" => nets = nets_arg(&value()?, &usage())?,
             _ => return Err(format!("unknown argument '{a}'\n{}", usage())),
         }
     }
     for b in &boards {
         if !BOARDS.contains(&b.as_str()) {
             return Err(format!("--boards: '{b}' is not a QEMU board\n{}", usage()));
-        }
-    }
-    for n in &nets {
-        if !NETS.contains(&n.as_str()) {
-            return Err(format!("--nets: unknown network '{n}'\n{}", usage()));
         }
     }
     if !deploy::qemu_available("qemu-an386") {
@@ -147,6 +135,23 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
     write("results.md", md)?;
     println!("wrote target/bench-firmware/results.json and results.md");
     Ok(())
+}
+
+/// `--images N`: a positive whole number.
+pub(crate) fn images_arg(v: &str) -> Result<usize, String> {
+    v.parse()
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("--images {v}: expected a positive whole number"))
+}
+
+/// `--nets A,B,..`: networks of [`NETS`].
+pub(crate) fn nets_arg(v: &str, usage: &str) -> Result<Vec<String>, String> {
+    let nets: Vec<String> = v.split(',').map(String::from).collect();
+    match nets.iter().find(|n| !NETS.contains(&n.as_str())) {
+        Some(n) => Err(format!("--nets: unknown network '{n}'\n{usage}")),
+        None => Ok(nets),
+    }
 }
 
 /// The model of `net`, and the IDX images/labels it needs (`None`: the bundled MNIST digits).

@@ -10,7 +10,7 @@
 //! clones at tag [`CMSIS_NN_TAG`] the first time (git and network access needed). It is compiled
 //! with `arm-none-eabi-gcc` (Debian: `gcc-arm-none-eabi libnewlib-arm-none-eabi`).
 //! Results land in `target/bench-peer/results.md` (the table is also printed).
-use crate::bench_firmware::{op_macs, prepare, NETS};
+use crate::bench_firmware::{images_arg, nets_arg, op_macs, prepare, NETS};
 use crate::{deploy, root};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -63,14 +63,7 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
                 .ok_or_else(|| format!("{a} needs a value\n{}", usage()))
         };
         match a.as_str() {
-            "--images" => {
-                let v = value()?;
-                images = v
-                    .parse()
-                    .ok()
-                    .filter(|&n| n > 0)
-                    .ok_or_else(|| format!("--images {v}: expected a positive whole number"))?;
-            }
+            "--images" => images = images_arg(&value()?)?,
             "--opt" => {
                 opts = value()?.split(',').map(String::from).collect();
                 if let Some(o) = opts
@@ -80,12 +73,7 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
                     return Err(format!("--opt: '{o}' is not a gcc -O level\n{}", usage()));
                 }
             }
-            "--nets" => {
-                nets = value()?.split(',').map(String::from).collect();
-                if let Some(n) = nets.iter().find(|n| !NETS.contains(&n.as_str())) {
-                    return Err(format!("--nets: unknown network '{n}'\n{}", usage()));
-                }
-            }
+            "--nets" => nets = nets_arg(&value()?, &usage())?,
             "--cmsis-nn" => dir = Some(PathBuf::from(value()?)),
             _ => return Err(format!("unknown argument '{a}'\n{}", usage())),
         }
