@@ -1,6 +1,6 @@
 //! The DSP unit's wide path: a conv four output pixels by one output channel at a time, with
 //! the output stage in the same hand-written loop. It takes every conv with a patch of at most
-//! 128 bytes (zero-padded to 4, 8, 16 or 32 blocks of 4 bytes) and at most 64 output
+//! 128 bytes (zero-padded to 3, 4, 8, 16 or 32 blocks of 4 bytes) and at most 64 output
 //! channels whose requantisation has the fast form (quantize's always does) and whose
 //! activation range is all of int8: the default network's and ResNet-8-4C's convs. Every other
 //! conv takes the 2x2 path of [`super`].
@@ -16,7 +16,7 @@
 //! ```
 //!
 //! Per block and channel, 16 MACs take 13 instructions: 1 weight load, 2 `sxtb16`, 2 `ldm` of
-//! four packed words and 8 `smlad`; the block loop is unrolled (`.rept`: 4 or 8 blocks, or
+//! four packed words and 8 `smlad`; the block loop is unrolled (`.rept`: 3, 4 or 8 blocks, or
 //! chunks of 16 with a counter on the stack), so no register holds a counter and the four
 //! pixels' words come in two `ldm`. Each channel then costs 32 instructions for its 4 outputs
 //! (constants, requantisation, stores into the output rows). The lanes are doubled when packed
@@ -118,7 +118,7 @@ pub fn conv(io: &mut dyn Bytes, signed: bool, ys: Shape, xs: Shape, p: &ConvPara
     // A k x k conv's kernel rows are zero-padded to whole words when they are not (the stem's
     // 3 bytes to 4): each row of the patch is then read from the input as whole words (the
     // extra bytes meet zero weights). The patch is then zero-padded to the channel loop's
-    // blocks: 4, 8 or a multiple of 16.
+    // blocks: 3 (the 3x3 stem over one channel), 4, 8 or a multiple of 16.
     let row = p.k * cin;
     let rowp = if p.k > 1 && p.shift == Shift::None {
         row.next_multiple_of(4)
@@ -128,6 +128,7 @@ pub fn conv(io: &mut dyn Bytes, signed: bool, ys: Shape, xs: Shape, p: &ConvPara
     let patch = p.k * rowp;
     let blocks = match patch.div_ceil(4) {
         0 => return false,
+        3 => 3,
         1..=4 => 4,
         5..=8 => 8,
         b => b.next_multiple_of(16),
@@ -199,7 +200,8 @@ pub fn conv(io: &mut dyn Bytes, signed: bool, ys: Shape, xs: Shape, p: &ConvPara
         PackPlan::new(groups, &inner, blocks, window),
         PackPlan::new(groups, &outer, blocks, n_groups * cin),
     ) else {
-        return false;
+        // Groups of fewer than 3 channels: a block would read three. Gather instead.
+        return conv_gathered(io, signed, ys, xs, p, rowp, blocks, weights, &lanes);
     };
     let mut border = [0i8; BORDER + 4];
     if n_groups * cin > BORDER {
@@ -833,8 +835,8 @@ fn channels(
     channels_rust(x, weights, lanes, out, stride)
 }
 
-/// The channel loop on the DSP unit: 4 or 8 blocks unrolled, or chunks of 16 ([`conv`] pads the
-/// patch to one of these); anything else runs the Rust loop.
+/// The channel loop on the DSP unit: 3, 4 or 8 blocks unrolled, or chunks of 16 ([`conv`] pads
+/// the patch to one of these); anything else runs the Rust loop.
 #[cfg(shiftkit_dsp)]
 fn channels(
     x: &[[u32; 2 * PIXELS]],
@@ -844,6 +846,7 @@ fn channels(
     stride: usize,
 ) {
     match x.len() {
+        3 => channels_asm::<3, 1>(x, weights, lanes, out, stride),
         4 => channels_asm::<4, 1>(x, weights, lanes, out, stride),
         8 => channels_asm::<8, 1>(x, weights, lanes, out, stride),
         b if b % 16 == 0 => channels_asm::<16, 0>(x, weights, lanes, out, stride),
