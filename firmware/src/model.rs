@@ -118,7 +118,7 @@ impl<'a, T: Record> Iterator for Records<'a, T> {
         self.left -= 1;
         let i = self.index;
         self.index += 1;
-        match take::<T>(self.rest) {
+        match wire::take::<T>(self.rest) {
             Some((record, rest)) => {
                 self.rest = rest;
                 Some(Ok(record))
@@ -138,10 +138,6 @@ pub type Tensors<'a> = Records<'a, Tensor>;
 
 const BAD_OP: &str = "op: record does not decode";
 const BAD_TENSOR: &str = "tensor: record does not decode";
-
-fn take<T: Record>(bytes: &[u8]) -> Option<(T, &[u8])> {
-    wire::take(bytes)
-}
 
 fn u16_at(b: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([b[at], b[at + 1]])
@@ -244,7 +240,7 @@ impl<'a> Model<'a> {
         let weights = &file[w..];
 
         let (header, tensor_records) =
-            take::<Header>(graph).ok_or(invalid("header: record does not decode", 0))?;
+            wire::take::<Header>(graph).ok_or(invalid("header: record does not decode", 0))?;
         let h = &header;
         if h.tensors < 2 {
             return Err(invalid("header: fewer than 2 tensors", 0));

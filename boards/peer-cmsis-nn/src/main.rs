@@ -352,7 +352,6 @@ fn run_peer(
                     Shift::None => mem.tensor(x),
                     _ => mem.at(layout.shifted),
                 };
-                let ctx = mem.ctx();
                 let params = cmsis::cmsis_nn_conv_params {
                     input_offset: -z,
                     output_offset: i32::from(ty.zero_point),
@@ -373,9 +372,9 @@ fn run_peer(
                 let need = unsafe {
                     cmsis::arm_convolve_wrapper_s8_get_buffer_size(&params, &dx, &dw, &dy)
                 };
-                if need > ctx.size {
-                    return Err(fail("CMSIS-NN's scratch does not fit"));
-                }
+                let ctx = mem
+                    .ctx(need)
+                    .ok_or(fail("CMSIS-NN's scratch does not fit"))?;
                 let start = counter.now();
                 let status = unsafe {
                     cmsis::arm_convolve_wrapper_s8(
@@ -449,12 +448,11 @@ fn run_peer(
                 let (dx, dy) = (dims(&tx), dims(&ty));
                 let df = cmsis::cmsis_nn_dims::new(1, f.0, f.1, 1);
                 let mem = Mem::new(peer, layout);
-                let ctx = mem.ctx();
                 let (px, py) = (mem.tensor(x), mem.tensor(y));
                 let need = unsafe { cmsis::arm_avgpool_s8_get_buffer_size(dy.w, dx.c) };
-                if need > ctx.size {
-                    return Err(fail("CMSIS-NN's scratch does not fit"));
-                }
+                let ctx = mem
+                    .ctx(need)
+                    .ok_or(fail("CMSIS-NN's scratch does not fit"))?;
                 let start = counter.now();
                 // SAFETY: the dims describe the two tensors' buffers inside `peer`.
                 let status = unsafe {
@@ -491,11 +489,10 @@ fn run_peer(
                 let db = cmsis::cmsis_nn_dims::new(1, 1, 1, cout);
                 let dy = cmsis::cmsis_nn_dims::new(1, 1, 1, cout);
                 let mem = Mem::new(peer, layout);
-                let ctx = mem.ctx();
                 let need = unsafe { cmsis::arm_fully_connected_s8_get_buffer_size(&dw) };
-                if need > ctx.size {
-                    return Err(fail("CMSIS-NN's scratch does not fit"));
-                }
+                let ctx = mem
+                    .ctx(need)
+                    .ok_or(fail("CMSIS-NN's scratch does not fit"))?;
                 let start = counter.now();
                 // SAFETY: the dims describe the buffers passed.
                 let status = unsafe {
@@ -556,12 +553,14 @@ impl<'l> Mem<'l> {
         self.at(self.layout.tensor[id as usize])
     }
 
-    /// The kernels' scratch buffer.
-    fn ctx(&self) -> cmsis::cmsis_nn_context {
-        cmsis::cmsis_nn_context {
+    /// The kernels' scratch buffer, `None` if it is shorter than the `need` bytes a kernel's
+    /// `..._get_buffer_size` asked for.
+    fn ctx(&self, need: i32) -> Option<cmsis::cmsis_nn_context> {
+        let size = i32::try_from(self.layout.scratch_len).ok()?;
+        (need <= size).then(|| cmsis::cmsis_nn_context {
             buf: self.at(self.layout.scratch).cast(),
-            size: self.layout.scratch_len as i32,
-        }
+            size,
+        })
     }
 }
 
