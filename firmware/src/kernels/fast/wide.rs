@@ -18,7 +18,7 @@
 //! Per block and channel, 16 MACs take 13 instructions: 1 weight load, 2 `sxtb16`, 2 `ldm` of
 //! four packed words and 8 `smlad`; the block loop is unrolled (`.rept`: 3, 4 or 8 blocks, or
 //! chunks of 16 with a counter on the stack), so no register holds a counter and the four
-//! pixels' words come in two `ldm`. Each channel then costs 32 instructions for its 4 outputs
+//! pixels' words come in two `ldm`. Each channel then costs 28 instructions for its 4 outputs
 //! (constants, requantisation, stores into the output rows). The lanes are doubled when packed
 //! so the accumulator is `2 acc`, the operand `smmlar` needs ([`crate::requant::Requantizer`]'s
 //! fast form), without a shift per output.
@@ -56,31 +56,35 @@ struct Lane {
     round: i32,
     /// `e`.
     right: u32,
-    /// The channel's index (set only by [`Lanes::push`]: below the number of lanes).
-    out: u32,
+    /// The distance between the pixels' output rows: the conv's number of output channels
+    /// ([`Lanes::new`]), at least the number of lanes.
+    stride: u32,
 }
 
-/// Output rows for a last group of fewer than 4 pixels, `MAX_COUT` bytes apart.
-type Staging = [[i8; MAX_COUT]; PIXELS];
+/// Output rows for a last group of fewer than 4 pixels, `cout` bytes apart.
+type Staging = [i8; PIXELS * MAX_COUT];
 
-/// The output channels' constants.
+/// The output channels' constants, lane c writing channel c.
 struct Lanes {
     lanes: [Lane; MAX_COUT],
     n: usize,
+    stride: usize,
 }
 
 impl Lanes {
-    fn new() -> Self {
+    /// Room for `cout` channels, whose output rows are `cout` bytes apart.
+    fn new(cout: usize) -> Self {
         Lanes {
             lanes: [Lane::default(); MAX_COUT],
             n: 0,
+            stride: cout,
         }
     }
 
-    /// Adds the next output channel; `false` if all `MAX_COUT` are taken.
+    /// Adds the next output channel; `false` if all `cout` (at most `MAX_COUT`) are taken.
     fn push(&mut self, bias: i32, multiplier: i32, round: i32, right: u32) -> bool {
         let c = self.n;
-        let Some(lane) = self.lanes.get_mut(c) else {
+        let Some(lane) = self.lanes.get_mut(c).filter(|_| c < self.stride) else {
             return false;
         };
         *lane = Lane {
@@ -88,7 +92,7 @@ impl Lanes {
             multiplier,
             round,
             right,
-            out: c as u32,
+            stride: self.stride as u32,
         };
         self.n += 1;
         true
@@ -96,18 +100,17 @@ impl Lanes {
 
     /// Runs every channel over the packed patches `x` (weights: `n` rows of `4 * x.len()`
     /// bytes) and writes pixel i's output channel c to `out[i * stride + c]`; nothing if `out`
-    /// or `weights` is too short or `stride` is below the number of channels.
-    fn run(&self, x: &[[u32; 2 * PIXELS]], weights: &[u8], out: &mut [i8], stride: usize) {
+    /// or `weights` is too short.
+    fn run(&self, x: &[[u32; 2 * PIXELS]], weights: &[u8], out: &mut [i8]) {
         let lanes = &self.lanes[..self.n];
         let n = lanes.len();
         if x.is_empty()
             || weights.len() < n * 4 * x.len()
-            || stride < n
-            || out.len() < (PIXELS - 1) * stride + n
+            || out.len() < (PIXELS - 1) * self.stride + n
         {
             return;
         }
-        channels(x, weights, lanes, out, stride);
+        channels(x, weights, lanes, out);
     }
 }
 
@@ -140,8 +143,8 @@ pub fn conv(io: &mut dyn Bytes, signed: bool, ys: Shape, xs: Shape, p: &ConvPara
     if !fits {
         return false;
     }
-    let mut staging: Staging = [[0; MAX_COUT]; PIXELS];
-    let mut lanes = Lanes::new();
+    let mut staging: Staging = [0; PIXELS * MAX_COUT];
+    let mut lanes = Lanes::new(cout);
     for c in 0..cout {
         let r = &p.rescale;
         let bias = p.bias.get(c).unwrap_or(0);
@@ -154,7 +157,7 @@ pub fn conv(io: &mut dyn Bytes, signed: bool, ys: Shape, xs: Shape, p: &ConvPara
         }
     }
     // The weight rows as the channel loop reads them: the file's, or zero-padded copies.
-    let mut padded = [0u8; PADDED];
+    let mut padded: [u8; PADDED]; // zeroed only when a copy is made
     let file_patch = p.k * row;
     let weights = if file_patch == 4 * blocks {
         match p.weights.get(..cout * file_patch) {
@@ -163,6 +166,7 @@ pub fn conv(io: &mut dyn Bytes, signed: bool, ys: Shape, xs: Shape, p: &ConvPara
         }
     } else {
         let line = 4 * blocks;
+        padded = [0u8; PADDED];
         let (Some(dst), Some(src)) = (
             padded.get_mut(..cout * line),
             p.weights.get(..cout * file_patch),
@@ -301,7 +305,7 @@ fn conv_gathered(
     let mut groups = [(0i8, 0i8, 0usize, 0usize); 9];
     let n_groups = shift_groups(p.shift, xs.c, &mut groups);
     let groups = &groups[..n_groups];
-    let mut staging: Staging = [[0; MAX_COUT]; PIXELS];
+    let mut staging: Staging = [0; PIXELS * MAX_COUT];
     let mut bytes = [0u8; 4 * MAX_BLOCKS]; // bytes past the patch stay 0
     let mut packed = [[0u32; 2 * PIXELS]; MAX_BLOCKS];
     let x = &mut packed[..blocks];
@@ -452,11 +456,11 @@ fn write_group(
     if px + PIXELS <= pixels {
         // Straight into the output: pixels px..px+4 are `4 * cout` consecutive bytes.
         let y = io.y_mut();
-        lanes.run(x, weights, y.get_mut(px * cout..).unwrap_or(&mut []), cout);
+        lanes.run(x, weights, y.get_mut(px * cout..).unwrap_or(&mut []));
     } else {
-        lanes.run(x, weights, staging.as_flattened_mut(), MAX_COUT);
-        for (q, row) in (px..pixels).zip(staging.iter()) {
-            io.y_bytes(q * cout, &row[..cout]);
+        lanes.run(x, weights, staging);
+        for (q, row) in (px..pixels).zip(staging.chunks_exact(cout)) {
+            io.y_bytes(q * cout, row);
         }
     }
 }
@@ -796,15 +800,13 @@ pack_loop!(pack_uxtb16, "uxtb16");
 /// The channel loop in plain Rust: what the DSP build's `asm!` computes.
 #[cfg_attr(shiftkit_dsp, allow(dead_code))]
 #[inline(always)]
-fn channels_rust(
-    x: &[[u32; 2 * PIXELS]],
-    weights: &[u8],
-    lanes: &[Lane],
-    out: &mut [i8],
-    stride: usize,
-) {
+fn channels_rust(x: &[[u32; 2 * PIXELS]], weights: &[u8], lanes: &[Lane], out: &mut [i8]) {
     let blocks = x.len();
-    for (lane, w) in lanes.iter().zip(weights.chunks_exact(4 * blocks)) {
+    for (c, (lane, w)) in lanes
+        .iter()
+        .zip(weights.chunks_exact(4 * blocks))
+        .enumerate()
+    {
         let mut acc = lane.bias2;
         let (wc, _) = w.as_chunks::<4>();
         for (xb, wb) in x.iter().zip(wc) {
@@ -817,7 +819,7 @@ fn channels_rust(
         }
         for (i, a) in acc.into_iter().enumerate() {
             let g = smmlar(a, lane.multiplier, lane.round).wrapping_add(a >> 31);
-            if let Some(o) = out.get_mut(i * stride + lane.out as usize) {
+            if let Some(o) = out.get_mut(i * lane.stride as usize + c) {
                 *o = (g >> lane.right).clamp(-128, 127) as i8;
             }
         }
@@ -825,37 +827,25 @@ fn channels_rust(
 }
 
 #[cfg(not(shiftkit_dsp))]
-fn channels(
-    x: &[[u32; 2 * PIXELS]],
-    weights: &[u8],
-    lanes: &[Lane],
-    out: &mut [i8],
-    stride: usize,
-) {
-    channels_rust(x, weights, lanes, out, stride)
+fn channels(x: &[[u32; 2 * PIXELS]], weights: &[u8], lanes: &[Lane], out: &mut [i8]) {
+    channels_rust(x, weights, lanes, out)
 }
 
 /// The channel loop on the DSP unit: 3, 4 or 8 blocks unrolled, or chunks of 16 ([`conv`] pads
 /// the patch to one of these); anything else runs the Rust loop.
 #[cfg(shiftkit_dsp)]
-fn channels(
-    x: &[[u32; 2 * PIXELS]],
-    weights: &[u8],
-    lanes: &[Lane],
-    out: &mut [i8],
-    stride: usize,
-) {
+fn channels(x: &[[u32; 2 * PIXELS]], weights: &[u8], lanes: &[Lane], out: &mut [i8]) {
     match x.len() {
-        3 => channels_asm::<3, 1>(x, weights, lanes, out, stride),
-        4 => channels_asm::<4, 1>(x, weights, lanes, out, stride),
-        8 => channels_asm::<8, 1>(x, weights, lanes, out, stride),
-        b if b % 16 == 0 => channels_asm::<16, 0>(x, weights, lanes, out, stride),
-        _ => channels_rust(x, weights, lanes, out, stride),
+        3 => channels_asm::<3, 1>(x, weights, lanes, out),
+        4 => channels_asm::<4, 1>(x, weights, lanes, out),
+        8 => channels_asm::<8, 1>(x, weights, lanes, out),
+        b if b % 16 == 0 => channels_asm::<16, 0>(x, weights, lanes, out),
+        _ => channels_rust(x, weights, lanes, out),
     }
 }
 
 /// `CHUNK` blocks unrolled; `ONE` = 1: the patch is exactly one chunk, else `x.len() / CHUNK`
-/// chunks with a counter on the stack.
+/// chunks, looped until the end of `x`.
 #[cfg(shiftkit_dsp)]
 #[allow(unsafe_code)]
 #[inline(never)]
@@ -864,34 +854,33 @@ fn channels_asm<const CHUNK: usize, const ONE: usize>(
     weights: &[u8],
     lanes: &[Lane],
     out: &mut [i8],
-    stride: usize,
 ) {
     let chunks = x.len() / CHUNK;
     if lanes.is_empty() || chunks == 0 || x.len() % CHUNK != 0 || (ONE == 1 && chunks != 1) {
         return;
     }
     let end = lanes.as_ptr_range().end;
-    // SAFETY: the loop runs once per lane (r12 walks `lanes` to `end`, 32 bytes per lane: the
-    // `repr(C)` layout of `Lane`). Per lane it reads the lane, `x.len() * 32` bytes of `x` from
-    // its start (`CHUNK` blocks per chunk, `chunks` chunks) and the next `x.len() * 4` bytes of
+    let x_end = x.as_ptr_range().end;
+    // SAFETY: the loop runs once per lane (r7 walks `lanes` to `end`, 32 bytes per lane: the
+    // `repr(C)` layout of `Lane`). Per lane it reads the lane, all of `x` (r12, from its start to
+    // `x_end`, `CHUNK` blocks of 32 bytes at a time) and the next `x.len() * 4` bytes of
     // `weights` (`Lanes::run` checked that all lanes' rows are in bounds; `ldr` may be unaligned
-    // on v7-M/v8-M, `ldm` needs the u32 alignment `x` and `Lane` have). It writes 4 bytes per
-    // lane, at `out + c + i * stride` for i < 4, with c the lane's `out` field, below the number
-    // of lanes n (`Lanes::push`); `Lanes::run` checked `n <= stride` and
-    // `out.len() >= 3 * stride + n`, so all lie in `out`, which is borrowed mutably here and
-    // passed in (r9). It pushes 32 bytes and pops them before the end.
+    // on v7-M/v8-M, `ldm` needs the u32 alignment `x` and `Lane` have). Lane c writes 4 bytes,
+    // at `out + c + i * stride` for i < 4 (r6 = `out + c`; `stride` is the lane's field, the
+    // same in every lane); `Lanes::run` checked `out.len() >= 3 * stride + n`, so all lie in
+    // `out`, which is borrowed mutably here. r6 and r7, which LLVM keeps as base and frame
+    // pointers and which cannot be operands, are pushed first and popped last, so they hold
+    // their values again when the block ends; the 12 bytes pushed between are popped too.
     unsafe {
         core::arch::asm!(
-            // [sp] = this lane, #4 chunks left, #8 x, #12 end of lanes, #16 chunks, #20 out,
-            // #24 stride (r2, r3 and r11 only make room)
-            "push {{r2, r3, r4, r5, r8, r9, r10, r11}}",
+            "push {{r6, r7}}",
+            "mov r7, r0",
+            "mov r6, r1",
+            // [sp] = end of lanes, [sp, #4] = end of x, [sp, #8] = x
+            "push {{r2, r3, r12}}",
             "1:",
-            "ldm r12!, {{r0, r1, r2, r3}}",
-            "str r12, [sp]",
-            "ldr r12, [sp, #8]",
+            "ldm r7!, {{r0, r1, r2, r3}}",
             ".if {one} == 0",
-            "ldr r10, [sp, #16]",
-            "str r10, [sp, #4]",
             "3:",
             ".endif",
             ".rept {chunk}",
@@ -911,12 +900,11 @@ fn channels_asm<const CHUNK: usize, const ONE: usize>(
             ".endr",
             ".if {one} == 0",
             "ldr r10, [sp, #4]",
-            "subs r10, r10, #1",
-            "str r10, [sp, #4]",
+            "cmp r12, r10",
             "bne 3b",
             ".endif",
-            "ldr r12, [sp]",
-            "ldm r12!, {{r4, r5, r8, r9}}", // multiplier, round, right, channel
+            "ldr r12, [sp, #8]",
+            "ldm r7!, {{r4, r5, r8, r9}}", // multiplier, round, right, stride
             "smmlar r10, r0, r4, r5",
             "add r0, r10, r0, asr #31",
             "asr r0, r0, r8",
@@ -933,31 +921,30 @@ fn channels_asm<const CHUNK: usize, const ONE: usize>(
             "add r3, r10, r3, asr #31",
             "asr r3, r3, r8",
             "ssat r3, #8, r3",
-            "ldr r10, [sp, #20]",
-            "add r9, r9, r10",
-            "ldr r11, [sp, #24]",
-            "strb r0, [r9]",
-            "strb r1, [r9, r11]",
-            "add r9, r9, r11, lsl #1",
-            "strb r2, [r9]",
-            "strb r3, [r9, r11]",
-            "ldr r10, [sp, #12]",
-            "cmp r12, r10",
+            "strb r0, [r6]",
+            "strb r1, [r6, r9]",
+            "add r10, r6, r9, lsl #1",
+            "strb r2, [r10]",
+            "strb r3, [r10, r9]",
+            "add r6, r6, #1",
+            "ldr r10, [sp]",
+            "cmp r7, r10",
             "bne 1b",
-            "add sp, sp, #32",
+            "add sp, sp, #12",
+            "pop {{r6, r7}}",
             chunk = const CHUNK,
             one = const ONE,
-            inout("r12") lanes.as_ptr() => _,
+            inout("r0") lanes.as_ptr() => _,
+            inout("r1") out.as_mut_ptr() => _,
+            inout("r2") end => _,
+            inout("r3") x_end => _,
+            inout("r12") x.as_ptr() => _,
             inout("lr") weights.as_ptr() => _,
-            inout("r4") x.as_ptr() => _,
-            inout("r5") end => _,
-            inout("r8") chunks => _,
-            inout("r9") out.as_mut_ptr() => _,
-            inout("r10") stride => _,
-            out("r0") _,
-            out("r1") _,
-            out("r2") _,
-            out("r3") _,
+            out("r4") _,
+            out("r5") _,
+            out("r8") _,
+            out("r9") _,
+            out("r10") _,
             out("r11") _,
         );
     }
