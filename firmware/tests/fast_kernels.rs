@@ -325,3 +325,10 @@ fn wide_and_reference<X: firmware::kernels::Element>(
 fn average_pools_match_the_formula() {
     assert_eq!(selftest::avg_pool(0xa7e, 400), Ok(400));
 }
+
+/// The residual add's random cases (on the host: the Rust element loop; on QEMU Cortex-M the
+/// DSP unit's four-element loop and its remainder, `boards/kernel-check`).
+#[test]
+fn adds_match_the_formula() {
+    assert_eq!(selftest::add(0xadd, 400), Ok(400));
+}

@@ -6,13 +6,15 @@
 //! It then runs the same cases through the DSP unit's wide path alone (`fast::wide`) and says
 //! how many of them it took; that number must be at least a quarter of the cases.
 //!
-//! Last, random 2x2 average pools (apart and in place) through the DSP unit's word loop,
-//! against the formula.
+//! Last, random 2x2 average pools (apart and in place) through the DSP unit's word loop, and
+//! random residual adds (apart and in place, every length remainder) through its element loop,
+//! against the formulas.
 //!
 //! ```text
 //! kernel-check: unit dsp, 2000 cases, 2000 bit-exact
 //! kernel-check: wide path, 2000 cases, 578 taken, all bit-exact
 //! kernel-check: average pool, 500 cases, 500 bit-exact
+//! kernel-check: add, 500 cases, 500 bit-exact
 //! ```
 #![no_std]
 #![no_main]
@@ -26,6 +28,7 @@ use panic_semihosting as _;
 const CASES: u32 = 2000;
 const SEED: u64 = 0x5eed_cafe;
 const POOL_CASES: u32 = 500;
+const ADD_CASES: u32 = 500;
 
 #[entry]
 fn main() -> ! {
@@ -71,6 +74,17 @@ fn main() -> ! {
             }
             Err(m) => {
                 report("average pool", m);
+                false
+            }
+        };
+    let ok = ok
+        && match selftest::add(SEED, ADD_CASES) {
+            Ok(n) => {
+                hprintln!("kernel-check: add, {} cases, {} bit-exact", ADD_CASES, n);
+                n == ADD_CASES
+            }
+            Err(m) => {
+                report("add", m);
                 false
             }
         };

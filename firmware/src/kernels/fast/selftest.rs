@@ -343,3 +343,79 @@ pub fn avg_pool(seed: u64, cases: u32) -> Result<u32, Mismatch> {
     }
     Ok(cases)
 }
+
+/// Random residual adds (1..=300 elements, so every remainder of the four-element loop; the
+/// constants quantize makes, the fast form, with a clamp now and then) through `add::forward`
+/// and `add::forward_in_place` over either input and over both, against the formula element by
+/// element. On the DSP unit this checks its element loop. `Ok(cases)` or the first mismatch.
+pub fn add(seed: u64, cases: u32) -> Result<u32, Mismatch> {
+    use super::super::add::{add as formula, forward, forward_in_place, AddParams, Over};
+    const MAX_N: usize = 300;
+    let mut rng = Rng(seed);
+    let (mut a, mut b) = ([0i8; MAX_N], [0i8; MAX_N]);
+    let (mut y, mut want) = ([0i8; MAX_N], [0i8; MAX_N]);
+    for case in 0..cases {
+        let n = 1 + rng.below(MAX_N);
+        let mut byte = || match rng.below(4) {
+            0 => [-128, 127, -1, 0][rng.below(4)],
+            _ => rng.byte() as i8,
+        };
+        for (va, vb) in a[..n].iter_mut().zip(&mut b[..n]) {
+            (*va, *vb) = (byte(), byte());
+        }
+        let m = |r: &mut Rng| (1i32 << 30) | ((r.next() >> 34) as i32 & ((1 << 30) - 1));
+        let y_zero_point = rng.byte() as i8;
+        let p = AddParams {
+            a_zero_point: rng.byte() as i8,
+            b_zero_point: rng.byte() as i8,
+            y_zero_point,
+            left_shift: 20,
+            a_multiplier: m(&mut rng),
+            a_shift: -(rng.below(4) as i32),
+            b_multiplier: m(&mut rng),
+            b_shift: -(rng.below(4) as i32),
+            out_multiplier: m(&mut rng),
+            out_shift: -17 - rng.below(7) as i32,
+            act_min: if rng.below(4) == 0 {
+                y_zero_point
+            } else {
+                -128
+            },
+            act_max: 127,
+        };
+        // 0: apart; 1: over a; 2: over b; 3: over both (b = a).
+        let how = case % 4;
+        for i in 0..n {
+            let qb = if how == 3 { a[i] } else { b[i] };
+            want[i] = formula(a[i], qb, &p);
+        }
+        let ran = match how {
+            0 => forward(&mut y[..n], &a[..n], &b[..n], &p),
+            1 => {
+                y[..n].copy_from_slice(&a[..n]);
+                forward_in_place(&mut y[..n], Over::A { b: &b[..n] }, &p)
+            }
+            2 => {
+                y[..n].copy_from_slice(&b[..n]);
+                forward_in_place(&mut y[..n], Over::B { a: &a[..n] }, &p)
+            }
+            _ => {
+                y[..n].copy_from_slice(&a[..n]);
+                forward_in_place(&mut y[..n], Over::Both, &p)
+            }
+        };
+        let bad = match ran {
+            Err(_) => Some(usize::MAX), // never, on these lengths: a mismatch at usize::MAX
+            Ok(()) => y[..n].iter().zip(&want[..n]).position(|(g, w)| g != w),
+        };
+        if let Some(index) = bad {
+            return Err(Mismatch {
+                case,
+                index,
+                fast: y.get(index).copied().unwrap_or(0),
+                reference: want.get(index).copied().unwrap_or(0),
+            });
+        }
+    }
+    Ok(cases)
+}

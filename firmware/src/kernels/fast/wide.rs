@@ -200,13 +200,14 @@ pub fn conv(io: &mut dyn Bytes, signed: bool, ys: Shape, xs: Shape, p: &ConvPara
         inner[g] = (reach as isize - shift) as usize * cin;
         outer[g] = g * cin;
     }
-    let (Some(inner), Some(outer)) = (
-        PackPlan::new(groups, &inner, blocks, window),
-        PackPlan::new(groups, &outer, blocks, n_groups * cin),
-    ) else {
+    let (mut inner_plan, mut outer_plan) = (PackPlan::EMPTY, PackPlan::EMPTY);
+    if !inner_plan.fill(groups, &inner, blocks, window)
+        || !outer_plan.fill(groups, &outer, blocks, n_groups * cin)
+    {
         // Groups of fewer than 3 channels: a block would read three. Gather instead.
         return conv_gathered(io, signed, ys, xs, p, rowp, blocks, weights, &lanes);
-    };
+    }
+    let (inner, outer) = (&inner_plan, &outer_plan);
     let mut border = [0i8; BORDER + 4];
     if n_groups * cin > BORDER {
         return false;
@@ -233,8 +234,8 @@ pub fn conv(io: &mut dyn Bytes, signed: bool, ys: Shape, xs: Shape, p: &ConvPara
     for (g, (c, &(dh, dw, c0, c1))) in copies.iter_mut().zip(groups).enumerate() {
         *c = (dh, dw, c0, c1, (c1 - c0).div_ceil(4) * 4, g * cin + c0);
     }
-    let mut packed = [[0u32; 2 * PIXELS]; MAX_BLOCKS];
-    let x = &mut packed[..blocks];
+    let mut packed = [0u32; 2 * PIXELS * MAX_BLOCKS]; // flat: one memclr
+    let x = &mut packed.as_chunks_mut::<{ 2 * PIXELS }>().0[..blocks];
     let pixels = ys.h * ys.w;
     let last = pixels - 1;
     let mut px = 0;
@@ -307,8 +308,8 @@ fn conv_gathered(
     let groups = &groups[..n_groups];
     let mut staging: Staging = [0; PIXELS * MAX_COUT];
     let mut bytes = [0u8; 4 * MAX_BLOCKS]; // bytes past the patch stay 0
-    let mut packed = [[0u32; 2 * PIXELS]; MAX_BLOCKS];
-    let x = &mut packed[..blocks];
+    let mut packed = [0u32; 2 * PIXELS * MAX_BLOCKS]; // flat: one memclr
+    let x = &mut packed.as_chunks_mut::<{ 2 * PIXELS }>().0[..blocks];
     let pixels = ys.h * ys.w;
     let last = pixels - 1;
     // An unshifted conv's interior pixels read their kernel rows straight from the input.
@@ -517,51 +518,66 @@ struct PackPlan {
 }
 
 impl PackPlan {
-    /// `base[g]`: where group g's channel 0 is in the window. `None` if a block would read three
-    /// groups (groups of fewer than 3 channels), too many blocks, or bytes outside `span`.
-    fn new(
+    /// A plan of no blocks, for [`PackPlan::fill`].
+    const EMPTY: PackPlan = PackPlan {
+        entries: [[0; 3]; MAX_BLOCKS],
+        blocks: 0,
+        span: 0,
+    };
+
+    /// Makes this the plan of a patch of `blocks` blocks whose channels are in `groups`
+    /// (ascending channel ranges, some maybe empty), with `base[g]` where group g's channel 0 is
+    /// in the window. `false` if a block would read three groups (groups of fewer than 3
+    /// channels), a channel is in no group, there are too many blocks, or bytes lie outside
+    /// `span`. Filled in place: the plan is 392 bytes, and a copy costs more than making it.
+    fn fill(
+        &mut self,
         groups: &[(i8, i8, usize, usize)],
         base: &[usize; 9],
         blocks: usize,
         span: usize,
-    ) -> Option<Self> {
-        if blocks > MAX_BLOCKS {
-            return None;
-        }
-        let mut entries = [[0u32; 3]; MAX_BLOCKS];
-        // Each channel's group, once (the groups are consecutive channel ranges).
-        let mut gid = [u8::MAX; 4 * MAX_BLOCKS];
-        for (g, &(_, _, c0, c1)) in groups.iter().enumerate() {
-            if let Some(ids) = gid.get_mut(c0..c1) {
-                ids.fill(g as u8);
-            }
-        }
-        let group_of = |c: usize| match gid.get(c) {
-            Some(&g) if g != u8::MAX => Some(g as usize),
-            _ => None,
+    ) -> bool {
+        let Some(entries) = self.entries.get_mut(..blocks) else {
+            return false;
         };
-        for (b, e) in entries[..blocks].iter_mut().enumerate() {
-            let (lo, hi) = (group_of(4 * b)?, group_of(4 * b + 3)?);
-            let mut mask = 0u32;
-            for j in 0..4 {
-                let g = group_of(4 * b + j)?;
-                if g == lo {
-                    mask |= 0xFF << (8 * j);
-                } else if g != hi {
-                    return None;
+        let mut g = 0; // the group of the block's first channel, found by walking up
+        for (b, e) in entries.iter_mut().enumerate() {
+            let c = 4 * b;
+            while groups.get(g).is_some_and(|&(_, _, _, c1)| c1 <= c) {
+                g += 1;
+            }
+            let Some(&(_, _, _, c1)) = groups.get(g).filter(|gr| gr.2 <= c) else {
+                return false;
+            };
+            // The block's first `n` channels are in group g; the rest must all be in the next
+            // group that has channels.
+            let n = (c1 - c).min(4);
+            let mut h = g;
+            if n < 4 {
+                h += 1;
+                while groups.get(h).is_some_and(|&(_, _, d0, d1)| d1 <= d0) {
+                    h += 1;
+                }
+                if !groups
+                    .get(h)
+                    .is_some_and(|&(_, _, d0, d1)| d0 == c1 && d1 >= c + 4)
+                {
+                    return false;
                 }
             }
-            let (off_lo, off_hi) = (base[lo] + 4 * b, base[hi] + 4 * b);
+            let (Some(&lo), Some(&hi)) = (base.get(g), base.get(h)) else {
+                return false;
+            };
+            let (off_lo, off_hi) = (lo + c, hi + c);
             if off_lo.max(off_hi) + 4 > span {
-                return None;
+                return false;
             }
+            let mask = u32::MAX >> (8 * (4 - n));
             *e = [off_lo as u32, off_hi as u32, mask];
         }
-        Some(PackPlan {
-            entries,
-            blocks,
-            span,
-        })
+        self.blocks = blocks;
+        self.span = span;
+        true
     }
 
     /// The plan of an unshifted k x k conv's patch read from the input at its top-left tap:
@@ -699,7 +715,7 @@ macro_rules! pack4_loop {
         fn $name(w: *const u8, step: usize, e: *const [u32; 3], d: *mut u32, n: usize) {
             // SAFETY: the loop runs `n >= 1` times. Per block it reads one entry (12 bytes, the
             // caller's slice has `n`) and, for each pixel i < 4, two words at
-            // `w + i * step + off` with `off + 4 <= span` (`PackPlan::new`/`rows` made every
+            // `w + i * step + off` with `off + 4 <= span` (`PackPlan::fill`/`rows` made every
             // entry so; `PackPlan::run4` checked `3 step + span` against the window; `ldr` may
             // be unaligned on v7-M/v8-M), and writes the 32 bytes of `x[b]` (u32-aligned for
             // `strd`, in bounds: `b < n <= x.len()`). No stack.
@@ -758,7 +774,7 @@ macro_rules! pack_loop {
         fn $name(w: *const u8, e: *const [u32; 3], d: *mut u32, n: usize) {
             // SAFETY: the loop runs `n >= 1` times. Per block it reads one entry (12 bytes, the
             // caller's slice has `n`) and two words at `w + off` with `off + 4 <= span <= the
-            // window's length` (`PackPlan::new`/`rows` made every entry so, `PackPlan::run`
+            // window's length` (`PackPlan::fill`/`rows` made every entry so, `PackPlan::run`
             // checked the window; `ldr` may be unaligned), and writes 8 bytes at `x[b][2i]`
             // (u32-aligned for `strd`, in bounds: `b < n <= x.len()`, `2i + 1 < 8`). No stack.
             unsafe {
