@@ -171,18 +171,18 @@ pub fn split_arena<'a, const N: usize>(
     Some((y, xs))
 }
 
-/// A conv: the fast kernel of this build where it has one and the conv fits it, else the
-/// portable one.
+/// A conv: the fast kernels of this build where it has a unit (they take every conv, and the
+/// portable kernel is then not linked), else the portable one.
 fn conv(
     io: &mut impl kernels::Io,
     ys: Shape,
     xs: Shape,
     p: &ConvParams,
 ) -> Result<(), KernelError> {
-    if !kernels::fast::conv(io, ys, xs, p)? {
-        kernels::conv::forward(io, ys, xs, p)?;
+    if kernels::fast::TAKES_EVERY_CONV {
+        return kernels::fast::conv(io, ys, xs, p).map(|_| ());
     }
-    Ok(())
+    kernels::conv::forward(io, ys, xs, p)
 }
 
 /// Whether every conv, FC and average pool gets the arena as one [`Shared`] io, apart or in

@@ -118,23 +118,24 @@ fn check<M: firmware::kernels::fast::Mac>(name: &str) {
 }
 
 /// The SIMD units' packing (i8 blocks, u8 input as `x - 128` plus `128 * sum(w)`) with the
-/// plain-Rust product (what `Avx2` runs without AVX2), on every target.
+/// plain-Rust product (what `Avx2` runs without AVX2).
+struct Scalar;
+impl firmware::kernels::fast::Mac for Scalar {
+    type Packed = u32;
+    fn pack(b: [u8; 4], signed: bool) -> u32 {
+        firmware::kernels::fast::simd::pack(b, signed)
+    }
+    fn acc_offset(w: &[u8], signed: bool) -> i32 {
+        firmware::kernels::fast::simd::acc_offset(w, signed)
+    }
+    fn dot2x2(x: &[[u32; 2]], w0: &[[u8; 4]], w1: &[[u8; 4]], acc: &mut [i32; 4]) {
+        firmware::kernels::fast::simd::dot2x2_scalar(x, w0, w1, acc)
+    }
+}
+
+/// [`Scalar`] on random convs, on every target.
 #[test]
 fn simd_packing_matches_the_reference_on_random_convs() {
-    use firmware::kernels::fast::{simd, Mac};
-    struct Scalar;
-    impl Mac for Scalar {
-        type Packed = u32;
-        fn pack(b: [u8; 4], signed: bool) -> u32 {
-            simd::pack(b, signed)
-        }
-        fn acc_offset(w: &[u8], signed: bool) -> i32 {
-            simd::acc_offset(w, signed)
-        }
-        fn dot2x2(x: &[[u32; 2]], w0: &[[u8; 4]], w1: &[[u8; 4]], acc: &mut [i32; 4]) {
-            simd::dot2x2_scalar(x, w0, w1, acc)
-        }
-    }
     check::<Scalar>("simd scalar");
 }
 
@@ -331,4 +332,24 @@ fn average_pools_match_the_formula() {
 #[test]
 fn adds_match_the_formula() {
     assert_eq!(selftest::add(0xadd, 400), Ok(400));
+}
+
+/// Patches longer than `MAX_PATCH` (large 1x1s, FC-like, and 3x3s over many channels, some in
+/// place, more than 64 output channels too) are taken in segments, bit-exactly, by every unit's
+/// 2x2 path: there is no portable fallback in a build with a fast unit.
+#[test]
+fn large_patches_are_taken_in_segments() {
+    let cases = 300;
+    for seed in [3u64, 0xbeef] {
+        let taken = selftest::large(&mut selftest::With::<Dsp>(PhantomData), seed, cases)
+            .unwrap_or_else(|m| panic!("dsp, seed {seed}: {m:?}"));
+        assert_eq!(taken, cases, "dsp, seed {seed}");
+        let taken = selftest::large(
+            &mut selftest::With::<Scalar>(PhantomData),
+            seed,
+            cases,
+        )
+        .unwrap_or_else(|m| panic!("simd, seed {seed}: {m:?}"));
+        assert_eq!(taken, cases, "simd, seed {seed}");
+    }
 }

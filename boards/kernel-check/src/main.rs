@@ -6,6 +6,8 @@
 //! It then runs the same cases through the DSP unit's wide path alone (`fast::wide`) and says
 //! how many of them it took; that number must be at least a quarter of the cases.
 //!
+//! Then convs whose patch is longer than `MAX_PATCH` (taken in segments) through the DSP unit.
+//!
 //! Last, random 2x2 average pools (apart and in place) through the DSP unit's word loop, and
 //! random residual adds (apart and in place, every length remainder) through its element loop,
 //! against the formulas.
@@ -13,6 +15,7 @@
 //! ```text
 //! kernel-check: unit dsp, 2000 cases, 2000 bit-exact
 //! kernel-check: wide path, 2000 cases, 578 taken, all bit-exact
+//! kernel-check: large patches, 100 cases, 100 bit-exact
 //! kernel-check: average pool, 500 cases, 500 bit-exact
 //! kernel-check: add, 500 cases, 500 bit-exact
 //! ```
@@ -27,6 +30,7 @@ use panic_semihosting as _;
 
 const CASES: u32 = 2000;
 const SEED: u64 = 0x5eed_cafe;
+const LARGE_CASES: u32 = 100;
 const POOL_CASES: u32 = 500;
 const ADD_CASES: u32 = 500;
 
@@ -59,6 +63,21 @@ fn main() -> ! {
             }
             Err(m) => {
                 report("wide path", m);
+                false
+            }
+        };
+    let ok = ok
+        && match selftest::large(&mut selftest::With::<Native>(PhantomData), SEED, LARGE_CASES) {
+            Ok(taken) => {
+                hprintln!(
+                    "kernel-check: large patches, {} cases, {} bit-exact",
+                    LARGE_CASES,
+                    taken
+                );
+                taken == LARGE_CASES
+            }
+            Err(m) => {
+                report("large patches", m);
                 false
             }
         };

@@ -30,8 +30,9 @@ use super::{Element, Io, KernelError, Shape, XView};
 use crate::format::shift_groups;
 use crate::requant;
 
-/// Largest patch (`k*k*cin`) the fast path takes; larger convs run the portable kernel. It sizes
-/// the kernel's stack buffers (`MAX_PATCH` bytes + two packed patches).
+/// Bytes of a patch (`k*k*cin`) the fast path gathers at a time; a larger patch is taken in
+/// segments of this size. It sizes the kernel's stack buffers (`MAX_PATCH` bytes + two packed
+/// patches).
 pub const MAX_PATCH: usize = 576;
 
 /// Output channels whose constants are decoded at a time (stack: about 2 KB).
@@ -133,8 +134,12 @@ pub const NATIVE_UNIT: &str = "avx2";
 )))]
 pub const NATIVE_UNIT: &str = "none";
 
-/// Runs the conv with the native fast kernel if this build has one and the conv fits it;
-/// `Ok(false)` means "not taken, run the portable kernel".
+/// Whether this build has a native fast unit. It then takes every conv ([`conv`] returns
+/// `Ok(true)`), and the engine does not link the portable conv kernel.
+pub const TAKES_EVERY_CONV: bool = !matches!(NATIVE_UNIT.as_bytes(), b"none");
+
+/// Runs the conv with the native fast kernel if this build has one (every conv then);
+/// `Ok(false)` means "no unit in this build, run the portable kernel".
 pub fn conv(io: &mut impl Io, ys: Shape, xs: Shape, p: &ConvParams) -> Result<bool, KernelError> {
     #[cfg(any(
         shiftkit_dsp,
@@ -165,7 +170,7 @@ pub fn conv(io: &mut impl Io, ys: Shape, xs: Shape, p: &ConvParams) -> Result<bo
     }
 }
 
-/// The fast conv with MAC unit `M`; `Ok(false)` if the patch is larger than [`MAX_PATCH`].
+/// The fast conv with MAC unit `M`, for every conv (`Ok(true)`).
 pub fn conv_with<M: Mac, I: Io>(
     io: &mut I,
     ys: Shape,
@@ -175,10 +180,10 @@ pub fn conv_with<M: Mac, I: Io>(
     conv::check(io, ys, xs, p)?;
     // The unit's own path first, outside `conv_bytes`, whose stack buffers (about 7 KB) are
     // then only allocated when the 2x2 path runs.
-    if M::special(io, I::X::SIGNED, ys, xs, p) {
-        return Ok(true);
+    if !M::special(io, I::X::SIGNED, ys, xs, p) {
+        conv_bytes::<M>(io, I::X::SIGNED, ys, xs, p);
     }
-    Ok(conv_bytes::<M>(io, I::X::SIGNED, ys, xs, p))
+    Ok(true)
 }
 
 /// The byte access the fast kernel needs, object-safe: one copy of the kernel serves every
@@ -210,22 +215,15 @@ impl<I: Io> Bytes for I {
     }
 }
 
-/// [`conv_with`] after the checks; `false` if the patch is larger than [`MAX_PATCH`].
+/// [`conv_with`] after the checks: every conv. A patch (`k*k*cin` bytes) longer than
+/// [`MAX_PATCH`] is taken in segments of `MAX_PATCH` bytes, each gathered and packed in turn
+/// (again for each chunk of output channels), the accumulators carried from one to the next.
 #[inline(never)]
-fn conv_bytes<M: Mac>(
-    io: &mut dyn Bytes,
-    signed: bool,
-    ys: Shape,
-    xs: Shape,
-    p: &ConvParams,
-) -> bool {
+fn conv_bytes<M: Mac>(io: &mut dyn Bytes, signed: bool, ys: Shape, xs: Shape, p: &ConvParams) {
     let patch_len = p.k * p.k * xs.c; // no overflow: equals weights.len() / cout after check
-    if patch_len > MAX_PATCH || patch_len == 0 || ys.c == 0 {
-        return false;
-    }
-    let blocks = patch_len.div_ceil(4);
+    let segments = patch_len.div_ceil(MAX_PATCH).max(1);
     let mut bytes = [0u8; MAX_PATCH + 3];
-    // Both pixels' packed patches, interleaved by block: packed[b] = [pixel 0, pixel 1].
+    // Both pixels' packed segments, interleaved by block: packed[b] = [pixel 0, pixel 1].
     let mut packed = [[M::Packed::default(); 2]; MAX_PATCH / 4 + 1];
     let mut groups = [(0i8, 0i8, 0usize, 0usize); 9];
     let n_groups = shift_groups(p.shift, xs.c, &mut groups);
@@ -233,12 +231,12 @@ fn conv_bytes<M: Mac>(
     let cout = ys.c;
     let pixels = ys.h * ys.w;
     let full = patch_len / 4;
-    let x_tail = full < blocks;
 
     // Output channels in chunks of CHANNELS; with one chunk (cout <= CHANNELS) its constants are
     // decoded once per conv, else once per chunk and pixel pair. Pixel pairs stay the outer loop:
     // a pair is finished (every channel written) before the next pair is read, the order the
-    // in-place rule of `plan_rules` relies on.
+    // in-place rule of `plan_rules` relies on (which also lets a pair's input be read again
+    // after some of its outputs are written).
     let decode = |ch: &mut [Channel; CHANNELS], c_start: usize, n_ch: usize| {
         for (j, c) in ch[..n_ch].iter_mut().enumerate() {
             let co = c_start + j;
@@ -264,51 +262,61 @@ fn conv_bytes<M: Mac>(
     while px < pixels {
         // The pixel pair; an odd last pixel is paired with itself and written once.
         let pair = [px, (px + 1).min(pixels - 1)];
-        for (i, &q) in pair.iter().enumerate() {
-            let (oy, ox) = (q / ys.w, q % ys.w);
-            gather(io, xs, p, groups, oy, ox, &mut bytes[..patch_len]);
-            let (chunks, _) = bytes[..blocks * 4].as_chunks::<4>();
-            for (dst, &b) in packed.iter_mut().zip(chunks) {
-                dst[i] = M::pack(b, signed);
-            }
-        }
-        let x = &packed[..blocks];
         let mut c_start = 0;
         while c_start < cout {
             let n_ch = CHANNELS.min(cout - c_start);
             if !single {
                 decode(&mut ch, c_start, n_ch);
             }
-            let weights = p
-                .weights
-                .get(c_start * patch_len..(c_start + n_ch) * patch_len)
-                .unwrap_or(&[]);
-            // The pair's outputs of this chunk, written to the io once the chunk is done.
+            // Per channel pair j / 2: [c0 p0, c1 p0, c0 p1, c1 p1], from the biases on.
+            let mut acc = [[0i32; 4]; CHANNELS / 2];
+            for (a, j) in acc.iter_mut().zip((0..n_ch).step_by(2)) {
+                let (b0, b1) = (ch[j].bias, ch[(j + 1).min(n_ch - 1)].bias);
+                *a = [b0, b1, b0, b1];
+            }
+            for seg in 0..segments {
+                let s0 = seg * MAX_PATCH;
+                let len = MAX_PATCH.min(patch_len - s0);
+                let (b0, n_full) = (s0 / 4, len / 4);
+                // One segment: the pair is packed once, for every chunk.
+                if segments > 1 || c_start == 0 {
+                    for (i, &q) in pair.iter().enumerate() {
+                        let (oy, ox) = (q / ys.w, q % ys.w);
+                        // Bytes past the patch in its last block meet zero weights.
+                        gather(io, xs, p, groups, oy, ox, s0, &mut bytes[..len]);
+                        let (chunks, _) = bytes[..len.div_ceil(4) * 4].as_chunks::<4>();
+                        for (dst, &b) in packed.iter_mut().zip(chunks) {
+                            dst[i] = M::pack(b, signed);
+                        }
+                    }
+                }
+                let x = &packed[..n_full];
+                // The patch's last partial block, with the weights' zero-padded tails.
+                let tail = (s0 + len == patch_len && len % 4 != 0).then(|| &packed[n_full..]);
+                for (a, j) in acc.iter_mut().zip((0..n_ch).step_by(2)) {
+                    let j1 = (j + 1).min(n_ch - 1);
+                    let row = |c: usize| {
+                        let at = (c_start + c) * patch_len + 4 * b0;
+                        let w = p.weights.get(at..).unwrap_or(&[]).as_chunks::<4>().0;
+                        &w[..n_full.min(w.len())]
+                    };
+                    M::dot2x2(x, row(j), row(j1), a);
+                    if let Some(t) = tail {
+                        M::dot2x2(t, &[ch[j].tail], &[ch[j1].tail], a);
+                    }
+                }
+            }
+            // The pair's outputs of this chunk; j1 == j for an odd last channel, whose second
+            // pair of writes repeats the first.
             let mut out = [[0i8; CHANNELS]; 2];
-            for j in (0..n_ch).step_by(2) {
+            let [o0, o1] = &mut out;
+            for (a, j) in acc.iter().zip((0..n_ch).step_by(2)) {
                 let j1 = (j + 1).min(n_ch - 1);
                 let (c0, c1) = (&ch[j], &ch[j1]);
-                let w0 = weights.get(j * patch_len..).unwrap_or(&[]);
-                let w1 = weights.get(j1 * patch_len..).unwrap_or(&[]);
-                let (w0c, _) = w0.as_chunks::<4>();
-                let (w1c, _) = w1.as_chunks::<4>();
-                let mut acc = [c0.bias, c1.bias, c0.bias, c1.bias];
-                M::dot2x2(
-                    x,
-                    &w0c[..full.min(w0c.len())],
-                    &w1c[..full.min(w1c.len())],
-                    &mut acc,
-                );
-                if x_tail {
-                    // The last partial block: weights zero-padded (the patch tail is zero too).
-                    M::dot2x2(&x[full..], &[c0.tail], &[c1.tail], &mut acc);
-                }
-                // j1 == j for an odd last channel: the second pair of writes repeats the first.
-                let [o0, o1] = &mut out;
-                o0[j] = c0.rq.apply(acc[0]);
-                o1[j] = c0.rq.apply(acc[2]);
-                o0[j1] = c1.rq.apply(acc[1]);
-                o1[j1] = c1.rq.apply(acc[3]);
+                o0[j] = c0.rq.apply(a[0]);
+                o1[j] = c0.rq.apply(a[2]);
+                o0[j1] = c1.rq.apply(a[1]);
+                o1[j1] = c1.rq.apply(a[3]);
             }
             io.y_bytes(pair[0] * cout + c_start, &out[0][..n_ch]);
             if pair[1] != pair[0] {
@@ -318,11 +326,12 @@ fn conv_bytes<M: Mac>(
         }
         px += 2;
     }
-    true
 }
 
-/// Writes the `k*k*cin` input bytes output pixel `(oy, ox)` reads into `dst`, in weight order
-/// (`[ky][kx][ci]`), with each shift group read at its offset and the pad value outside.
+/// Writes bytes `start..start + dst.len()` of the `k*k*cin` input bytes output pixel
+/// `(oy, ox)` reads into `dst`, in weight order (`[ky][kx][ci]`), with each shift group read at
+/// its offset and the pad value outside.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn gather(
     io: &dyn Bytes,
     xs: Shape,
@@ -330,30 +339,49 @@ pub(super) fn gather(
     groups: &[(i8, i8, usize, usize)],
     oy: usize,
     ox: usize,
+    start: usize,
     dst: &mut [u8],
 ) {
     let cin = xs.c;
     let row_len = p.k * cin;
+    let end = start + dst.len();
     let unshifted = groups.len() == 1;
     for ky in 0..p.k {
-        let row = &mut dst[ky * row_len..][..row_len];
+        let r0 = ky * row_len;
+        if r0 + row_len <= start || r0 >= end {
+            continue; // a kernel row outside the range
+        }
         let iy = (oy * p.stride + ky) as isize - p.pad as isize;
         let ix0 = (ox * p.stride) as isize - p.pad as isize;
-        if unshifted && iy >= 0 && (iy as usize) < xs.h && ix0 >= 0 && ix0 as usize + p.k <= xs.w {
+        if unshifted
+            && r0 >= start
+            && r0 + row_len <= end
+            && iy >= 0
+            && (iy as usize) < xs.h
+            && ix0 >= 0
+            && ix0 as usize + p.k <= xs.w
+        {
             // The k taps of this row lie side by side in the input, in weight order: one copy.
-            io.x_bytes(xs.at(iy as usize, ix0 as usize, 0), row);
+            io.x_bytes(
+                xs.at(iy as usize, ix0 as usize, 0),
+                &mut dst[r0 - start..r0 - start + row_len],
+            );
             continue;
         }
         for kx in 0..p.k {
-            let tap = &mut row[kx * cin..][..cin];
+            let t0 = r0 + kx * cin; // the tap's first byte in the patch
             for &(dh, dw, c0, c1) in groups {
-                let iy = iy - dh as isize;
-                let ix = ix0 + kx as isize - dw as isize;
-                let out = &mut tap[c0..c1];
+                // The group's channels of this tap within the range.
+                let (a, b) = ((t0 + c0).max(start), (t0 + c1).min(end));
+                if a >= b {
+                    continue;
+                }
+                let out = &mut dst[a - start..b - start];
+                let (iy, ix) = (iy - dh as isize, ix0 + kx as isize - dw as isize);
                 if iy >= 0 && ix >= 0 && (iy as usize) < xs.h && (ix as usize) < xs.w {
-                    io.x_bytes(xs.at(iy as usize, ix as usize, c0), out);
+                    io.x_bytes(xs.at(iy as usize, ix as usize, a - t0), out);
                 } else {
-                    out.copy_from_slice(&p.pad_value[c0..c1]);
+                    out.copy_from_slice(&p.pad_value[a - t0..b - t0]);
                 }
             }
         }

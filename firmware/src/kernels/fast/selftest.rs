@@ -14,10 +14,11 @@ use super::super::{Element, I32s, Io, KernelError, Rescale, Shape, Shared, Split
 use crate::format::Shift;
 use crate::plan_rules;
 
-const MAX_X: usize = 7 * 7 * MAX_CIN;
-const MAX_CIN: usize = 64;
+const MAX_X: usize = 7 * 7 * 64;
+/// [`large`]'s 1x1 cases have up to 700 input channels.
+const MAX_CIN: usize = 700;
 const MAX_Y: usize = 9 * 9 * MAX_COUT; // a 1x1 with padding 1 grows the image by 2
-const MAX_W: usize = 9 * 40 * MAX_COUT;
+const MAX_W: usize = MAX_CIN * MAX_COUT;
 /// Up to 72 output channels: more than one channel chunk of the fast kernel.
 const MAX_COUT: usize = 72;
 
@@ -77,6 +78,22 @@ fn both<X: Element>(
 /// Runs `cases` random cases from `seed`; returns how many the fast kernel took, or the first
 /// mismatch.
 pub fn run(fast: &mut impl FastConv, seed: u64, cases: u32) -> Result<u32, Mismatch> {
+    cases_from(fast, seed, cases, false)
+}
+
+/// [`run`] with patches longer than [`super::MAX_PATCH`], which the fast kernel takes in
+/// segments: 1x1 convs (no shift or 4C) over 577..=700 input channels on up to 2 x 2 pixels, and
+/// 3x3 convs (stride 1 or 2) over 65..=77 channels on up to 4 x 4, with 1..=72 output channels.
+pub fn large(fast: &mut impl FastConv, seed: u64, cases: u32) -> Result<u32, Mismatch> {
+    cases_from(fast, seed, cases, true)
+}
+
+fn cases_from(
+    fast: &mut impl FastConv,
+    seed: u64,
+    cases: u32,
+    large: bool,
+) -> Result<u32, Mismatch> {
     let mut rng = Rng(seed | 1);
     let mut taken = 0;
     let mut x = [0u8; MAX_X];
@@ -89,6 +106,12 @@ pub fn run(fast: &mut impl FastConv, seed: u64, cases: u32) -> Result<u32, Misma
     let mut y_ref = [0i8; MAX_Y];
     for case in 0..cases {
         let (k, stride, pad_px, sh) = match rng.below(8) {
+            kind if large => [
+                (1, 1, 0, Shift::None),
+                (1, 1, 0, Shift::C4 { centre: true }),
+                (3, 1, 1, Shift::None),
+                (3, 2, 1, Shift::None),
+            ][kind % 4],
             0 => (3, 1, 1, Shift::None),
             1 => (3, 2, 1, Shift::None),
             2 => (1, 1 + rng.below(2), 0, Shift::None),
@@ -111,16 +134,29 @@ pub fn run(fast: &mut impl FastConv, seed: u64, cases: u32) -> Result<u32, Misma
             6 => (1 + 2 * rng.below(2), 1, rng.below(2), Shift::None),
             _ => (2, 1, 0, Shift::None),
         };
-        let h = k.max(1 + rng.below(7));
-        let wd = k.max(1 + rng.below(7));
-        let cin = if k == 1 && rng.below(3) == 0 {
+        let side = if !large {
+            7
+        } else if k == 1 {
+            2
+        } else {
+            4
+        };
+        let h = k.max(1 + rng.below(side));
+        let wd = k.max(1 + rng.below(side));
+        let cin = if large {
+            if k == 1 {
+                577 + rng.below(124)
+            } else {
+                65 + rng.below(13)
+            }
+        } else if k == 1 && rng.below(3) == 0 {
             [16, 32, 64, 4 * (1 + rng.below(16))][rng.below(4)]
         } else {
             1 + rng.below(if k > 1 { 16 } else { 40 })
         };
         // As quantize writes them: right shifts, biases well inside the accumulator's range.
         let realistic = rng.below(2) == 0;
-        let wide = rng.below(4) == 0;
+        let wide = rng.below(4) == 0 || large;
         let cout = 1 + rng.below(if wide { MAX_COUT } else { 9 });
         let xs = Shape::new(h, wd, cin);
         let (Some(oh), Some(ow)) = (

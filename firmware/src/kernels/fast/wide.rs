@@ -361,7 +361,7 @@ fn conv_gathered(
                 }
             }
             if rowp == row {
-                gather(io, xs, p, groups, oy, ox, &mut bytes[..patch]);
+                gather(io, xs, p, groups, oy, ox, 0, &mut bytes[..patch]);
             } else {
                 match io.x_view() {
                     XView::U8(v) => gather_rows(v, xs, p, oy, ox, rowp, &mut bytes[..patch]),
