@@ -45,9 +45,21 @@ pub fn forward(io: &mut impl Io, ys: Shape, xs: Shape, p: &ConvParams) -> Result
 
 /// The entry checks of a conv with `io`: lengths, sizes, weight/bias/pad/rescale counts.
 pub fn check(io: &impl Io, ys: Shape, xs: Shape, p: &ConvParams) -> Result<(), KernelError> {
+    check_lens(io.x_len(), io.y_len(), ys, xs, p)
+}
+
+/// [`check`] with the io's input and output lengths (one copy for every io type).
+#[inline(never)]
+fn check_lens(
+    x_len: usize,
+    y_len: usize,
+    ys: Shape,
+    xs: Shape,
+    p: &ConvParams,
+) -> Result<(), KernelError> {
     let (k, cin, cout) = (p.k, xs.c, ys.c);
-    check_len(io.x_len(), xs, "conv: input length != h*w*c")?;
-    check_len(io.y_len(), ys, "conv: output length != h*w*c")?;
+    check_len(x_len, xs, "conv: input length != h*w*c")?;
+    check_len(y_len, ys, "conv: output length != h*w*c")?;
     if out_size(xs.h, k, p.stride, p.pad) != Some(ys.h)
         || out_size(xs.w, k, p.stride, p.pad) != Some(ys.w)
     {

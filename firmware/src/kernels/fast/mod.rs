@@ -292,7 +292,8 @@ fn conv_bytes<M: Mac>(io: &mut dyn Bytes, signed: bool, ys: Shape, xs: Shape, p:
                 }
                 let x = &packed[..n_full];
                 // The patch's last partial block, with the weights' zero-padded tails.
-                let tail = (s0 + len == patch_len && len % 4 != 0).then(|| &packed[n_full..]);
+                let tail =
+                    (s0 + len == patch_len && !len.is_multiple_of(4)).then(|| &packed[n_full..]);
                 for (a, j) in acc.iter_mut().zip((0..n_ch).step_by(2)) {
                     let j1 = (j + 1).min(n_ch - 1);
                     let row = |c: usize| {

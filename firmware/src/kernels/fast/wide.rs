@@ -17,9 +17,10 @@
 //!
 //! Per block and channel, 16 MACs take 13 instructions: 1 weight load, 2 `sxtb16`, 2 `ldm` of
 //! four packed words and 8 `smlad`; the block loop is unrolled (`.rept`: 3, 4 or 8 blocks, or
-//! chunks of 16 with a counter on the stack), so no register holds a counter and the four
+//! chunks of 16 until the end of the patch), so no register holds a counter and the four
 //! pixels' words come in two `ldm`. Each channel then costs 28 instructions for its 4 outputs
-//! (constants, requantisation, stores into the output rows). The lanes are doubled when packed
+//! (constants, requantisation, stores into the output rows, through lane and output pointers
+//! kept in r7 and r6, which the loop saves and restores). The lanes are doubled when packed
 //! so the accumulator is `2 acc`, the operand `smmlar` needs ([`crate::requant::Requantizer`]'s
 //! fast form), without a shift per output.
 //!
@@ -38,6 +39,7 @@ use crate::format::Shift;
 use crate::kernels::conv::ConvParams;
 use crate::kernels::{copy_i8, Element, Shape, XView};
 use crate::plan_rules;
+#[cfg(not(shiftkit_dsp))]
 use crate::requant::smmlar;
 
 /// Output pixels per group (the in-place block of `plan_rules`).
@@ -814,7 +816,7 @@ pack_loop!(pack_sxtb16, "sxtb16");
 pack_loop!(pack_uxtb16, "uxtb16");
 
 /// The channel loop in plain Rust: what the DSP build's `asm!` computes.
-#[cfg_attr(shiftkit_dsp, allow(dead_code))]
+#[cfg(not(shiftkit_dsp))]
 #[inline(always)]
 fn channels_rust(x: &[[u32; 2 * PIXELS]], weights: &[u8], lanes: &[Lane], out: &mut [i8]) {
     let blocks = x.len();
@@ -848,15 +850,15 @@ fn channels(x: &[[u32; 2 * PIXELS]], weights: &[u8], lanes: &[Lane], out: &mut [
 }
 
 /// The channel loop on the DSP unit: 3, 4 or 8 blocks unrolled, or chunks of 16 ([`conv`] pads
-/// the patch to one of these); anything else runs the Rust loop.
+/// the patch to one of these).
 #[cfg(shiftkit_dsp)]
 fn channels(x: &[[u32; 2 * PIXELS]], weights: &[u8], lanes: &[Lane], out: &mut [i8]) {
     match x.len() {
         3 => channels_asm::<3, 1>(x, weights, lanes, out),
         4 => channels_asm::<4, 1>(x, weights, lanes, out),
         8 => channels_asm::<8, 1>(x, weights, lanes, out),
-        b if b % 16 == 0 => channels_asm::<16, 0>(x, weights, lanes, out),
-        _ => channels_rust(x, weights, lanes, out),
+        // [`conv`] pads every patch to 3, 4, 8 or a multiple of 16 blocks.
+        _ => channels_asm::<16, 0>(x, weights, lanes, out),
     }
 }
 
