@@ -258,6 +258,8 @@ fn conv_bytes<M: Mac>(io: &mut dyn Bytes, signed: bool, ys: Shape, xs: Shape, p:
         decode(&mut ch, 0, cout);
     }
 
+    // Accumulators carried from one segment to the next, per channel pair.
+    let mut carry = [[0i32; 4]; CHANNELS / 2];
     let mut px = 0;
     while px < pixels {
         // The pixel pair; an odd last pixel is paired with itself and written once.
@@ -268,16 +270,17 @@ fn conv_bytes<M: Mac>(io: &mut dyn Bytes, signed: bool, ys: Shape, xs: Shape, p:
             if !single {
                 decode(&mut ch, c_start, n_ch);
             }
-            // Per channel pair j / 2: [c0 p0, c1 p0, c0 p1, c1 p1], from the biases on.
-            let mut acc = [[0i32; 4]; CHANNELS / 2];
-            for (a, j) in acc.iter_mut().zip((0..n_ch).step_by(2)) {
-                let (b0, b1) = (ch[j].bias, ch[(j + 1).min(n_ch - 1)].bias);
-                *a = [b0, b1, b0, b1];
-            }
+            // The pair's outputs of this chunk, written to the io once the chunk is done.
+            let mut out = [[0i8; CHANNELS]; 2];
+            let weights = p
+                .weights
+                .get(c_start * patch_len..(c_start + n_ch) * patch_len)
+                .unwrap_or(&[]);
             for seg in 0..segments {
                 let s0 = seg * MAX_PATCH;
                 let len = MAX_PATCH.min(patch_len - s0);
                 let (b0, n_full) = (s0 / 4, len / 4);
+                let last = seg + 1 == segments;
                 // One segment: the pair is packed once, for every chunk.
                 if segments > 1 || c_start == 0 {
                     for (i, &q) in pair.iter().enumerate() {
@@ -292,32 +295,36 @@ fn conv_bytes<M: Mac>(io: &mut dyn Bytes, signed: bool, ys: Shape, xs: Shape, p:
                 }
                 let x = &packed[..n_full];
                 // The patch's last partial block, with the weights' zero-padded tails.
-                let tail =
-                    (s0 + len == patch_len && !len.is_multiple_of(4)).then(|| &packed[n_full..]);
-                for (a, j) in acc.iter_mut().zip((0..n_ch).step_by(2)) {
+                let tail = (last && !len.is_multiple_of(4)).then(|| &packed[n_full..]);
+                for (jp, j) in (0..n_ch).step_by(2).enumerate() {
                     let j1 = (j + 1).min(n_ch - 1);
+                    let (c0, c1) = (&ch[j], &ch[j1]);
+                    // [c0 p0, c1 p0, c0 p1, c1 p1], from the biases on, carried between segments.
+                    let mut acc = match seg {
+                        0 => [c0.bias, c1.bias, c0.bias, c1.bias],
+                        _ => carry[jp],
+                    };
                     let row = |c: usize| {
-                        let at = (c_start + c) * patch_len + 4 * b0;
-                        let w = p.weights.get(at..).unwrap_or(&[]).as_chunks::<4>().0;
+                        let w = weights.get(c * patch_len + 4 * b0..).unwrap_or(&[]);
+                        let (w, _) = w.as_chunks::<4>();
                         &w[..n_full.min(w.len())]
                     };
-                    M::dot2x2(x, row(j), row(j1), a);
+                    M::dot2x2(x, row(j), row(j1), &mut acc);
                     if let Some(t) = tail {
-                        M::dot2x2(t, &[ch[j].tail], &[ch[j1].tail], a);
+                        M::dot2x2(t, &[c0.tail], &[c1.tail], &mut acc);
                     }
+                    if !last {
+                        carry[jp] = acc;
+                        continue;
+                    }
+                    // j1 == j for an odd last channel: the second pair of writes repeats the
+                    // first.
+                    let [o0, o1] = &mut out;
+                    o0[j] = c0.rq.apply(acc[0]);
+                    o1[j] = c0.rq.apply(acc[2]);
+                    o0[j1] = c1.rq.apply(acc[1]);
+                    o1[j1] = c1.rq.apply(acc[3]);
                 }
-            }
-            // The pair's outputs of this chunk; j1 == j for an odd last channel, whose second
-            // pair of writes repeats the first.
-            let mut out = [[0i8; CHANNELS]; 2];
-            let [o0, o1] = &mut out;
-            for (a, j) in acc.iter().zip((0..n_ch).step_by(2)) {
-                let j1 = (j + 1).min(n_ch - 1);
-                let (c0, c1) = (&ch[j], &ch[j1]);
-                o0[j] = c0.rq.apply(a[0]);
-                o1[j] = c0.rq.apply(a[2]);
-                o0[j1] = c1.rq.apply(a[1]);
-                o1[j1] = c1.rq.apply(a[3]);
             }
             io.y_bytes(pair[0] * cout + c_start, &out[0][..n_ch]);
             if pair[1] != pair[0] {
