@@ -18,7 +18,7 @@
 //! Per block and channel, 16 MACs take 13 instructions: 1 weight load, 2 `sxtb16`, 2 `ldm` of
 //! four packed words and 8 `smlad`; the block loop is unrolled (`.rept`: 3, 4 or 8 blocks, or
 //! chunks of 16 until the end of the patch), so no register holds a counter and the four
-//! pixels' words come in two `ldm`. Each channel then costs 28 instructions for its 4 outputs
+//! pixels' words come in two `ldm`. Each channel then costs 27 instructions for its 4 outputs
 //! (constants, requantisation, stores into the output rows, through lane and output pointers
 //! kept in r7 and r6, which the loop saves and restores). The lanes are doubled when packed
 //! so the accumulator is `2 acc`, the operand `smmlar` needs ([`crate::requant::Requantizer`]'s
@@ -56,12 +56,16 @@ struct Lane {
     multiplier: i32,
     /// `2^(e-1) + zero_point * 2^e`.
     round: i32,
-    /// `e`.
+    /// `e`, with [`LAST`] set in the last lane.
     right: u32,
     /// The distance between the pixels' output rows: the conv's number of output channels
     /// ([`Lanes::new`]), at least the number of lanes.
     stride: u32,
 }
+
+/// Bit 8 of [`Lane::right`]: the last lane, where the channel loop ends (`asr` by a register
+/// reads only its low byte, so the shift is unchanged).
+const LAST: u32 = 0x100;
 
 /// Output rows for a last group of fewer than 4 pixels, `cout` bytes apart.
 type Staging = [i8; PIXELS * MAX_COUT];
@@ -93,9 +97,12 @@ impl Lanes {
             bias2: [bias.wrapping_mul(2); 4],
             multiplier,
             round,
-            right,
+            right: right | LAST,
             stride: self.stride as u32,
         };
+        if let Some(before) = c.checked_sub(1).and_then(|b| self.lanes.get_mut(b)) {
+            before.right &= !LAST;
+        }
         self.n += 1;
         true
     }
@@ -662,7 +669,7 @@ fn pack<X: Element>(win: &[X], entries: &[[u32; 3]], x: &mut [[u32; 2 * PIXELS]]
     pack_rust(win, entries, x, i)
 }
 
-/// [`pack_rust`] on the DSP unit, 13 instructions per block.
+/// [`pack_rust`] on the DSP unit, 12 instructions per block.
 #[cfg(shiftkit_dsp)]
 #[inline(always)]
 fn pack<X: Element>(win: &[X], entries: &[[u32; 3]], x: &mut [[u32; 2 * PIXELS]], i: usize) {
@@ -690,7 +697,7 @@ fn pack4<X: Element>(win: &[X], step: usize, entries: &[[u32; 3]], x: &mut [[u32
     }
 }
 
-/// [`pack4`] on the DSP unit: one pass over the blocks, 11 instructions per block and pixel.
+/// [`pack4`] on the DSP unit: one pass over the blocks, 9 instructions per block and pixel.
 #[cfg(shiftkit_dsp)]
 #[inline(always)]
 fn pack4<X: Element>(win: &[X], step: usize, entries: &[[u32; 3]], x: &mut [[u32; 2 * PIXELS]]) {
@@ -728,16 +735,17 @@ macro_rules! pack4_loop {
                     "add r10, r11, r10",
                     "2:",
                     "ldm r0!, {{r3, r4, r5}}",
+                    // GE[i] = byte i of the mask is 0xFF (from group lo): 0xFF + 0xFF carries.
+                    "uadd8 r2, r5, r5",
                     ".irp base, r8, r9, r11, r10",
                     "ldr r2, [\\base, r3]",
                     "ldr r12, [\\base, r4]",
-                    "and r2, r2, r5",
-                    "bic r12, r12, r5",
-                    "orr r2, r2, r12",
+                    "sel r2, r2, r12",
                     concat!($ext, " r12, r2"),
                     concat!($ext, " r2, r2, ror #8"),
-                    "sadd16 r12, r12, r12",
-                    "sadd16 r2, r2, r2",
+                    // Doubled without touching GE (`sadd16` would set it); never saturates.
+                    "qadd16 r12, r12, r12",
+                    "qadd16 r2, r2, r2",
                     "strd r12, r2, [r1], #8",
                     ".endr",
                     "subs lr, lr, #1",
@@ -783,15 +791,16 @@ macro_rules! pack_loop {
                 core::arch::asm!(
                     "2:",
                     "ldm {e}!, {{r3, r4, r5}}",
+                    // GE[i] = byte i of the mask is 0xFF (from group lo): 0xFF + 0xFF carries.
+                    "uadd8 {a}, r5, r5",
                     "ldr {a}, [{w}, r3]",
                     "ldr {t}, [{w}, r4]",
-                    "and {a}, {a}, r5",
-                    "bic {t}, {t}, r5",
-                    "orr {a}, {a}, {t}",
+                    "sel {a}, {a}, {t}",
                     concat!($ext, " {t}, {a}"),
                     concat!($ext, " {a}, {a}, ror #8"),
-                    "sadd16 {t}, {t}, {t}",
-                    "sadd16 {a}, {a}, {a}",
+                    // Doubled without touching GE; never saturates (|2 x| <= 510).
+                    "qadd16 {t}, {t}, {t}",
+                    "qadd16 {a}, {a}, {a}",
                     "strd {t}, {a}, [{d}], #32",
                     "subs {n}, {n}, #1",
                     "bne 2b",
@@ -838,7 +847,7 @@ fn channels_rust(x: &[[u32; 2 * PIXELS]], weights: &[u8], lanes: &[Lane], out: &
         for (i, a) in acc.into_iter().enumerate() {
             let g = smmlar(a, lane.multiplier, lane.round).wrapping_add(a >> 31);
             if let Some(o) = out.get_mut(i * lane.stride as usize + c) {
-                *o = (g >> lane.right).clamp(-128, 127) as i8;
+                *o = (g >> (lane.right & !LAST)).clamp(-128, 127) as i8;
             }
         }
     }
@@ -877,10 +886,10 @@ fn channels_asm<const CHUNK: usize, const ONE: usize>(
     if lanes.is_empty() || chunks == 0 || x.len() % CHUNK != 0 || (ONE == 1 && chunks != 1) {
         return;
     }
-    let end = lanes.as_ptr_range().end;
     let x_end = x.as_ptr_range().end;
-    // SAFETY: the loop runs once per lane (r7 walks `lanes` to `end`, 32 bytes per lane: the
-    // `repr(C)` layout of `Lane`). Per lane it reads the lane, all of `x` (r12, from its start to
+    // SAFETY: the loop runs once per lane (r7 walks `lanes`, 32 bytes per lane: the `repr(C)`
+    // layout of `Lane`, and stops after the lane with `LAST` in `right`, which `Lanes::push`
+    // leaves in the last lane it pushed, and only there). Per lane it reads the lane, all of `x` (r12, from its start to
     // `x_end`, `CHUNK` blocks of 32 bytes at a time) and the next `x.len() * 4` bytes of
     // `weights` (`Lanes::run` checked that all lanes' rows are in bounds; `ldr` may be unaligned
     // on v7-M/v8-M, `ldm` needs the u32 alignment `x` and `Lane` have). Lane c writes 4 bytes,
@@ -888,14 +897,14 @@ fn channels_asm<const CHUNK: usize, const ONE: usize>(
     // same in every lane); `Lanes::run` checked `out.len() >= 3 * stride + n`, so all lie in
     // `out`, which is borrowed mutably here. r6 and r7, which LLVM keeps as base and frame
     // pointers and which cannot be operands, are pushed first and popped last, so they hold
-    // their values again when the block ends; the 12 bytes pushed between are popped too.
+    // their values again when the block ends; the 8 bytes pushed between are popped too.
     unsafe {
         core::arch::asm!(
             "push {{r6, r7}}",
             "mov r7, r0",
             "mov r6, r1",
-            // [sp] = end of lanes, [sp, #4] = end of x, [sp, #8] = x
-            "push {{r2, r3, r12}}",
+            // [sp] = end of x, [sp, #4] = x
+            "push {{r3, r12}}",
             "1:",
             "ldm r7!, {{r0, r1, r2, r3}}",
             ".if {one} == 0",
@@ -917,11 +926,11 @@ fn channels_asm<const CHUNK: usize, const ONE: usize>(
             "smlad r3, r9, r11, r3",
             ".endr",
             ".if {one} == 0",
-            "ldr r10, [sp, #4]",
+            "ldr r10, [sp]",
             "cmp r12, r10",
             "bne 3b",
             ".endif",
-            "ldr r12, [sp, #8]",
+            "ldr r12, [sp, #4]",
             "ldm r7!, {{r4, r5, r8, r9}}", // multiplier, round, right, stride
             "smmlar r10, r0, r4, r5",
             "add r0, r10, r0, asr #31",
@@ -945,16 +954,15 @@ fn channels_asm<const CHUNK: usize, const ONE: usize>(
             "strb r2, [r10]",
             "strb r3, [r10, r9]",
             "add r6, r6, #1",
-            "ldr r10, [sp]",
-            "cmp r7, r10",
-            "bne 1b",
-            "add sp, sp, #12",
+            "tst r8, #256", // LAST
+            "beq 1b",
+            "add sp, sp, #8",
             "pop {{r6, r7}}",
             chunk = const CHUNK,
             one = const ONE,
             inout("r0") lanes.as_ptr() => _,
             inout("r1") out.as_mut_ptr() => _,
-            inout("r2") end => _,
+            out("r2") _,
             inout("r3") x_end => _,
             inout("r12") x.as_ptr() => _,
             inout("lr") weights.as_ptr() => _,
