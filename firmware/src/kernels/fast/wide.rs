@@ -18,7 +18,7 @@
 //! Per block and channel, 16 MACs take 13 instructions: 1 weight load, 2 `sxtb16`, 2 `ldm` of
 //! four packed words and 8 `smlad`; the block loop is unrolled (`.rept`: 3, 4 or 8 blocks, or
 //! chunks of 16 until the end of the patch), so no register holds a counter and the four
-//! pixels' words come in two `ldm`. Each channel then costs 27 instructions for its 4 outputs
+//! pixels' words come in two `ldm`. Each channel then costs 26 instructions for its 4 outputs
 //! (constants, requantisation, stores into the output rows, through lane and output pointers
 //! kept in r7 and r6, which the loop saves and restores). The lanes are doubled when packed
 //! so the accumulator is `2 acc`, the operand `smmlar` needs ([`crate::requant::Requantizer`]'s
@@ -47,7 +47,7 @@ pub const PIXELS: usize = 4;
 /// Most output channels the path takes (its constants and staging rows are on the stack).
 pub const MAX_COUT: usize = 64;
 
-/// One output channel's constants, in the order the channel loop loads them (32 bytes).
+/// One output channel's constants, in the order the channel loop loads them (36 bytes).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 struct Lane {
@@ -61,6 +61,8 @@ struct Lane {
     /// The distance between the pixels' output rows: the conv's number of output channels
     /// ([`Lanes::new`]), at least the number of lanes.
     stride: u32,
+    /// `3 * stride`: the fourth pixel's row.
+    stride3: u32,
 }
 
 /// Bit 8 of [`Lane::right`]: the last lane, where the channel loop ends (`asr` by a register
@@ -99,6 +101,7 @@ impl Lanes {
             round,
             right: right | LAST,
             stride: self.stride as u32,
+            stride3: 3 * self.stride as u32,
         };
         if let Some(before) = c.checked_sub(1).and_then(|b| self.lanes.get_mut(b)) {
             before.right &= !LAST;
@@ -887,17 +890,18 @@ fn channels_asm<const CHUNK: usize, const ONE: usize>(
         return;
     }
     let x_end = x.as_ptr_range().end;
-    // SAFETY: the loop runs once per lane (r7 walks `lanes`, 32 bytes per lane: the `repr(C)`
-    // layout of `Lane`, and stops after the lane with `LAST` in `right`, which `Lanes::push`
-    // leaves in the last lane it pushed, and only there). Per lane it reads the lane, all of `x` (r12, from its start to
-    // `x_end`, `CHUNK` blocks of 32 bytes at a time) and the next `x.len() * 4` bytes of
-    // `weights` (`Lanes::run` checked that all lanes' rows are in bounds; `ldr` may be unaligned
-    // on v7-M/v8-M, `ldm` needs the u32 alignment `x` and `Lane` have). Lane c writes 4 bytes,
-    // at `out + c + i * stride` for i < 4 (r6 = `out + c`; `stride` is the lane's field, the
-    // same in every lane); `Lanes::run` checked `out.len() >= 3 * stride + n`, so all lie in
-    // `out`, which is borrowed mutably here. r6 and r7, which LLVM keeps as base and frame
-    // pointers and which cannot be operands, are pushed first and popped last, so they hold
-    // their values again when the block ends; the 8 bytes pushed between are popped too.
+    // SAFETY: the loop runs once per lane (r7 walks `lanes`, 36 bytes per lane: the `repr(C)`
+    // layout of `Lane`) and stops after the lane with `LAST` in `right`, which `Lanes::push`
+    // leaves in the last lane it pushed, and only there. Per lane it reads the lane, all of `x`
+    // (r12, from its start to `x_end`, `CHUNK` blocks of 32 bytes at a time) and the next
+    // `x.len() * 4` bytes of `weights` (`Lanes::run` checked that all lanes' rows are in bounds;
+    // `ldr` may be unaligned on v7-M/v8-M, `ldm` needs the u32 alignment `x` and `Lane` have).
+    // Lane c writes 4 bytes, at `out + c + i * stride` for i < 4 (r6 = `out + c`; `stride` and
+    // `3 * stride` are the lane's fields, the same in every lane); `Lanes::run` checked
+    // `out.len() >= 3 * stride + n`, so all lie in `out`, which is borrowed mutably here. r6
+    // and r7, which LLVM keeps as base and frame pointers and which cannot be operands, are
+    // pushed first and popped last, so they hold their values again when the block ends; the
+    // 8 bytes pushed between are popped too.
     unsafe {
         core::arch::asm!(
             "push {{r6, r7}}",
@@ -931,7 +935,7 @@ fn channels_asm<const CHUNK: usize, const ONE: usize>(
             "bne 3b",
             ".endif",
             "ldr r12, [sp, #4]",
-            "ldm r7!, {{r4, r5, r8, r9}}", // multiplier, round, right, stride
+            "ldm r7!, {{r4, r5, r8, r9, r11}}", // multiplier, round, right, stride, 3 stride
             "smmlar r10, r0, r4, r5",
             "add r0, r10, r0, asr #31",
             "asr r0, r0, r8",
@@ -950,9 +954,8 @@ fn channels_asm<const CHUNK: usize, const ONE: usize>(
             "ssat r3, #8, r3",
             "strb r0, [r6]",
             "strb r1, [r6, r9]",
-            "add r10, r6, r9, lsl #1",
-            "strb r2, [r10]",
-            "strb r3, [r10, r9]",
+            "strb r2, [r6, r9, lsl #1]",
+            "strb r3, [r6, r11]",
             "add r6, r6, #1",
             "tst r8, #256", // LAST
             "beq 1b",
