@@ -10,6 +10,9 @@
 //!         acc[i][j] = bias[c_j] + patch_i . w[c_j]          (the arch's `Mac::dot2x2`)
 //!     write the pair's outputs (after both patches were read: in-place safe, see plan_rules)
 //! ```
+//! A patch longer than [`MAX_PATCH`] bytes is gathered, packed and multiplied in segments, the
+//! accumulators carried from one to the next, so the fast path takes every conv and a build with
+//! a MAC unit does not link the portable kernel ([`TAKES_EVERY_CONV`]).
 //! The gather costs `k*k*cin` byte copies per output pixel, shared by all `cout` channels; the
 //! MAC loop reads each packed input word once per channel pair and each weight word once per
 //! pixel pair. The arch part is the [`Mac`] trait: [`dsp`] (Cortex-M4/M7/M33 `smlad`/`sxtb16`,
