@@ -67,46 +67,22 @@ fn main() -> ! {
             }
         };
     let ok = ok
-        && match selftest::large(&mut selftest::With::<Native>(PhantomData), SEED, LARGE_CASES) {
-            Ok(taken) => {
-                hprintln!(
-                    "kernel-check: large patches, {} cases, {} bit-exact",
-                    LARGE_CASES,
-                    taken
-                );
-                taken == LARGE_CASES
-            }
-            Err(m) => {
-                report("large patches", m);
-                false
-            }
-        };
+        && all_exact(
+            "large patches",
+            LARGE_CASES,
+            selftest::large(
+                &mut selftest::With::<Native>(PhantomData),
+                SEED,
+                LARGE_CASES,
+            ),
+        );
     let ok = ok
-        && match selftest::avg_pool(SEED, POOL_CASES) {
-            Ok(n) => {
-                hprintln!(
-                    "kernel-check: average pool, {} cases, {} bit-exact",
-                    POOL_CASES,
-                    n
-                );
-                n == POOL_CASES
-            }
-            Err(m) => {
-                report("average pool", m);
-                false
-            }
-        };
-    let ok = ok
-        && match selftest::add(SEED, ADD_CASES) {
-            Ok(n) => {
-                hprintln!("kernel-check: add, {} cases, {} bit-exact", ADD_CASES, n);
-                n == ADD_CASES
-            }
-            Err(m) => {
-                report("add", m);
-                false
-            }
-        };
+        && all_exact(
+            "average pool",
+            POOL_CASES,
+            selftest::avg_pool(SEED, POOL_CASES),
+        );
+    let ok = ok && all_exact("add", ADD_CASES, selftest::add(SEED, ADD_CASES));
     debug::exit(if ok {
         debug::EXIT_SUCCESS
     } else {
@@ -114,6 +90,20 @@ fn main() -> ! {
     });
     loop {
         cortex_m::asm::bkpt();
+    }
+}
+
+/// The line of a check whose `cases` must all be taken and bit-exact; whether they were.
+fn all_exact(what: &str, cases: u32, result: Result<u32, selftest::Mismatch>) -> bool {
+    match result {
+        Ok(n) => {
+            hprintln!("kernel-check: {}, {} cases, {} bit-exact", what, cases, n);
+            n == cases
+        }
+        Err(m) => {
+            report(what, m);
+            false
+        }
     }
 }
 
