@@ -26,7 +26,10 @@
 //!   `SaturatingRoundingDoublingHighMul` (i64 product, nudge `1<<30` or `1-(1<<30)`, divide by
 //!   2^31 truncating; `i32::MIN * i32::MIN` saturates to `i32::MAX`) and `rdbpot` is
 //!   `RoundingDivideByPOT` (round half away from zero). `m` is in `[2^30, 2^31)`, a real
-//!   multiplier `M = m * 2^(s - 31)`.
+//!   multiplier `M = m * 2^(s - 31)`, except in a conv's or FC's single-rounding form
+//!   (version 4): `s = 0` and any `m > 0`, so `mbqm(x, m, 0) = srdhm(x, m)` rounds once. Quantize
+//!   writes that form for every channel whose `M` is in `[2^-14, 1)`, as `m = round(M * 2^31)`,
+//!   the same TFLite formula with other constants (TFLite and CMSIS-NN compute it as they are).
 //! - Conv / FC: `acc = bias[co] + sum w[co][ky][kx][ci] * X` where `X` is the input element as an
 //!   integer (i8, or u8 for the model input) or `pad_value[ci]` for a tap outside the image
 //!   (padding of a k x k conv, or the border of a shifted 1x1). `bias` already holds
@@ -64,7 +67,11 @@ use serde::{Deserialize, Serialize};
 pub const MAGIC: [u8; 4] = *b"SKQ\x01";
 /// Version 2: the memory plan may place an op's output over its input (in-place ops).
 /// Version 3: an in-place conv's lag allows for blocks of 4 output pixels (was 2).
-pub const FORMAT_VERSION: u16 = 3;
+/// Version 4: a conv's or FC's requantisation may be the single-rounding form (shift 0, any
+/// positive multiplier). Every version 3 file is a valid version 4 file.
+pub const FORMAT_VERSION: u16 = 4;
+/// The oldest version this firmware reads (the memory plan's rules are those of version 3).
+pub const OLDEST_FORMAT_VERSION: u16 = 3;
 /// Bytes before the graph section.
 pub const PREAMBLE: usize = 24;
 /// Alignment of the weight section and of every span in it.
@@ -132,7 +139,7 @@ pub enum Shift {
 /// `out = clamp(out_zp + mul_q31(acc, multiplier[c], shift[c]), act_min, act_max)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Requant {
-    /// i32 x cout: Q31 multipliers in [2^30, 2^31).
+    /// i32 x cout: Q31 multipliers in [2^30, 2^31), or with shift 0 any positive one.
     pub multiplier: Span,
     /// i32 x cout: power-of-two exponents (positive = left shift), as TFLite.
     pub shift: Span,

@@ -11,8 +11,8 @@ use core::marker::PhantomData;
 use crate::wire::{self, Record};
 
 use crate::format::{
-    crc32, shift_groups, Header, Op, Requant, Shift, Span, Tensor, FORMAT_VERSION, MAGIC, PREAMBLE,
-    WEIGHT_ALIGN,
+    crc32, shift_groups, Header, Op, Requant, Shift, Span, Tensor, FORMAT_VERSION, MAGIC,
+    OLDEST_FORMAT_VERSION, PREAMBLE, WEIGHT_ALIGN,
 };
 use crate::kernels::{conv, global_avg_pool, I32s};
 use crate::plan_rules;
@@ -49,7 +49,7 @@ impl fmt::Display for ModelError {
             ),
             ModelError::UnsupportedVersion { found } => write!(
                 f,
-                ".skq format version {found} is not supported (this firmware reads version {FORMAT_VERSION}; re-run quantize with the matching version)"
+                ".skq format version {found} is not supported (this firmware reads versions {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION}; re-run quantize with the matching version)"
             ),
             ModelError::Invalid { what, index } => write!(f, "invalid .skq model: {what} (index {index})"),
             ModelError::ArenaTooSmall { need, have } => write!(
@@ -160,8 +160,15 @@ pub const MAX_ADD_LEFT_SHIFT: u8 = 23;
 /// Accepted range of requantisation shifts.
 pub const SHIFT_RANGE: core::ops::RangeInclusive<i32> = -31..=30;
 
+/// An add's multiplier: TFLite's Q31 mantissa, in `[2^30, 2^31)`, or 0.
 fn check_multiplier(m: i32) -> bool {
     m == 0 || m >= 1 << 30
+}
+
+/// A conv's or FC's multiplier and shift: as an add's, or the single-rounding form, shift 0 with
+/// any positive multiplier (`crate::format`, version 4).
+fn check_conv_multiplier(m: i32, s: i32) -> bool {
+    check_multiplier(m) || (s == 0 && m > 0)
 }
 
 impl<'a> Model<'a> {
@@ -185,7 +192,7 @@ impl<'a> Model<'a> {
             });
         }
         let version = u16_at(bytes, 4);
-        if version != FORMAT_VERSION {
+        if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
             return Err(ModelError::UnsupportedVersion { found: version });
         }
         if u16_at(bytes, 6) != 0 {
@@ -467,17 +474,23 @@ impl<'a> Model<'a> {
             i,
         )?;
         let s = self.check_span(r.shift, 4, cout, "op: shift count != output channels", i)?;
-        let (m, s) = (
-            I32s::new(m).map(|v| v.iter()),
-            I32s::new(s).map(|v| v.iter()),
-        );
-        if !m.into_iter().flatten().all(check_multiplier) {
+        let (Some(m), Some(s)) = (I32s::new(m), I32s::new(s)) else {
             return Err(invalid(
-                "op: a multiplier is outside [2^30, 2^31) and not 0",
+                "op: an i32 span's length is not a multiple of 4",
+                i,
+            ));
+        };
+        if !m
+            .iter()
+            .zip(s.iter())
+            .all(|(m, s)| check_conv_multiplier(m, s))
+        {
+            return Err(invalid(
+                "op: a multiplier is outside [2^30, 2^31), not 0, and not positive with shift 0",
                 i,
             ));
         }
-        if !s.into_iter().flatten().all(|s| SHIFT_RANGE.contains(&s)) {
+        if !s.iter().all(|s| SHIFT_RANGE.contains(&s)) {
             return Err(invalid("op: a requantisation shift is outside -31..=30", i));
         }
         if r.act_min > r.act_max {

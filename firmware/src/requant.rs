@@ -76,16 +76,16 @@ pub fn requantize(
     clamp_i8(v, act_min, act_max)
 }
 
-/// [`requantize`] for one output channel (or one add), with its constants decoded once, in five
-/// instructions on the Cortex-M DSP unit (`add`, `smmlar`, `add ..., asr #31`, `asr`, `ssat`).
+/// [`requantize`] for one output channel (or one add), with its constants decoded once. It has
+/// two fast forms, which take five and three instructions on the Cortex-M DSP unit.
 ///
-/// The fast form holds when the multiplier is in `[2^30, 2^31)` (every validated model's), the
-/// shift is a right shift `e` in `1..=23` and `|acc| <= 2^29` (the caller's bound). Then, with
-/// `R = 2^(e-1) + zero_point * 2^e`:
+/// **Double rounding** (`add`, `smmlar`, `add ..., asr #31`, `asr`, `ssat`): TFLite's own
+/// constants, a multiplier in `[2^30, 2^31)` with a right shift `e` in `1..=23`, and
+/// `|acc| <= 2^29` (the caller's bound). Then, with `R = 2^(e-1) + zero_point * 2^e`:
 ///
-/// 1. `srdhm(acc, m) = floor((acc*m + 2^30) / 2^31)` exactly (a non-negative product gets nudge
-///    `2^30` and floor division; a negative one `1 - 2^30` and truncating division, and
-///    `ceil((p + 1 - 2^30) / 2^31) = floor((p + 2^30) / 2^31)`), which is
+/// 1. `srdhm(acc, m) = floor((acc*m + 2^30) / 2^31)` exactly, for any `m` (a non-negative
+///    product gets nudge `2^30` and floor division; a negative one `1 - 2^30` and truncating
+///    division, and `ceil((p + 1 - 2^30) / 2^31) = floor((p + 2^30) / 2^31)`), which is
 ///    `h = floor((2acc * m + 2^31) / 2^32)`, the rounded high word `smmlar` computes, and
 ///    `smmlar(2acc, m, R) = R + h`.
 /// 2. `rounding_divide_by_pot(h, e)` rounds half away from zero: `floor((h + 2^(e-1) - [h < 0])
@@ -96,16 +96,25 @@ pub fn requantize(
 /// 3. `|h| <= 2^29` and `|R| <= 2^30 + 2^22`: nothing overflows, and clamping to `[-128, 127]`
 ///    (`ssat`) then to `[act_min, act_max]` is the reference's saturating add and clamp.
 ///
+/// **Single rounding** (`add`, `smmlar`, `ssat`): a shift of 0 with any positive multiplier (the
+/// form quantize writes for convs, `crate::format`), and `|acc| <= 2^29`. `rounding_divide_by_pot`
+/// by 0 is the identity, so the output is `zero_point + h` (step 1), which is
+/// `smmlar(2acc, m, zero_point)`; `|h| <= 2^29` again, so nothing overflows.
+///
 /// Anything else falls back to [`requantize`], so the result always equals it (tested on random
 /// and edge constants).
 #[derive(Clone, Copy, Debug)]
 pub struct Requantizer {
     multiplier: i32,
     shift: i32,
-    /// `R` above.
+    /// `R` above; the zero point in the single form.
     round: i32,
-    /// The right shift `e`; 0 when the fast form does not hold.
+    /// The right shift `e`; 0 in the single form.
     right: u32,
+    /// `-1` in the double form, which adds `[acc < 0]` (as `acc >> 31`); 0 in the single form.
+    negative: i32,
+    /// Whether one of the fast forms holds.
+    fast: bool,
     zero_point: i8,
     act_min: i8,
     act_max: i8,
@@ -123,28 +132,39 @@ impl Requantizer {
         act_max: i8,
         acc_bound: u32,
     ) -> Self {
-        let fast = multiplier >= 1 << 30 && (-23..=-1).contains(&shift) && acc_bound <= 1 << 29;
-        let right = if fast { (-shift) as u32 } else { 0 };
-        let round = if fast {
+        let bounded = acc_bound <= 1 << 29;
+        let double = bounded && multiplier >= 1 << 30 && (-23..=-1).contains(&shift);
+        let single = bounded && multiplier > 0 && shift == 0;
+        let right = if double { (-shift) as u32 } else { 0 };
+        let round = if double {
             (1i32 << (right - 1)) + ((zero_point as i32) << right)
         } else {
-            0
+            zero_point as i32
         };
         Requantizer {
             multiplier,
             shift,
             round,
             right,
+            negative: -(double as i32),
+            fast: double || single,
             zero_point,
             act_min,
             act_max,
         }
     }
 
-    /// `(multiplier, R, e)` of the fast form, if it holds (see the type's docs).
+    /// `(multiplier, R, e)` of the double-rounding fast form, if it holds (see the type's docs).
     #[inline(always)]
     pub fn fast_constants(&self) -> Option<(i32, i32, u32)> {
-        (self.right != 0).then_some((self.multiplier, self.round, self.right))
+        (self.fast && self.right != 0).then_some((self.multiplier, self.round, self.right))
+    }
+
+    /// `(multiplier, zero_point)` of the single-rounding fast form, if it holds: the output is
+    /// `ssat8(smmlar(2 acc, multiplier, zero_point))` (see the type's docs).
+    #[inline(always)]
+    pub fn single_constants(&self) -> Option<(i32, i32)> {
+        (self.fast && self.right == 0).then_some((self.multiplier, self.round))
     }
 
     /// Whether the activation range is all of int8 (no clamp besides the saturation).
@@ -156,7 +176,7 @@ impl Requantizer {
     /// The output for `acc` (`|acc|` within the bound given to [`Requantizer::new`]).
     #[inline(always)]
     pub fn apply(&self, acc: i32) -> i8 {
-        if self.right == 0 {
+        if !self.fast {
             return requantize_cold(
                 acc,
                 self.multiplier,
@@ -166,7 +186,8 @@ impl Requantizer {
                 self.act_max,
             );
         }
-        let g = smmlar(acc.wrapping_add(acc), self.multiplier, self.round).wrapping_add(acc >> 31);
+        let g = smmlar(acc.wrapping_add(acc), self.multiplier, self.round)
+            .wrapping_add((acc >> 31) & self.negative);
         let q = (g >> self.right).clamp(-128, 127) as i8;
         q.max(self.act_min).min(self.act_max)
     }
@@ -253,7 +274,8 @@ mod tests {
                 3 => (r >> 16) as i32, // any multiplier, including negative ones (fallback)
                 _ => (1 << 30) | ((r >> 8) as i32 & ((1 << 30) - 1)),
             };
-            let s = (r % 63) as i32 - 31;
+            // A quarter of the shifts are 0: the single form, with any multiplier.
+            let s = if i % 4 == 3 { 0 } else { (r % 63) as i32 - 31 };
             let zp = (r >> 40) as i8;
             let (lo, hi) = if i % 3 == 0 { (-128, 127) } else { (zp, 127) };
             // The bound the caller promises; the accumulator is kept inside it.

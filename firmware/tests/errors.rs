@@ -32,6 +32,13 @@ fn preamble_errors() {
     let mut v1 = f.clone();
     v1[4] = 1;
     assert_eq!(err(&v1), ModelError::UnsupportedVersion { found: 1 });
+    // Version 3 (before the single-rounding form) is read; a version from the future is not.
+    let mut v3 = f.clone();
+    v3[4] = 3;
+    assert!(Model::from_bytes(&v3).is_ok());
+    let mut v5 = f.clone();
+    v5[4] = 5;
+    assert_eq!(err(&v5), ModelError::UnsupportedVersion { found: 5 });
     let mut flipped = f.clone();
     let last = flipped.len() - 1;
     flipped[last] ^= 1;
@@ -126,8 +133,18 @@ fn invalid_records() {
             Box::new(|b| requant_of(&mut b.ops[0], |m, _| m.offset += 1)),
         ),
         (
-            "op: a multiplier is outside [2^30, 2^31) and not 0",
-            Box::new(|b| set_i32(b, 0, true, 12345)),
+            "op: a multiplier is outside [2^30, 2^31), not 0, and not positive with shift 0",
+            Box::new(|b| {
+                set_i32(b, 0, true, 12345);
+                set_i32(b, 0, false, -1);
+            }),
+        ),
+        (
+            "op: a multiplier is outside [2^30, 2^31), not 0, and not positive with shift 0",
+            Box::new(|b| {
+                set_i32(b, 0, true, -12345);
+                set_i32(b, 0, false, 0);
+            }),
         ),
         (
             "op: a requantisation shift is outside -31..=30",
@@ -364,4 +381,15 @@ fn a_shift_needs_a_channel_per_group() {
             index: 1
         }
     );
+}
+
+#[test]
+fn a_single_rounding_multiplier_is_valid() {
+    // Shift 0 with any positive multiplier (format version 4), here 2^17 and 1.
+    for m in [1 << 17, 1] {
+        let (mut b, _) = tiny_net(0);
+        set_i32(&mut b, 0, true, m);
+        set_i32(&mut b, 0, false, 0);
+        assert!(Model::from_bytes(&b.encode()).is_ok(), "multiplier {m}");
+    }
 }

@@ -183,8 +183,9 @@ mod aarch64 {
 
 /// The DSP unit's wide path (four pixels by one channel, `fast::wide`) takes the default
 /// network's shifted 1x1 convs (16, 32 and 64 input channels, 4C with centre, 7x7 images: a
-/// last group of one pixel) and equals the reference on them; a conv outside its shapes is
-/// left to the 2x2 path.
+/// last group of one pixel) and equals the reference on them; a conv outside its shapes, or
+/// with TFLite's requantisation constants instead of the single-rounding form, is left to the
+/// 2x2 path.
 #[test]
 fn the_wide_path_takes_the_networks_shifted_convs() {
     use firmware::format::Shift;
@@ -204,10 +205,11 @@ fn the_wide_path_takes_the_networks_shifted_convs() {
             .collect();
         let le = |v: Vec<i32>| -> Vec<u8> { v.iter().flat_map(|b| b.to_le_bytes()).collect() };
         let bias = le((0..cout).map(|_| (next() as i32) >> 14).collect());
+        // The single-rounding form, as quantize writes it: shift 0, multipliers 2^20..2^25.
         let mult = le((0..cout)
-            .map(|_| (1 << 30) | (next() as i32 & ((1 << 30) - 1)))
+            .map(|_| ((1 << 30) | (next() as i32 & ((1 << 30) - 1))) >> (6 + next() % 5))
             .collect());
-        let shift = le((0..cout).map(|_| -6 - (next() % 5) as i32).collect());
+        let shift = le(vec![0; cout]);
         let pad = vec![zp as u8; cin];
         let p = ConvParams {
             k: 1,
@@ -236,6 +238,21 @@ fn the_wide_path_takes_the_networks_shifted_convs() {
         };
         let (got, want) = wide_and_reference(&x[..49 * 12], ys, xs12, &p12);
         assert_eq!(got, Some(want), "cin 12 cout {cout}");
+        // TFLite's constants for the same multipliers: the 2x2 path's.
+        let tflite_mult = le((0..cout)
+            .map(|_| (1 << 30) | (next() as i32 & ((1 << 30) - 1)))
+            .collect());
+        let tflite_shift = le((0..cout).map(|_| -6 - (next() % 5) as i32).collect());
+        let tflite = ConvParams {
+            rescale: Rescale {
+                multiplier: I32s::new(&tflite_mult).unwrap(),
+                shift: I32s::new(&tflite_shift).unwrap(),
+                ..p.rescale
+            },
+            ..p
+        };
+        let (got, _) = wide_and_reference(&x, ys, xs, &tflite);
+        assert_eq!(got, None, "cin {cin} cout {cout}: TFLite's constants");
     }
     // The stem's shape: 3x3, padding 1, one u8 input channel (patch of 9 bytes).
     let (xs, ys) = (Shape::new(6, 5, 1), Shape::new(6, 5, 16));
@@ -246,9 +263,9 @@ fn the_wide_path_takes_the_networks_shifted_convs() {
     let le = |v: Vec<i32>| -> Vec<u8> { v.iter().flat_map(|b| b.to_le_bytes()).collect() };
     let bias = le((0..16).map(|_| (next() as i32) >> 12).collect());
     let mult = le((0..16)
-        .map(|_| (1 << 30) | (next() as i32 & ((1 << 30) - 1)))
+        .map(|_| ((1 << 30) | (next() as i32 & ((1 << 30) - 1))) >> (8 + next() % 3))
         .collect());
-    let shift = le((0..16).map(|_| -8 - (next() % 3) as i32).collect());
+    let shift = le(vec![0; 16]);
     let p = ConvParams {
         k: 3,
         stride: 1,
@@ -297,7 +314,7 @@ fn the_wide_path_matches_the_reference_on_random_convs() {
         let taken = selftest::run(&mut selftest::Wide, seed, 2000)
             .unwrap_or_else(|m| panic!("seed {seed}: {m:?}"));
         assert!(
-            taken >= 500,
+            taken >= 400,
             "seed {seed}: only {taken} of 2000 cases took the wide path"
         );
     }

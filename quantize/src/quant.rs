@@ -2,7 +2,7 @@
 //! quantisation, per-channel int8 weights, int32 biases with the input zero point folded in, and
 //! every requantisation constant (`firmware::format` states the integer semantics).
 use crate::fold::{FOp, Folded};
-use crate::requant::quantize_multiplier_or_tiny;
+use crate::requant::{conv_multiplier, quantize_multiplier_or_tiny};
 use crate::{plan, QuantError};
 use firmware::format::{Header, Op, Requant, Shift, Span, Tensor};
 use host_train::graph::{Neighbourhood, ShiftSpec};
@@ -203,7 +203,7 @@ fn quantize_layer(
             ))
         })?);
         let real = s_in * s_w / qout.scale as f64;
-        let (m, s) = quantize_multiplier_or_tiny(real).ok_or_else(|| {
+        let (m, s) = conv_multiplier(real).ok_or_else(|| {
             QuantError::Range(format!(
                 "{name}: requantisation multiplier {real:e} of channel {co} is out of range"
             ))
@@ -435,7 +435,8 @@ mod tests {
         assert_eq!(l.bias[0], 254 - 950);
         // channel 1: s_w = 2/127: round(-3 / (0.5 * 2/127)) - 10 * 127 = -381 - 1270.
         assert_eq!(l.bias[1], -381 - 1270);
-        // multiplier of channel 0: 0.5 / 127 = 0.0039370.. = 0.50394 * 2^-7.
-        assert_eq!(l.shift[0], -7);
+        // multiplier of channel 0: 0.5 / 127 = 0.0039370.., in the single-rounding form:
+        // round(0.0039370 * 2^31) = round(8454660.03) = 8454660, shift 0.
+        assert_eq!((l.multiplier[0], l.shift[0]), (8_454_660, 0));
     }
 }

@@ -37,6 +37,28 @@ pub fn quantize_multiplier_or_tiny(real: f64) -> Option<(i32, i32)> {
     quantize_multiplier(real)
 }
 
+/// The smallest real multiplier written in the single-rounding form ([`conv_multiplier`]).
+pub const SINGLE_ROUNDING_MIN: f64 = 1.0 / (1u32 << 14) as f64;
+
+/// A conv's or FC's real multiplier `M` as `(m, s)`. For `M` in `[2^-14, 1)` this is the
+/// single-rounding form `(round(M * 2^31), 0)` (`firmware::format`, version 4): the same TFLite
+/// formula, `mbqm(acc, m, 0) = srdhm(acc, m)`, which rounds once, and which the firmware's DSP
+/// kernels requantise in two instructions (`smmlar`, `ssat`) instead of four. Any other `M`
+/// takes [`quantize_multiplier_or_tiny`]'s TFLite constants.
+///
+/// Precision: `m` is within `2^-32` of `M * 2^31 / 2^31`, so an output that does not saturate
+/// (`|acc * M| < 257`) is off by at most `257 / M * 2^-32 < 2^-9` LSB before its one rounding;
+/// TFLite's constants round first at `2^-e` LSB (`e = -s`, 7 to 9 in our networks), then again.
+pub fn conv_multiplier(real: f64) -> Option<(i32, i32)> {
+    if (SINGLE_ROUNDING_MIN..1.0).contains(&real) {
+        let m = (real * (1u64 << 31) as f64).round();
+        if m < (1u64 << 31) as f64 {
+            return Some((m as i32, 0));
+        }
+    }
+    quantize_multiplier_or_tiny(real)
+}
+
 /// `x = q * 2^e` with `q` in `[0.5, 1)` for finite `x > 0` (C's `frexp`).
 fn frexp(x: f64) -> (f64, i32) {
     let bits = x.to_bits();
@@ -113,6 +135,49 @@ mod tests {
         // Just below 1: the mantissa rounds to 2^31 and renormalises to (2^30, exponent + 1).
         (1.0 - 1e-12, 1 << 30, 1),
     ];
+
+    #[test]
+    fn conv_multiplier_table() {
+        let t: &[(f64, Option<(i32, i32)>)] = &[
+            // 0.75 * 2^31, shift 0 (TFLite's constants too).
+            (0.75, Some((1_610_612_736, 0))),
+            // 0.1 * 2^31 = 214748364.8 -> 214748365 (TFLite: 1717986918 with shift -3).
+            (0.1, Some((214_748_365, 0))),
+            // 0.0003 * 2^31 = 644245.09 -> 644245.
+            (0.0003, Some((644_245, 0))),
+            // 2^-14 exactly: the smallest single-rounding multiplier, 2^17.
+            (SINGLE_ROUNDING_MIN, Some((1 << 17, 0))),
+            // Below 2^-14, at or above 1, or rounding to 2^31: TFLite's constants.
+            (SINGLE_ROUNDING_MIN / 2.0, Some((1 << 30, -14))),
+            (1.0, Some((1 << 30, 1))),
+            (1.0 - 1e-12, Some((1 << 30, 1))),
+            (2f64.powi(-40), Some((1 << 30, -31))),
+            (0.0, None),
+            (f64::NAN, None),
+        ];
+        for &(real, want) in t {
+            assert_eq!(conv_multiplier(real), want, "M = {real}");
+        }
+        // Every single-rounding multiplier is within 2^-32 of M, and mbqm with it rounds
+        // acc * M once: checked against the exact product on accumulators up to 2^22.
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..100_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let real = 2f64.powf(-14.0 * (state % 10_000) as f64 / 10_000.0) * 0.999_999;
+            let (m, s) = conv_multiplier(real).unwrap();
+            assert_eq!(s, 0, "M = {real}");
+            assert!((m as f64 / (1u64 << 31) as f64 - real).abs() <= 2f64.powi(-32));
+            let acc = ((state >> 40) as i32) - (1 << 23);
+            let exact = acc as f64 * m as f64 / (1u64 << 31) as f64;
+            let got = mbqm(acc, m, s) as f64;
+            assert!(
+                (got - exact).abs() <= 0.5,
+                "acc {acc} m {m}: {got} vs {exact}"
+            );
+        }
+    }
 
     #[test]
     fn quantize_multiplier_table() {

@@ -6,9 +6,10 @@
 //! Each case draws a shape (1..=7 x 1..=7 pixels, 1..=64 input and 1..=72 output channels), a
 //! kind (k x k conv with stride and padding, or a 1x1 with no shift, 4C or 8C, centre on or off),
 //! u8 or i8 input, and random data, weights, biases and requantisation constants in the ranges a
-//! validated model allows; half the cases draw biases and shifts as quantize writes them for real
-//! networks (so every channel has the fast requantisation form and the DSP unit's wide path of
-//! `super::wide` runs), and 1x1 cases often have 16, 32 or 64 input channels.
+//! validated model allows; three quarters of the cases draw biases, multipliers and shifts as
+//! quantize writes them for real networks, two thirds of those in the single-rounding form (so
+//! every channel has it and the DSP unit's wide path of `super::wide` runs) and a third as
+//! TFLite's constants (version 3 files), and 1x1 cases often have 16, 32 or 64 input channels.
 use super::super::conv::{self, ConvParams};
 use super::super::{Element, I32s, Io, KernelError, Rescale, Shape, Shared, Split};
 use crate::format::Shift;
@@ -154,8 +155,10 @@ fn cases_from(
         } else {
             1 + rng.below(if k > 1 { 16 } else { 40 })
         };
-        // As quantize writes them: right shifts, biases well inside the accumulator's range.
-        let realistic = rng.below(2) == 0;
+        // As quantize writes them (0: the single-rounding form, shift 0 with a multiplier of
+        // 2^17..2^31; 1: TFLite's constants, as version 3 files hold), with biases well inside
+        // the accumulator's range; 2: anything a validated model allows.
+        let form = [0, 0, 1, 2][rng.below(4)];
         let wide = rng.below(4) == 0 || large;
         let cout = 1 + rng.below(if wide { MAX_COUT } else { 9 });
         let xs = Shape::new(h, wd, cin);
@@ -178,18 +181,22 @@ fn cases_from(
             *v = rng.byte();
         }
         for c in 0..cout {
-            let (b, s) = if realistic {
-                (
-                    (rng.next() >> 32) as i32 >> (8 + rng.below(16)),
-                    -1 - rng.below(12) as i32,
-                )
+            let mut m = (1i32 << 30) | ((rng.next() >> 34) as i32 & ((1 << 30) - 1));
+            let (b, s) = if form < 2 {
+                let b = (rng.next() >> 32) as i32 >> (8 + rng.below(16));
+                let e = 1 + rng.below(13) as i32;
+                if form == 0 {
+                    m >>= e;
+                    (b, 0)
+                } else {
+                    (b, -e)
+                }
             } else {
                 (
                     (rng.next() >> 32) as i32 >> rng.below(20),
                     rng.below(14) as i32 - 12,
                 )
             };
-            let m = (1i32 << 30) | ((rng.next() >> 34) as i32 & ((1 << 30) - 1));
             bias[4 * c..4 * c + 4].copy_from_slice(&b.to_le_bytes());
             mult[4 * c..4 * c + 4].copy_from_slice(&m.to_le_bytes());
             shift[4 * c..4 * c + 4].copy_from_slice(&s.to_le_bytes());

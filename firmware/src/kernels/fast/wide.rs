@@ -1,9 +1,10 @@
 //! The DSP unit's wide path: a conv four output pixels by one output channel at a time, with
 //! the output stage in the same hand-written loop. It takes every conv with a patch of at most
 //! 128 bytes (zero-padded to 3, 4, 8, 16 or 32 blocks of 4 bytes) and at most 64 output
-//! channels whose requantisation has the fast form (quantize's always does) and whose
-//! activation range is all of int8: the default network's and ResNet-8-4C's convs. Every other
-//! conv takes the 2x2 path of [`super`].
+//! channels whose requantisation has the single-rounding form (a shift of 0, which quantize
+//! writes for every conv whose multiplier is at least 2^-14) and whose activation range is all of
+//! int8: the default network's and ResNet-8-4C's convs. Every other conv takes the 2x2 path of
+//! [`super`].
 //!
 //! ```text
 //! for each group of 4 output pixels (raster order; a short last group repeats its last pixel):
@@ -11,18 +12,18 @@
 //!            [p0 even lanes, p0 odd lanes, p1 .., p2 .., p3 ..] (8 words), every lane doubled
 //!     for each output channel c (the channel loop, one `asm!` block):
 //!         acc[i] = 2 bias[c] + sum over b of x[b][i] . w[c][b]         (`ldm`, `sxtb16`, `smlad`)
-//!         out[i][c] = ssat8((smmlar(acc[i], m, R) + (acc[i] >> 31)) >> e)   (requant::Requantizer)
+//!         out[i][c] = ssat8(smmlar(acc[i], m, zero_point))        (requant::Requantizer)
 //!     write the 4 pixels' outputs
 //! ```
 //!
 //! Per block and channel, 16 MACs take 13 instructions: 1 weight load, 2 `sxtb16`, 2 `ldm` of
 //! four packed words and 8 `smlad`; the block loop is unrolled (`.rept`: 3, 4 or 8 blocks, or
 //! chunks of 16 until the end of the patch), so no register holds a counter and the four
-//! pixels' words come in two `ldm`. Each channel then costs 26 instructions for its 4 outputs
+//! pixels' words come in two `ldm`. Each channel then costs 17 instructions for its 4 outputs
 //! (constants, requantisation, stores into the output rows, through lane and output pointers
 //! kept in r7 and r6, which the loop saves and restores). The lanes are doubled when packed
 //! so the accumulator is `2 acc`, the operand `smmlar` needs ([`crate::requant::Requantizer`]'s
-//! fast form), without a shift per output.
+//! single form), without a shift per output.
 //!
 //! The packing: a stride-1 1x1 conv (shifted or not) reads each interior pixel's patch through a
 //! pack plan, one or two words per block at fixed offsets in the window of input pixels around
@@ -54,20 +55,15 @@ struct Lane {
     /// `2 * bias`, once per pixel: the four accumulators' start (one `ldm`).
     bias2: [i32; 4],
     multiplier: i32,
-    /// `2^(e-1) + zero_point * 2^e`.
-    round: i32,
-    /// `e`, with [`LAST`] set in the last lane.
-    right: u32,
+    zero_point: i32,
+    /// Non-zero in the last lane only, where the channel loop ends.
+    last: u32,
     /// The distance between the pixels' output rows: the conv's number of output channels
     /// ([`Lanes::new`]), at least the number of lanes.
     stride: u32,
     /// `3 * stride`: the fourth pixel's row.
     stride3: u32,
 }
-
-/// Bit 8 of [`Lane::right`]: the last lane, where the channel loop ends (`asr` by a register
-/// reads only its low byte, so the shift is unchanged).
-const LAST: u32 = 0x100;
 
 /// Output rows for a last group of fewer than 4 pixels, `cout` bytes apart.
 type Staging = [i8; PIXELS * MAX_COUT];
@@ -90,7 +86,7 @@ impl Lanes {
     }
 
     /// Adds the next output channel; `false` if all `cout` (at most `MAX_COUT`) are taken.
-    fn push(&mut self, bias: i32, multiplier: i32, round: i32, right: u32) -> bool {
+    fn push(&mut self, bias: i32, multiplier: i32, zero_point: i32) -> bool {
         let c = self.n;
         let Some(lane) = self.lanes.get_mut(c).filter(|_| c < self.stride) else {
             return false;
@@ -98,13 +94,13 @@ impl Lanes {
         *lane = Lane {
             bias2: [bias.wrapping_mul(2); 4],
             multiplier,
-            round,
-            right: right | LAST,
+            zero_point,
+            last: 1,
             stride: self.stride as u32,
             stride3: 3 * self.stride as u32,
         };
         if let Some(before) = c.checked_sub(1).and_then(|b| self.lanes.get_mut(b)) {
-            before.right &= !LAST;
+            before.last = 0;
         }
         self.n += 1;
         true
@@ -161,10 +157,10 @@ pub fn conv(io: &mut dyn Bytes, signed: bool, ys: Shape, xs: Shape, p: &ConvPara
         let r = &p.rescale;
         let bias = p.bias.get(c).unwrap_or(0);
         let rq = r.requantizer(c, bias, p.k * row);
-        let Some((multiplier, round, right)) = rq.fast_constants() else {
-            return false; // a channel without the fast form: the 2x2 path handles every case
+        let Some((multiplier, zero_point)) = rq.single_constants() else {
+            return false; // a channel without the single form: the 2x2 path handles every case
         };
-        if !lanes.push(bias, multiplier, round, right) {
+        if !lanes.push(bias, multiplier, zero_point) {
             return false;
         }
     }
@@ -848,9 +844,9 @@ fn channels_rust(x: &[[u32; 2 * PIXELS]], weights: &[u8], lanes: &[Lane], out: &
             }
         }
         for (i, a) in acc.into_iter().enumerate() {
-            let g = smmlar(a, lane.multiplier, lane.round).wrapping_add(a >> 31);
+            let g = smmlar(a, lane.multiplier, lane.zero_point);
             if let Some(o) = out.get_mut(i * lane.stride as usize + c) {
-                *o = (g >> (lane.right & !LAST)).clamp(-128, 127) as i8;
+                *o = g.clamp(-128, 127) as i8;
             }
         }
     }
@@ -891,7 +887,7 @@ fn channels_asm<const CHUNK: usize, const ONE: usize>(
     }
     let x_end = x.as_ptr_range().end;
     // SAFETY: the loop runs once per lane (r7 walks `lanes`, 36 bytes per lane: the `repr(C)`
-    // layout of `Lane`) and stops after the lane with `LAST` in `right`, which `Lanes::push`
+    // layout of `Lane`) and stops after the lane whose `last` is non-zero, which `Lanes::push`
     // leaves in the last lane it pushed, and only there. Per lane it reads the lane, all of `x`
     // (r12, from its start to `x_end`, `CHUNK` blocks of 32 bytes at a time) and the next
     // `x.len() * 4` bytes of `weights` (`Lanes::run` checked that all lanes' rows are in bounds;
@@ -935,29 +931,20 @@ fn channels_asm<const CHUNK: usize, const ONE: usize>(
             "bne 3b",
             ".endif",
             "ldr r12, [sp, #4]",
-            "ldm r7!, {{r4, r5, r8, r9, r11}}", // multiplier, round, right, stride, 3 stride
-            "smmlar r10, r0, r4, r5",
-            "add r0, r10, r0, asr #31",
-            "asr r0, r0, r8",
+            "ldm r7!, {{r4, r5, r8, r9, r11}}", // multiplier, zero point, last, stride, 3 stride
+            "smmlar r0, r0, r4, r5",
             "ssat r0, #8, r0",
-            "smmlar r10, r1, r4, r5",
-            "add r1, r10, r1, asr #31",
-            "asr r1, r1, r8",
+            "smmlar r1, r1, r4, r5",
             "ssat r1, #8, r1",
-            "smmlar r10, r2, r4, r5",
-            "add r2, r10, r2, asr #31",
-            "asr r2, r2, r8",
+            "smmlar r2, r2, r4, r5",
             "ssat r2, #8, r2",
-            "smmlar r10, r3, r4, r5",
-            "add r3, r10, r3, asr #31",
-            "asr r3, r3, r8",
+            "smmlar r3, r3, r4, r5",
             "ssat r3, #8, r3",
-            "strb r0, [r6]",
             "strb r1, [r6, r9]",
             "strb r2, [r6, r9, lsl #1]",
             "strb r3, [r6, r11]",
-            "add r6, r6, #1",
-            "tst r8, #256", // LAST
+            "strb r0, [r6], #1",
+            "cmp r8, #0",
             "beq 1b",
             "add sp, sp, #8",
             "pop {{r6, r7}}",
