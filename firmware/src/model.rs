@@ -474,24 +474,17 @@ impl<'a> Model<'a> {
             i,
         )?;
         let s = self.check_span(r.shift, 4, cout, "op: shift count != output channels", i)?;
-        let (Some(m), Some(s)) = (I32s::new(m), I32s::new(s)) else {
-            return Err(invalid(
-                "op: an i32 span's length is not a multiple of 4",
-                i,
-            ));
-        };
-        if !m
-            .iter()
-            .zip(s.iter())
-            .all(|(m, s)| check_conv_multiplier(m, s))
-        {
-            return Err(invalid(
-                "op: a multiplier is outside [2^30, 2^31), not 0, and not positive with shift 0",
-                i,
-            ));
-        }
-        if !s.iter().all(|s| SHIFT_RANGE.contains(&s)) {
-            return Err(invalid("op: a requantisation shift is outside -31..=30", i));
+        let word = |b: &[u8]| i32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        for (m, s) in m.chunks_exact(4).map(word).zip(s.chunks_exact(4).map(word)) {
+            if !check_conv_multiplier(m, s) {
+                return Err(invalid(
+                    "op: a multiplier is outside [2^30, 2^31), not 0, and not positive with shift 0",
+                    i,
+                ));
+            }
+            if !SHIFT_RANGE.contains(&s) {
+                return Err(invalid("op: a requantisation shift is outside -31..=30", i));
+            }
         }
         if r.act_min > r.act_max {
             return Err(invalid("op: act_min > act_max", i));
