@@ -186,11 +186,49 @@ impl Requantizer {
                 self.act_max,
             );
         }
-        let g = smmlar(acc.wrapping_add(acc), self.multiplier, self.round)
-            .wrapping_add((acc >> 31) & self.negative);
-        let q = (g >> self.right).clamp(-128, 127) as i8;
-        q.max(self.act_min).min(self.act_max)
+        let q = fast_form(acc, self.multiplier, self.round, self.negative, self.right);
+        q.max(self.act_min as i32).min(self.act_max as i32) as i8
     }
+}
+
+/// Either fast form: `ssat8((smmlar(2 acc, m, R) + (acc >> 31 & negative)) >> right)`, in
+/// [-128, 127].
+#[cfg(not(shiftkit_dsp))]
+#[inline(always)]
+fn fast_form(acc: i32, m: i32, round: i32, negative: i32, right: u32) -> i32 {
+    let g = smmlar(acc.wrapping_add(acc), m, round).wrapping_add((acc >> 31) & negative);
+    (g >> right).clamp(-128, 127)
+}
+
+/// [`fast_form`] in six instructions (the compiler's own takes nine: it turns the masked sign
+/// into a compare and a conditional add, and masks the shift).
+#[cfg(shiftkit_dsp)]
+#[allow(unsafe_code)]
+#[inline(always)]
+fn fast_form(acc: i32, m: i32, round: i32, negative: i32, right: u32) -> i32 {
+    let out;
+    // SAFETY: register-to-register instructions only; no memory or stack. `ssat` may set the Q
+    // flag, so the flags are not declared preserved. `asr` by a register reads its low byte
+    // (`right` <= 23).
+    unsafe {
+        core::arch::asm!(
+            "add {t}, {acc}, {acc}",
+            "smmlar {g}, {t}, {m}, {r}",
+            "and {t}, {neg}, {acc}, asr #31",
+            "add {g}, {g}, {t}",
+            "asr {g}, {g}, {e}",
+            "ssat {g}, #8, {g}",
+            g = out(reg) out,
+            t = out(reg) _,
+            acc = in(reg) acc,
+            m = in(reg) m,
+            r = in(reg) round,
+            neg = in(reg) negative,
+            e = in(reg) right,
+            options(pure, nomem, nostack),
+        )
+    };
+    out
 }
 
 /// `smmlar`: `floor((r * 2^32 + a * b + 2^31) / 2^32)`, wrapping (one instruction on the DSP
