@@ -151,7 +151,6 @@ pub fn conv(io: &mut dyn Bytes, signed: bool, ys: Shape, xs: Shape, p: &ConvPara
     if !fits {
         return false;
     }
-    let mut staging: Staging = [0; PIXELS * MAX_COUT];
     let mut lanes = Lanes::new(cout);
     for c in 0..cout {
         let r = &p.rescale;
@@ -198,28 +197,23 @@ pub fn conv(io: &mut dyn Bytes, signed: bool, ys: Shape, xs: Shape, p: &ConvPara
     let groups = &groups[..n_groups];
     // An interior pixel reads raster pixels within `reach` of its own: the window of
     // `2 reach + 1` pixels around it holds every group's source. A border pixel's sources (or
-    // pad values) are copied to `border`, group g at `g * cin`.
+    // pad values) are copied to `border`, its channels in order, as an unshifted pixel's.
     let reach = plan_rules::reach(p.shift, xs.w);
     let window = (2 * reach + 1) * cin;
     let mut inner = [0usize; 9];
-    let mut outer = [0usize; 9];
     for (g, &(dh, dw, _, _)) in groups.iter().enumerate() {
         let shift = dh as isize * xs.w as isize + dw as isize; // |shift| <= reach
         inner[g] = (reach as isize - shift) as usize * cin;
-        outer[g] = g * cin;
     }
     let (mut inner_plan, mut outer_plan) = (PackPlan::EMPTY, PackPlan::EMPTY);
     if !inner_plan.fill(groups, &inner, blocks, window)
-        || !outer_plan.fill(groups, &outer, blocks, n_groups * cin)
+        || !outer_plan.fill(groups, &[0; 9], blocks, cin)
     {
         // Groups of fewer than 3 channels: a block would read three. Gather instead.
         return conv_gathered(io, signed, ys, xs, p, rowp, blocks, weights, &lanes);
     }
     let (inner, outer) = (&inner_plan, &outer_plan);
-    let mut border = [0i8; BORDER + 4];
-    if n_groups * cin > BORDER {
-        return false;
-    }
+    let mut border = [0i8; 4 * MAX_BLOCKS + 4];
     let mut pad = [0i8; 4 * MAX_BLOCKS + 4];
     for (d, &v) in pad.iter_mut().zip(p.pad_value) {
         *d = v as i8;
@@ -236,11 +230,12 @@ pub fn conv(io: &mut dyn Bytes, signed: bool, ys: Shape, xs: Shape, p: &ConvPara
     if !matches!(io.x_view(), XView::I8(_)) {
         return false; // u8 input: only a stem reads it, never a wide shape
     }
-    // A border pixel's copies, per group: the shift, the channels, the bytes copied (whole
-    // words: up to 3 bytes past the group, which the plan never reads) and where they go.
-    let mut copies = [(0i8, 0i8, 0usize, 0usize, 0usize, 0usize); 9];
-    for (g, (c, &(dh, dw, c0, c1))) in copies.iter_mut().zip(groups).enumerate() {
-        *c = (dh, dw, c0, c1, (c1 - c0).div_ceil(4) * 4, g * cin + c0);
+    // A border pixel's copies, per group: the shift, the channels and the bytes copied (whole
+    // words: up to 3 bytes past the group, which the next group's copy overwrites; past the
+    // last group they meet no plan entry).
+    let mut copies = [(0i8, 0i8, 0usize, 0usize, 0usize); 9];
+    for (c, &(dh, dw, c0, c1)) in copies.iter_mut().zip(groups) {
+        *c = (dh, dw, c0, c1, (c1 - c0).div_ceil(4) * 4);
     }
     let mut packed = [0u32; 2 * PIXELS * MAX_BLOCKS]; // flat: one memclr
     let x = &mut packed.as_chunks_mut::<{ 2 * PIXELS }>().0[..blocks];
@@ -268,11 +263,11 @@ pub fn conv(io: &mut dyn Bytes, signed: bool, ys: Shape, xs: Shape, p: &ConvPara
             match v.get(start..start.wrapping_add(window)) {
                 Some(win) if rows.contains(&oy) && cols.contains(&ox) => inner.run(win, x, i),
                 _ => {
-                    for &(dh, dw, c0, c1, n, d) in &copies[..n_groups] {
+                    for &(dh, dw, c0, c1, n) in &copies[..n_groups] {
                         // Off the image, the row or column wraps to a huge usize.
                         let iy = oy.wrapping_sub(dh as usize);
                         let ix = ox.wrapping_sub(dw as usize);
-                        let dst = &mut border[d..d + n];
+                        let dst = &mut border[c0..c0 + n];
                         if iy >= xs.h || ix >= xs.w {
                             copy_words_i8(dst, &pad[c0..c0 + n]);
                             continue;
@@ -284,11 +279,11 @@ pub fn conv(io: &mut dyn Bytes, signed: bool, ys: Shape, xs: Shape, p: &ConvPara
                             None => copy_i8(&mut dst[..c1 - c0], &v[at + c0..at + c1]),
                         }
                     }
-                    outer.run(&border[..n_groups * cin], x, i);
+                    outer.run(&border[..cin], x, i);
                 }
             }
         }
-        write_group(io, px, pixels, cout, x, weights, &lanes, &mut staging);
+        write_group(io, px, pixels, cout, x, weights, &lanes);
         px += PIXELS;
     }
     true
@@ -314,7 +309,6 @@ fn conv_gathered(
     let mut groups = [(0i8, 0i8, 0usize, 0usize); 9];
     let n_groups = shift_groups(p.shift, xs.c, &mut groups);
     let groups = &groups[..n_groups];
-    let mut staging: Staging = [0; PIXELS * MAX_COUT];
     let mut bytes = [0u8; 4 * MAX_BLOCKS]; // bytes past the patch stay 0
     let mut packed = [0u32; 2 * PIXELS * MAX_BLOCKS]; // flat: one memclr
     let x = &mut packed.as_chunks_mut::<{ 2 * PIXELS }>().0[..blocks];
@@ -388,7 +382,7 @@ fn conv_gathered(
                 dst[2 * i + 1] = arch::sadd16(odd, odd);
             }
         }
-        write_group(io, px, pixels, cout, x, weights, lanes, &mut staging);
+        write_group(io, px, pixels, cout, x, weights, lanes);
         px += PIXELS;
     }
     true
@@ -460,14 +454,15 @@ fn write_group(
     x: &[[u32; 2 * PIXELS]],
     weights: &[u8],
     lanes: &Lanes,
-    staging: &mut Staging,
 ) {
     if px + PIXELS <= pixels {
         // Straight into the output: pixels px..px+4 are `4 * cout` consecutive bytes.
         let y = io.y_mut();
         lanes.run(x, weights, y.get_mut(px * cout..).unwrap_or(&mut []));
     } else {
-        lanes.run(x, weights, staging);
+        // Made only here, once per conv at most: zeroing it costs as much as a group's packing.
+        let mut staging: Staging = [0; PIXELS * MAX_COUT];
+        lanes.run(x, weights, &mut staging);
         for (q, row) in (px..pixels).zip(staging.chunks_exact(cout)) {
             io.y_bytes(q * cout, row);
         }
@@ -513,8 +508,6 @@ fn copy_words_i8(dst: &mut [i8], src: &[i8]) {
 
 /// Most 4-channel blocks of a wide patch (128 input channels).
 const MAX_BLOCKS: usize = 32;
-/// Bytes of the border buffer: every group's full `cin` channels (9 groups of 8C).
-const BORDER: usize = 9 * 4 * MAX_BLOCKS;
 
 /// How one pixel's patch is read from a byte window: per 4-channel block, the offsets of its
 /// bytes from group `lo` and group `hi` (the same for most blocks) and the mask of the `lo` bytes.
