@@ -7,7 +7,8 @@
 //!   weights (residual branches damped) with BN warmed up on random batches, runs through the
 //!   firmware engine bit-exactly like the reference, its folded float network equals the trainer's, every op on its own adds
 //!   little noise, and its dequantized int8 logits track the float logits: the SQNR floor per
-//!   network is in `ZOO_SQNR`.
+//!   network is in `ZOO_SQNR`; every conv and FC channel whose multiplier allows it is in the
+//!   single-rounding form (shift 0), which the DSP unit's wide path takes.
 use firmware::Model as FwModel;
 use host_train::data::Rng;
 use host_train::graph::Op;
@@ -306,6 +307,44 @@ fn local_sqnr(
 }
 
 /// The first op whose output differs between two engines on `image`.
+/// `(single, total)`: conv and FC channels in the single-rounding form (shift 0), and a line
+/// per channel in TFLite's form whose real multiplier `m * 2^(s - 31)` is in `[2^-14, 1)`, where
+/// quantize should have written the single form.
+fn single_rounding(qm: &QModel) -> (usize, usize, Vec<String>) {
+    use firmware::format::Op as QOp;
+    let i32s = |span: firmware::format::Span| -> Vec<i32> {
+        let at = span.offset as usize;
+        qm.weights[at..at + 4 * span.count as usize]
+            .chunks_exact(4)
+            .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect()
+    };
+    let (mut single, mut total, mut wrong) = (0, 0, vec![]);
+    for (k, op) in qm.ops.iter().enumerate() {
+        let requant = match op {
+            QOp::Conv { requant, .. } | QOp::FullyConnected { requant, .. } => requant,
+            _ => continue,
+        };
+        for (c, (m, s)) in i32s(requant.multiplier)
+            .into_iter()
+            .zip(i32s(requant.shift))
+            .enumerate()
+        {
+            total += 1;
+            let real = m as f64 * 2f64.powi(s - 31);
+            if s == 0 {
+                single += 1;
+            } else if (quantize::requant::SINGLE_ROUNDING_MIN..1.0).contains(&real) {
+                wrong.push(format!(
+                    "op {k} ({}) channel {c}: multiplier {real:e} not in the single-rounding form",
+                    qm.names[k]
+                ));
+            }
+        }
+    }
+    (single, total, wrong)
+}
+
 fn first_difference(a: &dyn Engine, b: &dyn Engine, image: &[u8]) -> Option<usize> {
     let (mut xa, mut xb): (Vec<Vec<i8>>, Vec<Vec<i8>>) = (vec![], vec![]);
     a.run(image, &mut |_, o| xa.push(o.to_vec()))
@@ -352,7 +391,7 @@ fn check_network(name: &str, floor: f64) -> (String, Vec<String>) {
     let sens = float_sensitivity(&mut fm, &test, n);
     let fold_sqnr = fold_check(&folded, &mut fm, &test[..il], 1);
     let (local, worst) = local_sqnr(&fw, &folded, &qm, &test[..2 * il], 2);
-    let mut failed = vec![];
+    let (single, channels, mut failed) = single_rounding(&qm);
     if let Some(k) = first_difference(&fw, &Reference(&qm), &test[..il]) {
         failed.push(format!(
             "{name}: op {k} ({}) differs between firmware and reference",
@@ -362,6 +401,7 @@ fn check_network(name: &str, floor: f64) -> (String, Vec<String>) {
     let line = format!(
         "{name:<26} logits SQNR {sqnr:5.1} dB (floor {floor:5.1}; float under 1-LSB input noise {sens:5.1})  \
          worst op alone {local:4.1} dB ({})  fold {fold_sqnr:5.1} dB  argmax agree {:3.0}%  \
+         single-rounding channels {single}/{channels}  \
          flash {:>8} B  arena {:>6} B (liveness peak {:>6})  {:.1} s",
         qm.names[worst],
         100.0 * agree,
