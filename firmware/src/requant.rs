@@ -77,7 +77,9 @@ pub fn requantize(
 }
 
 /// [`requantize`] for one output channel (or one add), with its constants decoded once. It has
-/// two fast forms, which take five and three instructions on the Cortex-M DSP unit.
+/// two fast forms, which take five and three instructions on the Cortex-M DSP unit (the last,
+/// `ssat`, is the saturation; [`Requantizer::apply`] clamps to the activation range instead,
+/// which lies within it).
 ///
 /// **Double rounding** (`add`, `smmlar`, `add ..., asr #31`, `asr`, `ssat`): TFLite's own
 /// constants, a multiplier in `[2^30, 2^31)` with a right shift `e` in `1..=23`, and
@@ -186,30 +188,40 @@ impl Requantizer {
                 self.act_max,
             );
         }
-        let q = fast_form(acc, self.multiplier, self.round, self.negative, self.right);
+        let q = if self.right == 0 {
+            single_form(acc, self.multiplier, self.round)
+        } else {
+            fast_form(acc, self.multiplier, self.round, self.negative, self.right)
+        };
+        // The clamp to the activation range, which lies in [-128, 127], is the saturation too.
         q.max(self.act_min as i32).min(self.act_max as i32) as i8
     }
 }
 
-/// Either fast form: `ssat8((smmlar(2 acc, m, R) + (acc >> 31 & negative)) >> right)`, in
-/// [-128, 127].
+/// The single form before the clamp: `smmlar(2 acc, m, zero_point)` (two instructions on the
+/// DSP unit; `smmlar` is one, see below).
+#[inline(always)]
+fn single_form(acc: i32, m: i32, zero_point: i32) -> i32 {
+    smmlar(acc.wrapping_add(acc), m, zero_point)
+}
+
+/// The double form before the clamp: `(smmlar(2 acc, m, R) + (acc >> 31 & negative)) >> right`.
 #[cfg(not(shiftkit_dsp))]
 #[inline(always)]
 fn fast_form(acc: i32, m: i32, round: i32, negative: i32, right: u32) -> i32 {
     let g = smmlar(acc.wrapping_add(acc), m, round).wrapping_add((acc >> 31) & negative);
-    (g >> right).clamp(-128, 127)
+    g >> right
 }
 
-/// [`fast_form`] in six instructions (the compiler's own takes nine: it turns the masked sign
+/// [`fast_form`] in five instructions (the compiler's own takes eight: it turns the masked sign
 /// into a compare and a conditional add, and masks the shift).
 #[cfg(shiftkit_dsp)]
 #[allow(unsafe_code)]
 #[inline(always)]
 fn fast_form(acc: i32, m: i32, round: i32, negative: i32, right: u32) -> i32 {
     let out;
-    // SAFETY: register-to-register instructions only; no memory or stack. `ssat` may set the Q
-    // flag, so the flags are not declared preserved. `asr` by a register reads its low byte
-    // (`right` <= 23).
+    // SAFETY: register-to-register instructions only; no memory, stack or flags. `asr` by a
+    // register reads its low byte (`right` <= 23).
     unsafe {
         core::arch::asm!(
             "add {t}, {acc}, {acc}",
@@ -217,7 +229,6 @@ fn fast_form(acc: i32, m: i32, round: i32, negative: i32, right: u32) -> i32 {
             "and {t}, {neg}, {acc}, asr #31",
             "add {g}, {g}, {t}",
             "asr {g}, {g}, {e}",
-            "ssat {g}, #8, {g}",
             g = out(reg) out,
             t = out(reg) _,
             acc = in(reg) acc,
@@ -225,7 +236,7 @@ fn fast_form(acc: i32, m: i32, round: i32, negative: i32, right: u32) -> i32 {
             r = in(reg) round,
             neg = in(reg) negative,
             e = in(reg) right,
-            options(pure, nomem, nostack),
+            options(pure, nomem, nostack, preserves_flags),
         )
     };
     out
