@@ -238,7 +238,7 @@ fn the_wide_path_takes_the_networks_shifted_convs() {
         };
         let (got, want) = wide_and_reference(&x[..49 * 12], ys, xs12, &p12);
         assert_eq!(got, Some(want), "cin 12 cout {cout}");
-        // TFLite's constants for the same multipliers: the 2x2 path's.
+        // TFLite's constants (normalised multipliers, right shifts): the 2x2 path's.
         let tflite_mult = le((0..cout)
             .map(|_| (1 << 30) | (next() as i32 & ((1 << 30) - 1)))
             .collect());

@@ -156,7 +156,7 @@ fn cases_from(
             1 + rng.below(if k > 1 { 16 } else { 40 })
         };
         // As quantize writes them (0: the single-rounding form, shift 0 with a multiplier of
-        // 2^17..2^31; 1: TFLite's constants, as version 3 files hold), with biases well inside
+        // 2^17..2^30; 1: TFLite's constants, as version 3 files hold), with biases well inside
         // the accumulator's range; 2: anything a validated model allows.
         let form = [0, 0, 1, 2][rng.below(4)];
         let wide = rng.below(4) == 0 || large;
