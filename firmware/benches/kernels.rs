@@ -102,9 +102,7 @@ impl Consts {
                 .collect(),
             bias: i32s(&mut || ((rng.next() >> 48) as i32) - 32768),
             // The single-rounding form quantize writes: shift 0, a multiplier near 2^22.
-            multiplier: i32s(&mut || {
-                ((1 << 30) | ((rng.next() >> 34) as i32 & ((1 << 30) - 1))) >> 8
-            }),
+            multiplier: i32s(&mut || rng.q31() >> 8),
             shift: i32s(&mut || 0),
             pad: vec![if c.u8_input { 0 } else { 0x80 }; cin],
         }

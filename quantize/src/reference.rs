@@ -11,7 +11,8 @@ fn i8s<'a>(w: &'a [u8], s: Span) -> impl Iterator<Item = i8> + 'a {
         .map(|&b| b as i8)
 }
 
-fn i32s(w: &[u8], s: Span) -> Vec<i32> {
+/// The i32 array `s` of weight section `w` (multipliers, shifts, biases).
+pub fn i32s(w: &[u8], s: Span) -> Vec<i32> {
     w[s.offset as usize..s.offset as usize + 4 * s.count as usize]
         .chunks_exact(4)
         .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))

@@ -46,9 +46,9 @@ pub const SINGLE_ROUNDING_MIN: f64 = 1.0 / (1u32 << 14) as f64;
 /// kernels requantise in two instructions (`smmlar`, `ssat`) instead of four. Any other `M`
 /// takes [`quantize_multiplier_or_tiny`]'s TFLite constants.
 ///
-/// Precision: `m` is within `2^-32` of `M * 2^31 / 2^31`, so an output that does not saturate
+/// Precision: `m / 2^31` is within `2^-32` of `M`, so an output that does not saturate
 /// (`|acc * M| < 257`) is off by at most `257 / M * 2^-32 < 2^-9` LSB before its one rounding;
-/// TFLite's constants round first at `2^-e` LSB (`e = -s`, 7 to 9 in our networks), then again.
+/// TFLite's constants round first at `2^-e` LSB (`e = -s`, 6 to 9 in our networks), then again.
 pub fn conv_multiplier(real: f64) -> Option<(i32, i32)> {
     if (SINGLE_ROUNDING_MIN..1.0).contains(&real) {
         let m = (real * (1u64 << 31) as f64).round();
@@ -158,8 +158,8 @@ mod tests {
         for &(real, want) in t {
             assert_eq!(conv_multiplier(real), want, "M = {real}");
         }
-        // Every single-rounding multiplier is within 2^-32 of M, and mbqm with it rounds
-        // acc * M once: checked against the exact product on accumulators up to 2^22.
+        // Every single-rounding multiplier m has m / 2^31 within 2^-32 of M, and mbqm with it
+        // rounds acc * m / 2^31 once (to within 0.5), on accumulators within +-2^23.
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
         for _ in 0..100_000 {
             state ^= state << 13;

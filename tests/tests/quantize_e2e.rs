@@ -306,19 +306,12 @@ fn local_sqnr(
         .fold((f64::INFINITY, 0), |m, v| if v.0 < m.0 { v } else { m })
 }
 
-/// The first op whose output differs between two engines on `image`.
-/// `(single, total)`: conv and FC channels in the single-rounding form (shift 0), and a line
-/// per channel in TFLite's form whose real multiplier `m * 2^(s - 31)` is in `[2^-14, 1)`, where
-/// quantize should have written the single form.
+/// `(single, total, wrong)`: conv and FC channels in the single-rounding form (shift 0), all of
+/// them, and a line per channel in TFLite's form whose real multiplier `m * 2^(s - 31)` is in
+/// `[2^-14, 1)`, where quantize should have written the single form.
 fn single_rounding(qm: &QModel) -> (usize, usize, Vec<String>) {
     use firmware::format::Op as QOp;
-    let i32s = |span: firmware::format::Span| -> Vec<i32> {
-        let at = span.offset as usize;
-        qm.weights[at..at + 4 * span.count as usize]
-            .chunks_exact(4)
-            .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect()
-    };
+    let i32s = |span| quantize::reference::i32s(&qm.weights, span);
     let (mut single, mut total, mut wrong) = (0, 0, vec![]);
     for (k, op) in qm.ops.iter().enumerate() {
         let requant = match op {
@@ -345,6 +338,7 @@ fn single_rounding(qm: &QModel) -> (usize, usize, Vec<String>) {
     (single, total, wrong)
 }
 
+/// The first op whose output differs between two engines on `image`.
 fn first_difference(a: &dyn Engine, b: &dyn Engine, image: &[u8]) -> Option<usize> {
     let (mut xa, mut xb): (Vec<Vec<i8>>, Vec<Vec<i8>>) = (vec![], vec![]);
     a.run(image, &mut |_, o| xa.push(o.to_vec()))

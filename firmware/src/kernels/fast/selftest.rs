@@ -47,6 +47,10 @@ impl Rng {
     pub fn byte(&mut self) -> u8 {
         (self.next() >> 40) as u8
     }
+    /// A TFLite Q31 mantissa, in `[2^30, 2^31)`.
+    pub fn q31(&mut self) -> i32 {
+        (1i32 << 30) | ((self.next() >> 34) as i32 & ((1 << 30) - 1))
+    }
 }
 
 /// The fast kernel under test, called like `fast::conv_with::<M, _>`; `Ok(false)` = not taken.
@@ -181,7 +185,7 @@ fn cases_from(
             *v = rng.byte();
         }
         for c in 0..cout {
-            let mut m = (1i32 << 30) | ((rng.next() >> 34) as i32 & ((1 << 30) - 1));
+            let mut m = rng.q31();
             let (b, s) = if form < 2 {
                 let b = (rng.next() >> 32) as i32 >> (8 + rng.below(16));
                 let e = 1 + rng.below(13) as i32;
@@ -406,18 +410,17 @@ pub fn add(seed: u64, cases: u32) -> Result<u32, Mismatch> {
         for (va, vb) in a[..n].iter_mut().zip(&mut b[..n]) {
             (*va, *vb) = (byte(), byte());
         }
-        let m = |r: &mut Rng| (1i32 << 30) | ((r.next() >> 34) as i32 & ((1 << 30) - 1));
         let y_zero_point = rng.byte() as i8;
         let p = AddParams {
             a_zero_point: rng.byte() as i8,
             b_zero_point: rng.byte() as i8,
             y_zero_point,
             left_shift: 20,
-            a_multiplier: m(&mut rng),
+            a_multiplier: rng.q31(),
             a_shift: -(rng.below(4) as i32),
-            b_multiplier: m(&mut rng),
+            b_multiplier: rng.q31(),
             b_shift: -(rng.below(4) as i32),
-            out_multiplier: m(&mut rng),
+            out_multiplier: rng.q31(),
             out_shift: -17 - rng.below(7) as i32,
             act_min: if rng.below(4) == 0 {
                 y_zero_point
