@@ -1,6 +1,7 @@
 //! shiftkit firmware: the `no_std`, allocation-free int8 engine.
 //!
 //! - [`format`]: the `.skq` byte layout and records (shared with `quantize`, the writer);
+//! - [`idx`]: the IDX (MNIST) image and label file reader every host tool and board shares;
 //! - [`model`]: [`Model::from_bytes`], the zero-copy, validate-once reader;
 //! - [`requant`]: TFLite-exact integer rescaling and rounding;
 //! - [`kernels`]: one portable reference kernel per op;
@@ -20,6 +21,7 @@
 
 pub mod engine;
 pub mod format;
+pub mod idx;
 pub mod kernels;
 pub mod model;
 pub mod plan_rules;
