@@ -3,8 +3,8 @@
 
 An independent implementation: it reads the op graphs that `shiftkit-train zoo --graph NAME`
 exported (reference/NAME.graph.json) and runs them op by op with plain torch ops (NCHW), the shift
-written with F.pad + slicing from PAPER.md's definition, not ported from the Rust code. Everything
-is computed in float64 (so the golden values are as exact as f32 can hold) from inputs and
+written with F.pad + slicing from the paper's definition (docs/paper.md), not ported from the Rust
+code. Everything is computed in float64 (so the golden values are as exact as f32 can hold) from inputs and
 parameters that are first rounded to float32, i.e. exactly the numbers the Rust side loads.
 
     pip install torch safetensors
@@ -40,7 +40,7 @@ NETS = {
     "tiny-flat-8c": (2, [0.3, 0.6], [0.2, 0.35]),
 }
 
-# PAPER.md, "The shift operator": offsets (dh, dw) in the authors' order; the centre group last.
+# docs/paper.md, "The shift operator": offsets (dh, dw) in the authors' order; the centre group last.
 DIRS = {
     "4c": [(1, 0), (0, -1), (-1, 0), (0, 1)],
     "8c": [(1, 1), (1, 0), (1, -1), (0, -1), (-1, -1), (-1, 0), (-1, 1), (0, 1)],

@@ -2,7 +2,7 @@
 //!
 //! A zoo network is a [`Graph`]: tensors (each an HWC shape per image) and ops in execution order.
 //! Every op writes a fresh tensor, which keeps backward a plain reverse walk. Parameter and MAC
-//! counts follow PAPER.md's convention: conv weights (no conv bias) + BN gamma/beta + FC weight and
+//! counts follow the paper's convention (docs/paper.md): conv weights (no conv bias) + BN gamma/beta + FC weight and
 //! bias; MACs of convs and FC only.
 use serde::{Deserialize, Serialize};
 
@@ -55,65 +55,39 @@ pub struct ShiftGroup {
     pub c1: usize,
 }
 
-const DIRS_4C: [(isize, isize); 4] = [(1, 0), (0, -1), (-1, 0), (0, 1)];
-const DIRS_8C: [(isize, isize); 8] = [
-    (1, 1),
-    (1, 0),
-    (1, -1),
-    (0, -1),
-    (-1, -1),
-    (-1, 0),
-    (-1, 1),
-    (0, 1),
-];
-
 impl ShiftSpec {
-    fn dirs(&self) -> &'static [(isize, isize)] {
+    /// The firmware format's name for this shift, whose [`firmware::format::shift_groups`] is the
+    /// one definition of the channel split.
+    pub fn format_shift(&self) -> firmware::format::Shift {
+        let centre = self.centre_group;
         match self.kind {
-            Neighbourhood::C4 => &DIRS_4C,
-            Neighbourhood::C8 => &DIRS_8C,
+            Neighbourhood::C4 => firmware::format::Shift::C4 { centre },
+            Neighbourhood::C8 => firmware::format::Shift::C8 { centre },
         }
     }
 
-    /// Fewest channels this shift can split (every group non-empty).
+    /// Fewest channels this shift can split (every group non-empty): one per group.
     pub fn min_channels(&self) -> usize {
-        self.dirs().len() + usize::from(self.centre_group)
+        let mut g = [(0, 0, 0, 0); 9];
+        firmware::format::shift_groups(self.format_shift(), 0, &mut g)
     }
 
-    /// The channel groups of PAPER.md, in the authors' order. With a centre group: `n` shifted
-    /// groups of `c / (n+1)` channels, the rest unshifted. Without: `n` groups of `c / n`, the
-    /// last shifted group takes the remainder.
+    /// The channel groups of the paper (docs/paper.md), in the authors' order, as
+    /// [`firmware::format::shift_groups`] splits them: with a centre group, `n` shifted groups of
+    /// `c / (n+1)` channels, the rest unshifted; without, `n` groups of `c / n`, the last shifted
+    /// group takes the remainder.
     pub fn groups(&self, c: usize) -> Vec<ShiftGroup> {
-        let dirs = self.dirs();
-        let n = dirs.len();
-        let g = if self.centre_group {
-            c / (n + 1)
-        } else {
-            c / n
-        };
-        let mut out = Vec::with_capacity(n + 1);
-        for (i, &(dh, dw)) in dirs.iter().enumerate() {
-            let c1 = if !self.centre_group && i == n - 1 {
-                c
-            } else {
-                (i + 1) * g
-            };
-            out.push(ShiftGroup {
-                dh,
-                dw,
-                c0: i * g,
+        let mut g = [(0, 0, 0, 0); 9];
+        let n = firmware::format::shift_groups(self.format_shift(), c, &mut g);
+        g[..n]
+            .iter()
+            .map(|&(dh, dw, c0, c1)| ShiftGroup {
+                dh: dh as isize,
+                dw: dw as isize,
+                c0,
                 c1,
-            });
-        }
-        if self.centre_group {
-            out.push(ShiftGroup {
-                dh: 0,
-                dw: 0,
-                c0: n * g,
-                c1: c,
-            });
-        }
-        out
+            })
+            .collect()
     }
 }
 
@@ -296,7 +270,7 @@ impl Graph {
             .collect()
     }
 
-    /// Learnable parameters by PAPER.md's convention (BN running statistics not counted).
+    /// Learnable parameters by the paper's convention (docs/paper.md) (BN running statistics not counted).
     pub fn param_count(&self) -> usize {
         self.params()
             .iter()
@@ -483,5 +457,55 @@ mod tests {
         };
         assert_eq!(sizes(&s.groups(66)), vec![16, 16, 16, 18]);
         assert!(s.groups(66).iter().all(|g| (g.dh, g.dw) != (0, 0)));
+    }
+
+    /// The split the paper states, written out independently of the firmware's code: every
+    /// channel count 1..=1024, 4C and 8C, with and without the centre group.
+    #[test]
+    fn shift_groups_are_the_papers_split_for_every_channel_count() {
+        let d4: &[(isize, isize)] = &[(1, 0), (0, -1), (-1, 0), (0, 1)];
+        let d8: &[(isize, isize)] = &[
+            (1, 1),
+            (1, 0),
+            (1, -1),
+            (0, -1),
+            (-1, -1),
+            (-1, 0),
+            (-1, 1),
+            (0, 1),
+        ];
+        for (kind, dirs) in [(Neighbourhood::C4, d4), (Neighbourhood::C8, d8)] {
+            for centre_group in [false, true] {
+                let s = ShiftSpec { kind, centre_group };
+                let n = dirs.len();
+                assert_eq!(s.min_channels(), n + usize::from(centre_group));
+                for c in 1..=1024 {
+                    let g = if centre_group { c / (n + 1) } else { c / n };
+                    let mut want: Vec<ShiftGroup> = dirs
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &(dh, dw))| ShiftGroup {
+                            dh,
+                            dw,
+                            c0: i * g,
+                            c1: if !centre_group && i == n - 1 {
+                                c
+                            } else {
+                                (i + 1) * g
+                            },
+                        })
+                        .collect();
+                    if centre_group {
+                        want.push(ShiftGroup {
+                            dh: 0,
+                            dw: 0,
+                            c0: n * g,
+                            c1: c,
+                        });
+                    }
+                    assert_eq!(s.groups(c), want, "{kind:?} centre {centre_group} c {c}");
+                }
+            }
+        }
     }
 }

@@ -1,12 +1,13 @@
-//! The model zoo: every network of PAPER.md by its table name, plus edge presets.
+//! The model zoo: every network of the paper (docs/paper.md) by its table name, plus edge
+//! presets.
 //!
-//! Names and blocks follow PAPER.md exactly (the `zoo_counts` tests check params and MACs against
-//! its table). Parameter names follow torchvision: `stem.conv`, `layer2.0.bn1`,
+//! Names and blocks follow docs/paper.md exactly (the `zoo_counts` tests check params and MACs
+//! against its table). Parameter names follow torchvision: `stem.conv`, `layer2.0.bn1`,
 //! `layer2.0.shortcut.conv`, `fc`.
 use crate::graph::{Graph, Neighbourhood, Op, Shape, ShiftSpec, TensorId};
 use serde::{Deserialize, Serialize};
 
-/// The residual block variants of PAPER.md (plus the basic block of ResNet-8).
+/// The residual block variants of the paper (docs/paper.md), plus the basic block of ResNet-8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum BlockKind {
@@ -572,7 +573,7 @@ impl Builder {
 mod tests {
     use super::*;
 
-    /// PAPER.md's table: (name, params, MACs).
+    /// The paper's table (docs/paper.md): (name, params, MACs).
     const PAPER: &[(&str, usize, u64)] = &[
         ("cifar-resnet101", 1_078_132, 154_084_352),
         ("cifar-resnet50", 539_508, 78_324_736),
@@ -609,7 +610,7 @@ mod tests {
         }
         assert!(
             bad.is_empty(),
-            "mismatches with PAPER.md:\n{}",
+            "mismatches with docs/paper.md:\n{}",
             bad.join("\n")
         );
     }
