@@ -1,33 +1,130 @@
-//! The `shiftkit-train` command line (what `cargo xtask train` and `cargo xtask zoo` call).
-//! Every bad argument gives one line naming it and what would be accepted.
+//! The `shiftkit-train` command line (what `cargo xtask train`, the pipeline and the benchmarks
+//! call), on clap: every subcommand has `--help`, a typo gets a suggestion, and a bad value gives one line
+//! naming the argument and what would be accepted. The defaults are [`TrainConfig::default`]'s.
 use crate::train::{self, Device, Schedule, TrainConfig, TrainError};
 use crate::zoo;
+use clap::{ArgAction, Args, Parser, Subcommand};
 use std::path::PathBuf;
 
-pub const USAGE: &str = "usage:
-  shiftkit-train train [--model NAME] [--data SPEC] [--epochs N] [--device cpu|cuda] [--out DIR]
-                       [--batch N] [--lr F] [--momentum F] [--nesterov true|false] [--wd F]
-                       [--schedule cosine|step:E1,E2[:GAMMA]] [--warmup N] [--seed N] [--threads N] [--quiet]
-  shiftkit-train train --resume DIR [--epochs N] [--quiet]
-  shiftkit-train zoo [--json] | zoo --graph NAME
-  shiftkit-train bench-gpu [--models A,B] [--batch N] [--warmup N] [--steps N]
-SPEC: mnist (bundled) | mnist:DIR | cifar10:DIR | cifar100:DIR";
-
-fn value<T: std::str::FromStr>(flag: &str, v: Option<String>, what: &str) -> Result<T, TrainError> {
-    let v = v.ok_or_else(|| TrainError::Config(format!("{flag} needs a value ({what})")))?;
-    v.parse()
-        .map_err(|_| TrainError::Config(format!("{flag} {v}: expected {what}")))
+/// shiftkit host trainer: train a zoo network, or list the zoo.
+#[derive(Debug, Parser)]
+#[command(name = "shiftkit-train")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
 }
 
-fn schedule(s: &str) -> Result<Schedule, TrainError> {
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train a zoo network into a run folder, or continue a run with --resume.
+    Train(TrainArgs),
+    /// List the zoo (params, MACs, int8 peak activation bytes), or print one network's graph.
+    Zoo(ZooArgs),
+    /// Training images/s on the GPU (forward + backward + SGD) on random data.
+    BenchGpu(BenchGpuArgs),
+}
+
+/// `train`: every option of [`TrainConfig`], the run folder, and resuming.
+#[derive(Debug, Args)]
+#[command(after_help = "SPEC: mnist (bundled) | mnist:DIR | cifar10:DIR | cifar100:DIR")]
+pub struct TrainArgs {
+    /// Zoo network to train (see `shiftkit-train zoo`).
+    #[arg(long, value_name = "NAME", default_value = zoo::DEFAULT_MODEL)]
+    pub model: String,
+    /// Dataset: mnist, mnist:DIR, cifar10:DIR or cifar100:DIR.
+    #[arg(long, value_name = "SPEC", default_value_t = TrainConfig::default().data)]
+    pub data: String,
+    #[arg(
+        long,
+        value_name = "N",
+        help = format!(
+            "Epochs to train (with --resume: the new total) [default: {}]",
+            TrainConfig::default().epochs
+        )
+    )]
+    pub epochs: Option<usize>,
+    /// Where the layers run.
+    #[arg(long, value_enum, default_value_t = TrainConfig::default().device)]
+    pub device: Device,
+    /// The run folder to write (required unless --resume).
+    #[arg(long, value_name = "DIR", required_unless_present = "resume")]
+    pub out: Option<PathBuf>,
+    /// Continue the run in this folder with its saved options (only --epochs may change).
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
+    /// Batch size.
+    #[arg(long, value_name = "N", default_value_t = TrainConfig::default().batch)]
+    pub batch: usize,
+    /// Peak learning rate.
+    #[arg(long, value_name = "F", default_value_t = TrainConfig::default().lr)]
+    pub lr: f32,
+    /// SGD momentum.
+    #[arg(long, value_name = "F", default_value_t = TrainConfig::default().momentum)]
+    pub momentum: f32,
+    /// Nesterov momentum.
+    #[arg(long, value_name = "true|false", action = ArgAction::Set,
+          default_value_t = TrainConfig::default().nesterov)]
+    pub nesterov: bool,
+    /// Weight decay (conv and FC weights).
+    #[arg(long, value_name = "F", default_value_t = TrainConfig::default().weight_decay)]
+    pub wd: f32,
+    /// Learning-rate schedule after warm-up (step: times GAMMA, 0.1 if omitted, at each epoch Ei).
+    #[arg(long, value_name = "cosine|step:E1,E2[:GAMMA]", value_parser = schedule,
+          default_value_t = TrainConfig::default().schedule)]
+    pub schedule: Schedule,
+    /// Linear warm-up epochs.
+    #[arg(long, value_name = "N", default_value_t = TrainConfig::default().warmup_epochs)]
+    pub warmup: usize,
+    /// Seed of initialisation, shuffling and augmentation.
+    #[arg(long, value_name = "N", default_value_t = TrainConfig::default().seed)]
+    pub seed: u64,
+    /// CPU threads (the same seed and thread count give the same weights).
+    #[arg(long, value_name = "N", default_value_t = TrainConfig::default().threads)]
+    pub threads: usize,
+    /// No progress bar or per-epoch lines.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// `zoo`: the listing, as a table or JSON, or one network's op graph.
+#[derive(Debug, Args)]
+pub struct ZooArgs {
+    /// The listing as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Print this network's op graph as JSON instead.
+    #[arg(long, value_name = "NAME")]
+    pub graph: Option<String>,
+}
+
+/// `bench-gpu`: which networks, and how many steps.
+#[derive(Debug, Args)]
+pub struct BenchGpuArgs {
+    /// Zoo networks to time, comma-separated.
+    #[arg(
+        long,
+        value_name = "A,B",
+        value_delimiter = ',',
+        default_value = "cifar-flat-4c,cifar-multishift101-4c"
+    )]
+    pub models: Vec<String>,
+    /// Batch size.
+    #[arg(long, value_name = "N", default_value_t = 128)]
+    pub batch: usize,
+    /// Untimed steps first.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub warmup: usize,
+    /// Timed steps.
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub steps: usize,
+}
+
+/// `--schedule`: `cosine` or `step:E1,E2[:GAMMA]` (the inverse of [`Schedule`]'s `Display`).
+fn schedule(s: &str) -> Result<Schedule, String> {
     if s == "cosine" {
         return Ok(Schedule::Cosine);
     }
-    let bad = || {
-        TrainError::Config(format!(
-            "--schedule {s}: expected cosine or step:E1,E2[:GAMMA]"
-        ))
-    };
+    let bad = || "expected cosine or step:E1,E2[:GAMMA]".to_string();
     let rest = s.strip_prefix("step:").ok_or_else(bad)?;
     let (ms, gamma) = match rest.split_once(':') {
         Some((m, g)) => (m, g.parse().map_err(|_| bad())?),
@@ -40,71 +137,38 @@ fn schedule(s: &str) -> Result<Schedule, TrainError> {
     Ok(Schedule::Step { milestones, gamma })
 }
 
-/// Parses `train` arguments: (config, output folder, resume, quiet).
-pub fn parse_train(args: Vec<String>) -> Result<(TrainConfig, PathBuf, bool, bool), TrainError> {
-    let mut cfg = TrainConfig::default();
-    let mut out: Option<PathBuf> = None;
-    let mut resume: Option<PathBuf> = None;
-    let mut quiet = false;
-    let mut epochs: Option<usize> = None;
-    let mut it = args.into_iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--model" => cfg.model = value(&a, it.next(), "a zoo name")?,
-            "--data" => {
-                cfg.data = value(
-                    &a,
-                    it.next(),
-                    "mnist, mnist:DIR, cifar10:DIR or cifar100:DIR",
-                )?
+impl TrainArgs {
+    /// The run's config, its folder, and whether it resumes: with `--resume` the saved config
+    /// (only `--epochs` overrides it), otherwise these options.
+    pub fn config(self) -> Result<(TrainConfig, PathBuf, bool), TrainError> {
+        if let Some(dir) = self.resume {
+            let mut saved = train::saved_config(&dir)?;
+            if let Some(e) = self.epochs {
+                saved.epochs = e;
             }
-            "--epochs" => epochs = Some(value(&a, it.next(), "a whole number of epochs")?),
-            "--device" => {
-                cfg.device = match value::<String>(&a, it.next(), "cpu or cuda")?.as_str() {
-                    "cpu" => Device::Cpu,
-                    "cuda" => Device::Cuda,
-                    other => {
-                        return Err(TrainError::Config(format!(
-                            "--device {other}: expected cpu or cuda"
-                        )))
-                    }
-                }
-            }
-            "--out" => out = Some(value(&a, it.next(), "a folder")?),
-            "--resume" => resume = Some(value(&a, it.next(), "the run folder to continue")?),
-            "--batch" => cfg.batch = value(&a, it.next(), "a batch size")?,
-            "--lr" => cfg.lr = value(&a, it.next(), "a learning rate")?,
-            "--momentum" => cfg.momentum = value(&a, it.next(), "a momentum")?,
-            "--nesterov" => cfg.nesterov = value(&a, it.next(), "true or false")?,
-            "--wd" => cfg.weight_decay = value(&a, it.next(), "a weight decay")?,
-            "--schedule" => {
-                cfg.schedule = schedule(&value::<String>(&a, it.next(), "a schedule")?)?
-            }
-            "--warmup" => cfg.warmup_epochs = value(&a, it.next(), "warm-up epochs")?,
-            "--seed" => cfg.seed = value(&a, it.next(), "an integer seed")?,
-            "--threads" => cfg.threads = value(&a, it.next(), "a thread count")?,
-            "--quiet" => quiet = true,
-            other => {
-                return Err(TrainError::Config(format!(
-                    "unknown argument '{other}'\n{USAGE}"
-                )))
-            }
+            return Ok((saved, dir, true));
         }
+        let d = TrainConfig::default();
+        let cfg = TrainConfig {
+            model: self.model,
+            data: self.data,
+            epochs: self.epochs.unwrap_or(d.epochs),
+            batch: self.batch,
+            lr: self.lr,
+            momentum: self.momentum,
+            nesterov: self.nesterov,
+            weight_decay: self.wd,
+            schedule: self.schedule,
+            warmup_epochs: self.warmup,
+            seed: self.seed,
+            device: self.device,
+            threads: self.threads,
+        };
+        let out = self.out.ok_or_else(|| {
+            TrainError::Config("--out DIR is required (where the run folder goes)".into())
+        })?;
+        Ok((cfg, out, false))
     }
-    if let Some(dir) = resume {
-        let mut saved = train::saved_config(&dir)?;
-        if let Some(e) = epochs {
-            saved.epochs = e;
-        }
-        return Ok((saved, dir, true, quiet));
-    }
-    if let Some(e) = epochs {
-        cfg.epochs = e;
-    }
-    let out = out.ok_or_else(|| {
-        TrainError::Config("--out DIR is required (where the run folder goes)".into())
-    })?;
-    Ok((cfg, out, false, quiet))
 }
 
 /// The `zoo` listing as a table or JSON.
@@ -124,4 +188,68 @@ pub fn zoo_text(json: bool) -> String {
         ));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_are_the_train_configs() {
+        let Cli {
+            command: Command::Train(a),
+        } = Cli::try_parse_from(["shiftkit-train", "train", "--out", "x"]).unwrap()
+        else {
+            panic!("not train")
+        };
+        let (cfg, out, resume) = a.config().unwrap();
+        assert_eq!(
+            (cfg, out, resume),
+            (TrainConfig::default(), "x".into(), false)
+        );
+    }
+
+    #[test]
+    fn options_parse_as_before() {
+        let Command::Train(a) = Cli::try_parse_from([
+            "shiftkit-train",
+            "train",
+            "--nesterov",
+            "false",
+            "--schedule",
+            "step:81,122:0.2",
+            "--device",
+            "cuda",
+            "--epochs",
+            "3",
+            "--out",
+            "o",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not train")
+        };
+        let (cfg, _, _) = a.config().unwrap();
+        assert!(!cfg.nesterov);
+        assert_eq!(cfg.device, Device::Cuda);
+        assert_eq!(cfg.epochs, 3);
+        assert_eq!(
+            cfg.schedule,
+            Schedule::Step {
+                milestones: vec![81, 122],
+                gamma: 0.2
+            }
+        );
+        for s in ["cosine", "step:5:0.1", "step:81,122:0.2"] {
+            assert_eq!(schedule(s).unwrap().to_string(), s);
+        }
+        assert!(schedule("step:x").is_err() && schedule("linear").is_err());
+    }
 }

@@ -1,11 +1,14 @@
-//! `shiftkit-train`: train a zoo network, or list the zoo. `cargo xtask train|zoo` call this.
+//! `shiftkit-train`: train a zoo network, list the zoo, or time training on the GPU; the options
+//! are in [`host_train::cli`]. `cargo xtask train`, the pipeline and the benchmarks call this.
+use clap::Parser;
+use host_train::cli::{BenchGpuArgs, Cli, Command, ZooArgs};
 use host_train::{cli, train};
 
-fn run() -> Result<(), train::TrainError> {
-    let mut args = std::env::args().skip(1);
-    match args.next().as_deref() {
-        Some("train") => {
-            let (cfg, out, resume, quiet) = cli::parse_train(args.collect())?;
+fn run(cli: Cli) -> Result<(), train::TrainError> {
+    match cli.command {
+        Command::Train(args) => {
+            let quiet = args.quiet;
+            let (cfg, out, resume) = args.config()?;
             rayon::ThreadPoolBuilder::new()
                 .num_threads(cfg.threads.max(1))
                 .build_global()
@@ -22,68 +25,41 @@ fn run() -> Result<(), train::TrainError> {
             );
             Ok(())
         }
-        Some("bench-gpu") => bench_gpu(args.collect()),
-        Some("zoo") => {
-            let args: Vec<String> = args.collect();
-            if let Some(i) = args.iter().position(|a| a == "--graph") {
-                let name = args.get(i + 1).cloned().unwrap_or_default();
-                let arch = host_train::zoo::arch(&name).ok_or_else(|| {
-                    train::TrainError::UnknownModel {
-                        name: name.clone(),
-                        known: host_train::zoo::NAMES.join(", "),
-                    }
+        Command::BenchGpu(args) => bench_gpu(args),
+        Command::Zoo(ZooArgs {
+            graph: Some(name), ..
+        }) => {
+            let arch =
+                host_train::zoo::arch(&name).ok_or_else(|| train::TrainError::UnknownModel {
+                    name: name.clone(),
+                    known: host_train::zoo::NAMES.join(", "),
                 })?;
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&arch.graph()).expect("plain data")
-                );
-                return Ok(());
-            }
-            let json = args.iter().any(|a| a == "--json");
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&arch.graph()).expect("plain data")
+            );
+            Ok(())
+        }
+        Command::Zoo(ZooArgs { json, graph: None }) => {
             print!("{}", cli::zoo_text(json));
             println!();
             Ok(())
         }
-        _ => Err(train::TrainError::Config(cli::USAGE.to_string())),
     }
 }
 
-/// `bench-gpu [--models A,B] [--batch N] [--warmup N] [--steps N]`: training images/s on the GPU
-/// (forward + backward + SGD, synchronised) on random data of each model's input shape.
+/// `bench-gpu`: training images/s on the GPU (forward + backward + SGD, synchronised) on random
+/// data of each model's input shape.
 #[cfg(feature = "cuda")]
-fn bench_gpu(args: Vec<String>) -> Result<(), train::TrainError> {
+fn bench_gpu(args: BenchGpuArgs) -> Result<(), train::TrainError> {
     use host_train::backend::{Backend, CudaBackend};
     use host_train::{data::Rng, model::Model, model::Normalization, zoo};
-    let mut models = vec![
-        "cifar-flat-4c".to_string(),
-        "cifar-multishift101-4c".to_string(),
-    ];
-    let (mut batch, mut warmup, mut steps) = (128usize, 10usize, 50usize);
-    let mut it = args.into_iter();
-    let num = |f: &str, v: Option<String>| -> Result<usize, train::TrainError> {
-        v.and_then(|v| v.parse().ok())
-            .ok_or_else(|| train::TrainError::Config(format!("{f} needs a whole number")))
-    };
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--models" => {
-                models = it
-                    .next()
-                    .unwrap_or_default()
-                    .split(',')
-                    .map(String::from)
-                    .collect()
-            }
-            "--batch" => batch = num(&a, it.next())?,
-            "--warmup" => warmup = num(&a, it.next())?,
-            "--steps" => steps = num(&a, it.next())?,
-            o => {
-                return Err(train::TrainError::Config(format!(
-                    "bench-gpu: unknown argument '{o}'"
-                )))
-            }
-        }
-    }
+    let BenchGpuArgs {
+        models,
+        batch,
+        warmup,
+        steps,
+    } = args;
     for name in models {
         let arch = zoo::arch(&name).ok_or_else(|| train::TrainError::UnknownModel {
             name: name.clone(),
@@ -137,14 +113,23 @@ fn bench_gpu(args: Vec<String>) -> Result<(), train::TrainError> {
 }
 
 #[cfg(not(feature = "cuda"))]
-fn bench_gpu(_: Vec<String>) -> Result<(), train::TrainError> {
+fn bench_gpu(_: BenchGpuArgs) -> Result<(), train::TrainError> {
     Err(train::TrainError::Cuda(
         "this build has no CUDA backend (the `cuda` feature is off)".into(),
     ))
 }
 
 fn main() {
-    if let Err(e) = run() {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version print to stdout and succeed; a usage error prints clap's message
+        // (its first line names the argument) and exits 1, as every other bad input does.
+        Err(e) => {
+            let _ = e.print();
+            std::process::exit(if e.use_stderr() { 1 } else { 0 });
+        }
+    };
+    if let Err(e) = run(cli) {
         eprintln!("error: {e}");
         std::process::exit(1);
     }

@@ -46,7 +46,20 @@ pub enum Schedule {
     Step { milestones: Vec<usize>, gamma: f32 },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// `cosine` or `step:E1,E2:GAMMA`, as `--schedule` takes it.
+impl std::fmt::Display for Schedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Schedule::Cosine => write!(f, "cosine"),
+            Schedule::Step { milestones, gamma } => {
+                let m: Vec<String> = milestones.iter().map(|m| m.to_string()).collect();
+                write!(f, "step:{}:{gamma}", m.join(","))
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Device {
     Cpu,

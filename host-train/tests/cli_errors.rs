@@ -79,9 +79,31 @@ fn unwritable_output_folder_is_named() {
 
 #[test]
 fn bad_arguments_are_named() {
-    assert!(fails(&["train", "--epochs", "many", "--out", "x"]).contains("--epochs many"));
+    let e = fails(&["train", "--epochs", "many", "--out", "x"]);
+    assert!(e.contains("'many'") && e.contains("--epochs"), "{e}");
     assert!(fails(&["train", "--data", "imagenet:/x", "--out", "x"]).contains("imagenet:/x"));
     assert!(fails(&["train", "--frobnicate"]).contains("--frobnicate"));
+    assert!(fails(&["train", "--nesterov", "maybe", "--out", "x"]).contains("--nesterov"));
+    assert!(fails(&["train", "--schedule", "linear", "--out", "x"]).contains("--schedule"));
+    assert!(fails(&["trian"]).contains("trian"));
+}
+
+/// `--help` works for the tool and each subcommand, and a typo gets clap's suggestion.
+#[test]
+fn help_and_suggestions() {
+    for args in [
+        &["--help"][..],
+        &["train", "--help"],
+        &["zoo", "--help"],
+        &["bench-gpu", "--help"],
+    ] {
+        let out = run(args);
+        assert!(out.status.success(), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage: shiftkit-train"));
+    }
+    let out = run(&["train", "--epoch", "3"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("a similar argument exists: '--epochs'"));
     assert!(fails(&["train", "--device", "tpu", "--out", "x"]).contains("tpu"));
 }
 
