@@ -7,6 +7,7 @@
 //! - [`kernels`]: one portable reference kernel per op;
 //! - [`engine`]: [`run`], op by op in a caller-provided arena, with [`Profiler`] hooks;
 //! - [`plan_rules`]: when an op may write its output over its input (the in-place memory plan).
+//! - [`report`]: the report lines the boards print and `cargo xtask deploy` parses.
 //!
 //! ```text
 //! let model = Model::from_bytes(MODEL_BYTES)?;
@@ -25,6 +26,7 @@ pub mod idx;
 pub mod kernels;
 pub mod model;
 pub mod plan_rules;
+pub mod report;
 pub mod requant;
 pub mod wire;
 

@@ -73,16 +73,29 @@ fn torch_epoch(graph: &std::path::Path) -> Result<(f64, String), String> {
     Ok((ips, t["torch"].as_str().unwrap_or("?").to_string()))
 }
 
-pub fn main(args: Vec<String>) -> Result<(), String> {
-    match args.first().map(String::as_str) {
-        Some("train") => train(args.get(1).map(String::as_str).unwrap_or("mnist-flat-4c")),
-        Some("firmware") => crate::bench_firmware::main(args[1..].to_vec()),
-        Some("peer") => crate::bench_peer::main(args[1..].to_vec()),
-        _ => Err(
-            "usage: cargo xtask bench train [MODEL] | bench firmware [--images N] [--boards ..] [--nets ..] \
-             | bench peer [--images N] [--opt LEVELS] [--nets ..] [--cmsis-nn DIR]"
-                .into(),
-        ),
+/// `cargo xtask bench`'s benchmarks.
+#[derive(clap::Subcommand, Debug)]
+pub enum Bench {
+    /// One training epoch, ours vs PyTorch on the same 2 threads
+    Train {
+        /// The zoo network to train
+        #[arg(default_value = "mnist-flat-4c")]
+        model: String,
+    },
+    /// QEMU instructions per layer and per MAC on Cortex-M4/M7/M33, fast vs portable kernels,
+    /// default net + ResNet-8 (+4C) (target/bench-firmware)
+    Firmware(crate::bench_firmware::Args),
+    /// The bench firmware networks through shiftkit and through Arm's CMSIS-NN (TFLite Micro's
+    /// Cortex-M kernels) side by side on QEMU Cortex-M4, per layer, every layer's output
+    /// compared bit for bit (target/bench-peer)
+    Peer(crate::bench_peer::Args),
+}
+
+pub fn main(bench: &Bench) -> Result<(), String> {
+    match bench {
+        Bench::Train { model } => train(model),
+        Bench::Firmware(args) => crate::bench_firmware::main(args),
+        Bench::Peer(args) => crate::bench_peer::main(args),
     }
 }
 

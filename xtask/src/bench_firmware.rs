@@ -12,7 +12,7 @@
 //! pixels, fixed seed) and quantized as usual: instruction counts do not depend on the weights'
 //! values, only on the shapes. Everything lands in `target/bench-firmware/` (`results.json`,
 //! `results.md`, the table also printed).
-use crate::deploy;
+use crate::{boards, deploy};
 use crate::{pass_through, root, shiftkit_quantize, shiftkit_train};
 use firmware::format::Op;
 use std::fmt::Write as _;
@@ -43,50 +43,38 @@ struct Layer {
     portable: u64,
 }
 
-fn usage() -> String {
-    format!(
-        "usage: cargo xtask bench firmware [--images N] [--boards {}] [--nets {}]",
-        BOARDS.join(","),
-        NETS.join(",")
-    )
+/// `cargo xtask bench firmware`'s flags.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Test images per run (positive)
+    #[arg(long, default_value_t = 2, value_name = "N", value_parser = positive)]
+    images: usize,
+    /// QEMU boards, comma-separated
+    #[arg(long, value_delimiter = ',', default_values = BOARDS,
+          value_parser = clap::builder::PossibleValuesParser::new(BOARDS))]
+    boards: Vec<String>,
+    /// Networks, comma-separated
+    #[arg(long, value_delimiter = ',', default_values = NETS,
+          value_parser = clap::builder::PossibleValuesParser::new(NETS))]
+    nets: Vec<String>,
 }
 
-pub fn main(args: Vec<String>) -> Result<(), String> {
-    let mut images = 2usize;
-    let mut boards: Vec<String> = BOARDS.iter().map(|s| s.to_string()).collect();
-    let mut nets: Vec<String> = NETS.iter().map(|s| s.to_string()).collect();
-    let mut it = args.into_iter();
-    while let Some(a) = it.next() {
-        let mut value = || {
-            it.next()
-                .ok_or_else(|| format!("{a} needs a value\n{}", usage()))
-        };
-        match a.as_str() {
-            "--images" => images = images_arg(&value()?)?,
-            "--boards" => boards = value()?.split(',').map(String::from).collect(),
-            "--nets" => nets = nets_arg(&value()?, &usage())?,
-            _ => return Err(format!("unknown argument '{a}'\n{}", usage())),
-        }
-    }
-    for b in &boards {
-        if !BOARDS.contains(&b.as_str()) {
-            return Err(format!("--boards: '{b}' is not a QEMU board\n{}", usage()));
-        }
-    }
-    if !deploy::qemu_available("qemu-an386") {
+pub fn main(args: &Args) -> Result<(), String> {
+    let (images, boards, nets) = (args.images, &args.boards, &args.nets);
+    if !boards::qemu_available("qemu-an386") {
         return Err("qemu-system-arm is not installed (apt-get install qemu-system-arm)".into());
     }
     let work = root().join("target/bench-firmware");
     std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
 
     let mut results = Vec::new();
-    for net in &nets {
+    for net in nets {
         let (model, idx) = prepare(net, &work)?;
         let bytes = std::fs::read(&model).map_err(|e| format!("{}: {e}", model.display()))?;
         let m = firmware::Model::from_bytes(&bytes)
             .map_err(|e| format!("{}: not a valid model: {e}", model.display()))?;
         let macs = op_macs(&m)?;
-        for board in &boards {
+        for board in boards {
             let fast = run(board, &model, images, idx.as_ref(), false)?;
             let portable = run(board, &model, images, idx.as_ref(), true)?;
             let layers = macs
@@ -138,20 +126,11 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
 }
 
 /// `--images N`: a positive whole number.
-pub(crate) fn images_arg(v: &str) -> Result<usize, String> {
+pub(crate) fn positive(v: &str) -> Result<usize, String> {
     v.parse()
         .ok()
         .filter(|&n| n > 0)
-        .ok_or_else(|| format!("--images {v}: expected a positive whole number"))
-}
-
-/// `--nets A,B,..`: networks of [`NETS`].
-pub(crate) fn nets_arg(v: &str, usage: &str) -> Result<Vec<String>, String> {
-    let nets: Vec<String> = v.split(',').map(String::from).collect();
-    match nets.iter().find(|n| !NETS.contains(&n.as_str())) {
-        Some(n) => Err(format!("--nets: unknown network '{n}'\n{usage}")),
-        None => Ok(nets),
-    }
+        .ok_or_else(|| "expected a positive whole number".to_string())
 }
 
 /// The model of `net`, and the IDX images/labels it needs (`None`: the bundled MNIST digits).

@@ -10,7 +10,9 @@
 //! clones at tag [`CMSIS_NN_TAG`] the first time (git and network access needed). It is compiled
 //! with `arm-none-eabi-gcc` (Debian: `gcc-arm-none-eabi libnewlib-arm-none-eabi`).
 //! Results land in `target/bench-peer/results.md` (the table is also printed).
-use crate::bench_firmware::{images_arg, nets_arg, op_macs, prepare, NETS};
+use crate::bench_firmware::{op_macs, positive, prepare, NETS};
+use crate::boards::runner;
+use crate::deploy::build::{build_command_in, build_executable, run_timed};
 use crate::{deploy, root};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -20,13 +22,23 @@ pub const CMSIS_NN_TAG: &str = "v7.0.0";
 const CMSIS_NN_URL: &str = "https://github.com/ARM-software/CMSIS-NN";
 const BOARD_DIR: &str = "boards/peer-cmsis-nn";
 
-fn usage() -> String {
-    format!(
-        "usage: cargo xtask bench peer [--images N] [--opt LEVELS] [--nets NETS] [--cmsis-nn DIR]\n  \
-         LEVELS: gcc -O levels for CMSIS-NN, comma-separated (default 3,2,s)\n  \
-         NETS: {} (default all)",
-        NETS.join(",")
-    )
+/// `cargo xtask bench peer`'s flags.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Test images per run (positive)
+    #[arg(long, default_value_t = 4, value_name = "N", value_parser = positive)]
+    images: usize,
+    /// gcc -O levels for CMSIS-NN, comma-separated
+    #[arg(long, value_delimiter = ',', default_values = ["3", "2", "s"], value_name = "LEVELS",
+          value_parser = clap::builder::PossibleValuesParser::new(["0", "1", "2", "3", "s", "z", "fast"]))]
+    opt: Vec<String>,
+    /// Networks, comma-separated
+    #[arg(long, value_delimiter = ',', default_values = NETS,
+          value_parser = clap::builder::PossibleValuesParser::new(NETS))]
+    nets: Vec<String>,
+    /// CMSIS-NN sources [default: $CMSIS_NN_DIR, else target/peers/CMSIS-NN, cloned if missing]
+    #[arg(long, value_name = "DIR")]
+    cmsis_nn: Option<PathBuf>,
 }
 
 /// One layer: kind, MACs, and QEMU instructions per inference of each side.
@@ -51,33 +63,12 @@ struct Run {
     exact: String,
 }
 
-pub fn main(args: Vec<String>) -> Result<(), String> {
-    let mut images = 4usize;
-    let mut opts = vec!["3".to_string(), "2".to_string(), "s".to_string()];
-    let mut dir: Option<PathBuf> = std::env::var_os("CMSIS_NN_DIR").map(PathBuf::from);
-    let mut nets: Vec<String> = NETS.iter().map(|s| s.to_string()).collect();
-    let mut it = args.into_iter();
-    while let Some(a) = it.next() {
-        let mut value = || {
-            it.next()
-                .ok_or_else(|| format!("{a} needs a value\n{}", usage()))
-        };
-        match a.as_str() {
-            "--images" => images = images_arg(&value()?)?,
-            "--opt" => {
-                opts = value()?.split(',').map(String::from).collect();
-                if let Some(o) = opts
-                    .iter()
-                    .find(|o| !["0", "1", "2", "3", "s", "z", "fast"].contains(&o.as_str()))
-                {
-                    return Err(format!("--opt: '{o}' is not a gcc -O level\n{}", usage()));
-                }
-            }
-            "--nets" => nets = nets_arg(&value()?, &usage())?,
-            "--cmsis-nn" => dir = Some(PathBuf::from(value()?)),
-            _ => return Err(format!("unknown argument '{a}'\n{}", usage())),
-        }
-    }
+pub fn main(args: &Args) -> Result<(), String> {
+    let (images, opts, nets) = (args.images, &args.opt, &args.nets);
+    let dir = args
+        .cmsis_nn
+        .clone()
+        .or_else(|| std::env::var_os("CMSIS_NN_DIR").map(PathBuf::from));
     let dir = cmsis_nn_dir(dir)?;
     check_gcc()?;
     let work = root().join("target/bench-firmware");
@@ -85,33 +76,33 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
 
     let board_dir = root().join(BOARD_DIR);
     let mut runs = Vec::new();
-    for net in &nets {
+    for net in nets {
         let (model, idx) = prepare(net, &work)?;
         let bytes = std::fs::read(&model).map_err(|e| format!("{}: {e}", model.display()))?;
         let m = firmware::Model::from_bytes(&bytes)
             .map_err(|e| format!("{}: not a valid model: {e}", model.display()))?;
         let macs = op_macs(&m)?;
-        for opt in &opts {
+        for opt in opts {
             println!(
                 "== bench peer: {net} on qemu-an386, shiftkit vs CMSIS-NN ({}) at -O{opt}, {images} images",
                 dir.display()
             );
-            let mut c = deploy::build_command_in(&board_dir, &model, images);
+            let mut c = build_command_in(&board_dir, &model, images);
             if let Some((images, labels)) = &idx {
                 c.env("SHIFTKIT_IDX_IMAGES", images)
                     .env("SHIFTKIT_IDX_LABELS", labels);
             }
             c.env("CMSIS_NN_DIR", &dir).env("CMSIS_NN_OPT", opt);
-            let elf = deploy::build_executable(
+            let elf = build_executable(
                 c,
                 &board_dir,
                 "is thumbv7em-none-eabihf installed? rustup target add thumbv7em-none-eabihf",
             )?;
-            let argv = deploy::runner(&board_dir)?;
+            let argv = runner(&board_dir)?;
             let (program, rest) = argv.split_first().ok_or("the board's runner is empty")?;
             let mut cmd = Command::new(program);
             cmd.args(rest).arg(&elf);
-            let out = deploy::run_timed(
+            let out = run_timed(
                 cmd,
                 deploy::default_timeout(images * 40),
                 "install QEMU: apt-get install qemu-system-arm",

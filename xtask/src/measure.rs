@@ -8,7 +8,8 @@
 //! input and output share bytes and count once. The input pixels are the caller's slice, not
 //! arena. The peak equals the arena when the plan wastes nothing; the gap between them is what
 //! the plan's placement leaves unused.
-use crate::{deploy, jetson};
+use crate::boards::{self, Run};
+use crate::deploy::{self, jetson};
 use firmware::model::{op_inputs, op_output};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -35,39 +36,34 @@ impl From<&deploy::Report> for Costs {
     }
 }
 
-fn usage() -> String {
-    "usage: cargo xtask measure --board BOARD MODEL.skq [--images N] [--timeout SECONDS] [--ssh USER@HOST]\n  \
-     deploys, prints the per-layer table and writes measure-BOARD.svg next to the model"
-        .to_string()
-}
-
-pub fn main(args: Vec<String>) -> Result<(), String> {
-    let deploy::Args {
-        board,
-        model,
-        images,
-        timeout,
-        ssh,
-    } = deploy::Args::parse(args, usage)?;
-    let costs = if board == jetson::BOARD {
-        let r = jetson::deploy(&model, images, timeout, ssh.as_deref())?;
+/// `cargo xtask measure`: the deploy, then the table and the picture.
+pub fn main(args: &deploy::Args) -> Result<(), String> {
+    let (board, model, images, timeout, ssh) = (
+        &args.board,
+        &args.model,
+        args.images,
+        args.timeout(),
+        &args.ssh,
+    );
+    let costs = if boards::find(board)?.run == Run::Linux {
+        let r = jetson::deploy(model, images, timeout, ssh.as_deref())?;
         let unit = if ssh.is_some() {
             r.unit.to_string()
         } else {
             format!("{} under qemu-aarch64", r.unit)
         };
         Costs {
-            board: format!("{} ({})", jetson::BOARD, r.ran_on),
+            board: format!("{board} ({})", r.ran_on),
             unit,
             layers: r.layers,
             images: r.images,
         }
     } else if ssh.is_some() {
-        return Err(format!("--ssh is for --board {}", jetson::BOARD));
+        return Err(format!("--ssh is for --board {}", boards::JETSON.name));
     } else {
-        Costs::from(&deploy::deploy(&board, &model, images, timeout)?)
+        Costs::from(&deploy::deploy(board, model, images, timeout)?)
     };
-    let path = picture(&model, &board, &costs)?;
+    let path = picture(model, board, &costs)?;
     println!("picture: {}", path.display());
     Ok(())
 }

@@ -4,17 +4,18 @@
 //! copied with scp into `~/shiftkit-jetson/` and run over ssh) or locally under the runner of
 //! `boards/jetson/.cargo/config.toml` (`qemu-aarch64 -cpu max`), where the nanoseconds are the
 //! emulator's, not the board's. Every int8 logit is compared with the host engine's through
-//! `deploy`'s own check.
-use crate::deploy::{self, run_timed, runner, DeviceRun};
+//! `deploy`'s own check ([`super::report`]).
+use super::build::{build_executable, run_timed};
+use super::report::{self, DeviceRun};
+use crate::boards::{runner, IDX_IMAGES, IDX_LABELS, JETSON};
 use crate::{cargo, root};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-pub const BOARD: &str = "jetson";
-const DIR: &str = "boards/jetson";
-const TARGET: &str = "aarch64-unknown-linux-gnu";
-const UNIT: &str = "std::time ns";
+const BOARD: &str = JETSON.name;
+const TARGET: &str = JETSON.target;
+const UNIT: &str = JETSON.unit;
 /// Folder in the remote user's home that `--ssh` copies into.
 const REMOTE_DIR: &str = "shiftkit-jetson";
 
@@ -50,11 +51,8 @@ pub fn deploy(
     })?;
     let m = firmware::Model::from_bytes(&bytes)
         .map_err(|e| format!("{}: not a valid model: {e}", model.display()))?;
-    let (idx_images, idx_labels) = (
-        root().join(deploy::IDX_IMAGES),
-        root().join(deploy::IDX_LABELS),
-    );
-    let (digits, labels) = deploy::read_idx(&idx_images, &idx_labels, images)?;
+    let (idx_images, idx_labels) = (root().join(IDX_IMAGES), root().join(IDX_LABELS));
+    let (digits, labels) = report::read_idx(&idx_images, &idx_labels, images)?;
     let n = labels.len();
     if digits.first().is_some_and(|d| d.len() != m.input_len()) {
         return Err(format!(
@@ -72,7 +70,7 @@ pub fn deploy(
         m.arena_bytes()
     );
 
-    let board_dir = root().join(DIR);
+    let board_dir = root().join(JETSON.dir);
     let bin = build(&board_dir)?;
     let size = std::fs::metadata(&bin).map(|md| md.len()).unwrap_or(0);
     println!("binary {}: {size} B", bin.display());
@@ -98,14 +96,14 @@ pub fn deploy(
     };
     let wall = start.elapsed().as_secs_f64();
     println!("({ran_on} ran {wall:.1} s, start-up and copies included)");
-    let dev: DeviceRun = deploy::parse(&out, n)?;
-    let check = deploy::check_with_host(&m, &digits, &labels, &dev)?;
+    let dev: DeviceRun = report::parse(&out, n)?;
+    let check = report::check_with_host(&m, &digits, &labels, &dev)?;
     let unit = if ssh.is_some() {
         UNIT
     } else {
         "std::time ns under qemu-aarch64: the emulator's time, not the board's"
     };
-    deploy::print_layers(&m, &dev, unit, n);
+    report::print_layers(&m, &dev, unit, n);
 
     let report = Report {
         images: n,
@@ -151,7 +149,7 @@ fn build(board_dir: &Path) -> Result<PathBuf, String> {
         "needs rustup target add {TARGET} and the cross linker: apt-get install \
          gcc-aarch64-linux-gnu libc6-dev-arm64-cross"
     );
-    deploy::build_executable(c, board_dir, &hint)
+    build_executable(c, board_dir, &hint)
 }
 
 /// Copies the binary, the model and the IDX files into `~/shiftkit-jetson/` on `dest` and runs
@@ -199,31 +197,6 @@ fn run_ssh(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn runner_is_qemu_aarch64_from_the_board_config() {
-        let argv = runner(&root().join(DIR)).unwrap();
-        assert_eq!(argv[..3], ["qemu-aarch64", "-cpu", "max"]);
-    }
-
-    #[test]
-    fn jetson_lines_parse_with_the_shared_parser() {
-        let out = "shiftkit jetson: ...\n\
-                   image 0 label 7 pred 3 logits [-1, 2, 127, -128]\n\
-                   accuracy 0/1\n\
-                   layer 0 conv3x3 ns 1500\n\
-                   layer 1 fc ns 20\n\
-                   total ns 1600 ns_per_inference 1600\n\
-                   memory model_bytes 10 arena_bytes 20\n";
-        let d = deploy::parse(out, 1).unwrap();
-        assert_eq!(d.images, vec![(7, 3, vec![-1, 2, 127, -128])]);
-        assert_eq!(
-            d.layers,
-            vec![("conv3x3".to_string(), 1500), ("fc".to_string(), 20)]
-        );
-        assert_eq!(d.per_inference, 1600);
-        assert!(deploy::parse("layer 0 conv3x3 ns\n", 0).is_err());
-    }
 
     #[test]
     fn ssh_destination_is_checked() {

@@ -1,0 +1,270 @@
+//! Building and running a board: `cargo build --release` of its crate with the model and test
+//! images (for the microcontroller boards, embedded by `boards/embed`), the ELF's flash and RAM
+//! figures, and running it (QEMU here, probe-rs on a real board) with a timeout, its stdout
+//! captured for the report parser.
+use crate::boards::{runner, Board, BOARDS_TARGET_DIR, IDX_IMAGES, IDX_LABELS, PROBE_RS_INSTALL};
+use crate::{cargo, root};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// What `cargo xtask bench firmware` changes about a deploy: the kernels the firmware is built
+/// with (`SHIFTKIT_KERNELS=portable`, firmware/build.rs) and the IDX images/labels (default:
+/// the bundled MNIST test digits).
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub kernels_portable: bool,
+    pub idx: Option<(PathBuf, PathBuf)>,
+}
+
+impl Overrides {
+    pub fn idx(&self) -> (PathBuf, PathBuf) {
+        self.idx
+            .clone()
+            .unwrap_or_else(|| (root().join(IDX_IMAGES), root().join(IDX_LABELS)))
+    }
+}
+
+/// `cargo build --release` in the board crate with the model and images; returns the ELF path.
+pub fn build(b: &Board, model: &Path, images: usize, over: &Overrides) -> Result<PathBuf, String> {
+    let board_dir = root().join(b.dir);
+    let mut c = build_command(b, model, images);
+    let (idx_images, idx_labels) = over.idx();
+    c.env("SHIFTKIT_IDX_IMAGES", idx_images)
+        .env("SHIFTKIT_IDX_LABELS", idx_labels);
+    if over.kernels_portable {
+        c.env("SHIFTKIT_KERNELS", "portable");
+    } else {
+        c.env_remove("SHIFTKIT_KERNELS");
+    }
+    let hint = format!("is the target installed? rustup target add {}", b.target);
+    build_executable(c, &board_dir, &hint)
+}
+
+/// Runs `cargo build` command `c` (in `board_dir`) with JSON messages and returns the path of
+/// the executable it built; `hint` says what to check if the build fails.
+pub fn build_executable(mut c: Command, board_dir: &Path, hint: &str) -> Result<PathBuf, String> {
+    c.arg("--message-format=json-render-diagnostics")
+        .stderr(Stdio::inherit());
+    let out = c.output().map_err(|e| {
+        format!(
+            "could not start cargo build in {}: {e}",
+            board_dir.display()
+        )
+    })?;
+    if !out.status.success() {
+        return Err(format!(
+            "cargo build --release in {} failed ({hint})",
+            board_dir.display()
+        ));
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["reason"] == "compiler-artifact")
+        .filter_map(|v| v["executable"].as_str().map(PathBuf::from))
+        .next_back()
+        .ok_or_else(|| {
+            format!(
+                "cargo build in {} produced no executable",
+                board_dir.display()
+            )
+        })
+}
+
+/// `cargo build --release` in the board's crate with `model` and the first `images` bundled test
+/// digits embedded (`boards/embed` reads these variables), into the shared [`BOARDS_TARGET_DIR`].
+pub fn build_command(b: &Board, model: &Path, images: usize) -> Command {
+    build_command_in(&root().join(b.dir), model, images)
+}
+
+/// [`build_command`] for the board crate in `dir` (also the benchmark boards, which are not
+/// deploy targets).
+pub fn build_command_in(dir: &Path, model: &Path, images: usize) -> Command {
+    let mut c = cargo();
+    c.current_dir(dir)
+        .args(["build", "--release"])
+        .env("CARGO_TARGET_DIR", root().join(BOARDS_TARGET_DIR))
+        .env("SHIFTKIT_MODEL", model)
+        .env("SHIFTKIT_IMAGES", images.to_string())
+        .env("SHIFTKIT_IDX_IMAGES", root().join(IDX_IMAGES))
+        .env("SHIFTKIT_IDX_LABELS", root().join(IDX_LABELS));
+    c
+}
+
+/// Runs the ELF under the board's QEMU runner, killing it after `timeout`; returns stdout.
+pub fn run_qemu(board_dir: &Path, elf: &Path, timeout: Duration) -> Result<String, String> {
+    let argv = runner(board_dir)?;
+    run_captured(
+        &argv,
+        elf,
+        timeout,
+        "install QEMU: apt-get install qemu-system-arm",
+    )
+}
+
+/// Flashes the ELF with the board's `probe-rs run --chip ..` runner and returns the defmt log,
+/// printed message-only (`--log-format {s}`) so that it has the QEMU boards' line shapes.
+/// Without probe-rs, says how to install it (the build and budget are already printed).
+pub fn run_probe(
+    board_dir: &Path,
+    chip: &str,
+    elf: &Path,
+    timeout: Duration,
+) -> Result<String, String> {
+    let installed = Command::new("probe-rs")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !installed {
+        return Err(format!(
+            "probe-rs is not installed, so {} was built but not flashed: install it with \
+             `{PROBE_RS_INSTALL}` (about 6 minutes), connect the board ({chip}) over its debug \
+             probe, and run this command again",
+            elf.display()
+        ));
+    }
+    let mut argv = runner(board_dir)?;
+    argv.extend(["--log-format".to_string(), "{s}".to_string()]);
+    println!("flashing with: {} {}", argv.join(" "), elf.display());
+    run_captured(&argv, elf, timeout, PROBE_RS_INSTALL)
+}
+
+/// Runs `argv` + `elf` through [`run_timed`].
+fn run_captured(
+    argv: &[String],
+    elf: &Path,
+    timeout: Duration,
+    install: &str,
+) -> Result<String, String> {
+    let Some((program, args)) = argv.split_first() else {
+        return Err("the board's runner is empty".into());
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(args).arg(elf);
+    run_timed(cmd, timeout, install)
+}
+
+/// Runs `cmd` with stdout captured and stderr passed through, killing it after `timeout`;
+/// prints the device's header, image, calibration and error lines and returns all of stdout.
+/// `install` is the hint if the program cannot be started.
+pub fn run_timed(mut cmd: Command, timeout: Duration, install: &str) -> Result<String, String> {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("could not start {program}: {e} ({install})"))?;
+    let mut stdout = child.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().map_err(|e| format!("{program}: {e}"))? {
+            break s;
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            let text = reader.join().unwrap_or_default();
+            return Err(format!(
+                "{program} did not exit within {} s (raise --timeout); its output:\n{text}",
+                timeout.as_secs()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let text = reader.join().unwrap_or_default();
+    for l in text.lines().filter(|l| {
+        ["image ", "shiftkit ", "calibration ", "error"]
+            .iter()
+            .any(|p| l.starts_with(p))
+    }) {
+        println!("{l}");
+    }
+    if !status.success() {
+        return Err(format!(
+            "{program} exited with {status} after {:.1} s; its output:\n{text}",
+            start.elapsed().as_secs_f64()
+        ));
+    }
+    println!("({program} ran {:.1} s)", start.elapsed().as_secs_f64());
+    Ok(text)
+}
+
+/// Bytes in flash and in RAM of an ELF32 (little-endian) from its section headers: allocated
+/// sections that are not NOBITS occupy flash, writable or NOBITS ones occupy RAM (.data both).
+pub fn elf_sizes(path: &Path) -> Result<(u64, u64), String> {
+    let b = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bad = || format!("{}: not a 32-bit little-endian ELF", path.display());
+    if b.get(0..6) != Some(&[0x7f, b'E', b'L', b'F', 1, 1][..]) {
+        return Err(bad());
+    }
+    let u16_at = |o: usize| {
+        b.get(o..o + 2)
+            .map(|s| u16::from_le_bytes([s[0], s[1]]) as usize)
+    };
+    let u32_at = |o: usize| {
+        b.get(o..o + 4)
+            .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as u64)
+    };
+    let shoff = u32_at(0x20).ok_or_else(bad)? as usize;
+    let shentsize = u16_at(0x2e).ok_or_else(bad)?;
+    let shnum = u16_at(0x30).ok_or_else(bad)?;
+    let (mut flash, mut ram) = (0, 0);
+    for i in 0..shnum {
+        let h = shoff + i * shentsize;
+        let kind = u32_at(h + 4).ok_or_else(bad)?;
+        let flags = u32_at(h + 8).ok_or_else(bad)?;
+        let size = u32_at(h + 0x14).ok_or_else(bad)?;
+        const SHF_WRITE: u64 = 1;
+        const SHF_ALLOC: u64 = 2;
+        const SHT_NOBITS: u64 = 8;
+        if flags & SHF_ALLOC == 0 {
+            continue;
+        }
+        if kind != SHT_NOBITS {
+            flash += size;
+        }
+        if kind == SHT_NOBITS || flags & SHF_WRITE != 0 {
+            ram += size;
+        }
+    }
+    Ok((flash, ram))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn elf_sizes_refuse_what_is_not_an_elf32() {
+        let p = std::env::temp_dir().join(format!("xtask-elf-{}", std::process::id()));
+        std::fs::write(&p, b"\x7fELF\x02\x01 a 64-bit header").unwrap();
+        let e = elf_sizes(&p).unwrap_err();
+        assert!(e.contains("not a 32-bit little-endian ELF"), "{e}");
+        let _ = std::fs::remove_file(&p);
+    }
+
+    #[test]
+    fn a_missing_program_says_how_to_install_it() {
+        let e = run_timed(
+            Command::new("shiftkit-no-such-program"),
+            Duration::from_secs(1),
+            "apt-get install it",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("could not start shiftkit-no-such-program"),
+            "{e}"
+        );
+        assert!(e.contains("(apt-get install it)"), "{e}");
+    }
+}
