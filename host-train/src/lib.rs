@@ -6,9 +6,15 @@
 //! parameters and per-batch workspace, [`train`] the SGD loop, checkpoints and run outputs.
 //! [`backend`] is the device boundary the trainer steps through: the CPU layers, or `cuda` (the
 //! same ops on the GPU through cudarc, feature `cuda`).
+// `unsafe` is allowed only where the trainer calls GEMM kernels on raw pointers (layers::sgemm and
+// its callers in layers/conv.rs and layers/linear.rs) and in the CUDA backend (driver calls,
+// copies, kernel launches), each block with a SAFETY line.
+#![deny(unsafe_code)]
+
 pub mod backend;
 pub mod cli;
 #[cfg(feature = "cuda")]
+#[allow(unsafe_code)]
 pub mod cuda;
 pub mod data;
 pub mod graph;

@@ -1,5 +1,6 @@
 //! `shiftkit-train`: train a zoo network, list the zoo, or time training on the GPU; the options
 //! are in [`host_train::cli`]. `cargo xtask train`, the pipeline and the benchmarks call this.
+#![forbid(unsafe_code)]
 use clap::Parser;
 use host_train::cli::{BenchGpuArgs, Cli, Command, ZooArgs};
 use host_train::{cli, train};

@@ -1,4 +1,5 @@
 //! Bad input gives one clear error line that names the file or argument, exit code 1, no panic.
+#![forbid(unsafe_code)]
 mod common;
 use common::*;
 

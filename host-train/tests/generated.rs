@@ -1,4 +1,5 @@
 //! Generated files kept in the repository must match what the code generates now.
+#![forbid(unsafe_code)]
 use host_train::zoo;
 
 #[test]

@@ -1,5 +1,6 @@
 //! A training killed with SIGKILL mid-run and continued with `--resume` ends with exactly the
 //! weights of an uninterrupted run with the same seed and thread count.
+#![forbid(unsafe_code)]
 mod common;
 use common::*;
 use std::time::{Duration, Instant};

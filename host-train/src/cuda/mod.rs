@@ -5,7 +5,9 @@
 //! the backend is created. [`ops`] holds the launch wrappers, [`trainer`] the training step,
 //! [`parity`] the layer-by-layer checks against the CPU layers.
 pub mod ops;
+#[deny(unsafe_code)]
 pub mod parity;
+#[deny(unsafe_code)]
 pub mod trainer;
 
 use cudarc::cublas::CudaBlas;

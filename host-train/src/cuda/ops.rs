@@ -29,9 +29,14 @@ fn lerr(name: &str) -> impl FnOnce(cudarc::driver::DriverError) -> CudaError + '
     move |e| CudaError(format!("launch {name}: {e:?}"))
 }
 
-/// Launches kernel `$name` over `$n` threads with the given arguments (pushed by reference).
+/// Launches kernel `$name` with the given arguments (pushed by reference, in order). The second
+/// form pushes the pointers in brackets, then `n, h, w, c` of the geometry `$g` as i32.
 macro_rules! launch {
-    ($gpu:expr, $name:literal, $cfg:expr, $($arg:expr),* $(,)?) => {{
+    ($gpu:expr, $name:expr, $cfg:expr, [$($arg:expr),* $(,)?], $g:expr) => {{
+        let [n, h, w, c] = dims($g);
+        launch!($gpu, $name, $cfg, $($arg,)* n, h, w, c)
+    }};
+    ($gpu:expr, $name:expr, $cfg:expr, $($arg:expr),* $(,)?) => {{
         let f = $gpu.func($name);
         let mut b = $gpu.stream.launch_builder(f);
         $( b.arg(&$arg); )*
@@ -40,6 +45,67 @@ macro_rules! launch {
         // geometry, and the kernel bounds-checks its thread index against that geometry.
         unsafe { b.launch($cfg) }.map(|_| ()).map_err(lerr($name))
     }};
+}
+
+/// The element-wise kernels, one line each: `name(first, rest...)` is `Gpu::name` over DPtrs of
+/// equal length, launching kernel `name` over every element with the pointers in that order and
+/// then the length as i64.
+macro_rules! elementwise_ops {
+    ($($(#[$doc:meta])* $name:ident($first:ident $(, $p:ident)*);)*) => {
+        impl Gpu {$(
+            $(#[$doc])*
+            pub fn $name(&self, $first: DPtr $(, $p: DPtr)*) -> CResult<()> {
+                $( assert_eq!($p.len, $first.len, concat!(stringify!($name), ": ", stringify!($p))); )*
+                let len = $first.len as i64;
+                launch!(self, stringify!($name), grid($first.len), $first.ptr $(, $p.ptr)*, len)
+            }
+        )*}
+    };
+}
+
+elementwise_ops! {
+    /// `y = max(x, 0)`.
+    relu_fwd(y, x);
+    /// `dx += dy` where `y > 0`.
+    relu_bwd(dx, dy, y);
+    /// `y = a + b`.
+    add_fwd(y, a, b);
+    /// `dx += dy`.
+    accum(dx, dy);
+}
+
+/// The pooling kernels, one line each: `name(ptr: geom, ...) gx -> gy = out_geometry, dims g,
+/// threads t` is `Gpu::name(ptr, ..., gx)`: `gy` is the output geometry of input `gx`, each
+/// pointer's length is asserted against the geometry named after it, and kernel `name` runs over
+/// `t` threads with the pointers in order and then `n, h, w, c` of `g`.
+macro_rules! pool_ops {
+    ($($(#[$doc:meta])*
+       $name:ident($($p:ident: $pg:ident),+) $gx:ident -> $gy:ident = $out:path,
+       dims $dg:ident, threads $t:expr;)*) => {
+        impl Gpu {$(
+            $(#[$doc])*
+            pub fn $name(&self, $($p: DPtr,)+ $gx: Geom) -> CResult<()> {
+                let $gy = $out($gx);
+                $( assert_eq!($p.len, $pg.len(), concat!(stringify!($name), ": ", stringify!($p))); )+
+                launch!(self, stringify!($name), grid($t), [$($p.ptr),+], $dg)
+            }
+        )*}
+    };
+}
+
+pool_ops! {
+    /// 2x2 average pool, stride 2 (`gx` has even h, w).
+    avgpool2_fwd(y: gy, x: gx) gx -> gy = pool::avgpool2_out, dims gy, threads dense(gy);
+    /// Backward of [`Gpu::avgpool2_fwd`]: `dx += dy / 4` over each window.
+    avgpool2_bwd(dx: gx, dy: gy) gx -> gy = pool::avgpool2_out, dims gy, threads dense(gy);
+    /// 3x3 max pool, stride 2, padding 1.
+    maxpool_fwd(y: gy, x: gx) gx -> gy = pool::maxpool_out, dims gx, threads dense(gy);
+    /// Backward of [`Gpu::maxpool_fwd`]: `dy` is added at the window's first maximum of `x`.
+    maxpool_bwd(dx: gx, dy: gy, x: gx) gx -> gy = pool::maxpool_out, dims gx, threads dense(gy);
+    /// Global average pool to (n, 1, 1, c).
+    gap_fwd(y: gy, x: gx) gx -> gy = pool::gap_out, dims gx, threads gx.n * gx.c;
+    /// Backward of [`Gpu::gap_fwd`]: `dx += dy / (h w)` at every pixel.
+    gap_bwd(dx: gx, dy: gy) gx -> gy = pool::gap_out, dims gx, threads dense(gx);
 }
 
 impl Gpu {
@@ -98,56 +164,24 @@ impl Gpu {
         g: Geom,
     ) -> CResult<()> {
         assert!(x.len == g.len() && input_len == dense(g) && mean.len == g.c && std.len == g.c);
-        let [n, h, w, c] = dims(g);
         launch!(
             self,
             "input_norm",
             grid(dense(g)),
-            x.ptr,
-            input,
-            mean.ptr,
-            std.ptr,
-            n,
-            h,
-            w,
-            c
+            [x.ptr, input, mean.ptr, std.ptr],
+            g
         )
     }
 
     pub fn zero_halo(&self, b: DPtr, g: Geom) -> CResult<()> {
         assert_eq!(b.len, g.len());
-        let [n, h, w, c] = dims(g);
         launch!(
             self,
             "zero_halo",
             grid(g.n * (g.h + g.w + 1) * g.c),
-            b.ptr,
-            n,
-            h,
-            w,
-            c
+            [b.ptr],
+            g
         )
-    }
-
-    pub fn relu_fwd(&self, y: DPtr, x: DPtr) -> CResult<()> {
-        assert_eq!(y.len, x.len);
-        let len = y.len as i64;
-        launch!(self, "relu_fwd", grid(y.len), y.ptr, x.ptr, len)
-    }
-    pub fn relu_bwd(&self, dx: DPtr, dy: DPtr, y: DPtr) -> CResult<()> {
-        assert!(dx.len == dy.len && dy.len == y.len);
-        let len = y.len as i64;
-        launch!(self, "relu_bwd", grid(y.len), dx.ptr, dy.ptr, y.ptr, len)
-    }
-    pub fn add_fwd(&self, y: DPtr, a: DPtr, b: DPtr) -> CResult<()> {
-        assert!(y.len == a.len && a.len == b.len);
-        let len = y.len as i64;
-        launch!(self, "add_fwd", grid(y.len), y.ptr, a.ptr, b.ptr, len)
-    }
-    pub fn accum(&self, dx: DPtr, dy: DPtr) -> CResult<()> {
-        assert_eq!(dx.len, dy.len);
-        let len = dx.len as i64;
-        launch!(self, "accum", grid(dx.len), dx.ptr, dy.ptr, len)
     }
 
     /// `s1 (c f64) = sum a`, `s2 = sum a*b` (or `a*a` with no b) over image pixels; `sums` holds
@@ -174,9 +208,19 @@ impl Gpu {
             block_dim: (32, 8, 1),
             shared_mem_bytes: 0,
         };
-        let [n, h, w, c] = dims(g);
-        launch!(self, "bn_sums", cfg, s1, s2, a.ptr, bp, n, h, w, c)?;
+        launch!(self, "bn_sums", cfg, [s1, s2, a.ptr, bp], g)?;
         Ok((s1, s2))
+    }
+
+    /// `y = x * scale + shift` per channel (`scale`, `shift`: c floats each).
+    fn bn_apply(&self, y: DPtr, x: DPtr, scale: u64, shift: u64, g: Geom) -> CResult<()> {
+        launch!(
+            self,
+            "bn_apply",
+            grid(dense(g)),
+            [y.ptr, x.ptr, scale, shift],
+            g
+        )
     }
 
     /// Training-mode BN forward; `mean`/`invstd` (c each) are kept for backward; `scratch`
@@ -223,20 +267,7 @@ impl Gpu {
             MOMENTUM,
             ci
         )?;
-        let [n, h, w, c] = dims(g);
-        launch!(
-            self,
-            "bn_apply",
-            grid(dense(g)),
-            y.ptr,
-            x.ptr,
-            scale,
-            shift,
-            n,
-            h,
-            w,
-            c
-        )
+        self.bn_apply(y, x, scale, shift, g)
     }
 
     pub fn bn_fwd_eval(
@@ -269,20 +300,7 @@ impl Gpu {
             EPS,
             ci
         )?;
-        let [n, h, w, c] = dims(g);
-        launch!(
-            self,
-            "bn_apply",
-            grid(dense(g)),
-            y.ptr,
-            x.ptr,
-            scale,
-            shift,
-            n,
-            h,
-            w,
-            c
-        )
+        self.bn_apply(y, x, scale, shift, g)
     }
 
     /// `dgamma += sum(dy*xhat)`, `dbeta += sum(dy)`, `dx += ...` as `bn::bn_backward`.
@@ -331,101 +349,14 @@ impl Gpu {
             m,
             ci
         )?;
-        let [n, h, w, c] = dims(g);
+        let cfg = grid(dense(g));
         launch!(
             self,
             "bn_bwd_apply",
-            grid(dense(g)),
-            dx.ptr,
-            dy.ptr,
-            x.ptr,
-            mean.ptr,
-            invstd.ptr,
-            k0,
-            k1,
-            k2,
-            n,
-            h,
-            w,
-            c
+            cfg,
+            [dx.ptr, dy.ptr, x.ptr, mean.ptr, invstd.ptr, k0, k1, k2],
+            g
         )
-    }
-
-    /// gx is the input's geometry (even h, w).
-    pub fn avgpool2_fwd(&self, y: DPtr, x: DPtr, gx: Geom) -> CResult<()> {
-        let gy = pool::avgpool2_out(gx);
-        assert!(y.len == gy.len() && x.len == gx.len());
-        let [n, h, w, c] = dims(gy);
-        launch!(
-            self,
-            "avgpool2_fwd",
-            grid(dense(gy)),
-            y.ptr,
-            x.ptr,
-            n,
-            h,
-            w,
-            c
-        )
-    }
-    pub fn avgpool2_bwd(&self, dx: DPtr, dy: DPtr, gx: Geom) -> CResult<()> {
-        let gy = pool::avgpool2_out(gx);
-        assert!(dy.len == gy.len() && dx.len == gx.len());
-        let [n, h, w, c] = dims(gy);
-        launch!(
-            self,
-            "avgpool2_bwd",
-            grid(dense(gy)),
-            dx.ptr,
-            dy.ptr,
-            n,
-            h,
-            w,
-            c
-        )
-    }
-    pub fn maxpool_fwd(&self, y: DPtr, x: DPtr, gx: Geom) -> CResult<()> {
-        let gy = pool::maxpool_out(gx);
-        assert!(y.len == gy.len() && x.len == gx.len());
-        let [n, h, w, c] = dims(gx);
-        launch!(
-            self,
-            "maxpool_fwd",
-            grid(dense(gy)),
-            y.ptr,
-            x.ptr,
-            n,
-            h,
-            w,
-            c
-        )
-    }
-    pub fn maxpool_bwd(&self, dx: DPtr, dy: DPtr, x: DPtr, gx: Geom) -> CResult<()> {
-        let gy = pool::maxpool_out(gx);
-        assert!(dy.len == gy.len() && dx.len == gx.len() && x.len == gx.len());
-        let [n, h, w, c] = dims(gx);
-        launch!(
-            self,
-            "maxpool_bwd",
-            grid(dense(gy)),
-            dx.ptr,
-            dy.ptr,
-            x.ptr,
-            n,
-            h,
-            w,
-            c
-        )
-    }
-    pub fn gap_fwd(&self, y: DPtr, x: DPtr, gx: Geom) -> CResult<()> {
-        assert!(y.len == pool::gap_out(gx).len() && x.len == gx.len());
-        let [n, h, w, c] = dims(gx);
-        launch!(self, "gap_fwd", grid(gx.n * gx.c), y.ptr, x.ptr, n, h, w, c)
-    }
-    pub fn gap_bwd(&self, dx: DPtr, dy: DPtr, gx: Geom) -> CResult<()> {
-        assert!(dy.len == pool::gap_out(gx).len() && dx.len == gx.len());
-        let [n, h, w, c] = dims(gx);
-        launch!(self, "gap_bwd", grid(dense(gx)), dx.ptr, dy.ptr, n, h, w, c)
     }
 
     /// y (n,1,1,cout) = x (n,1,1,cin) W + b. Rows of x/y are one stored image apart.

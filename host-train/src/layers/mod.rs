@@ -7,8 +7,10 @@
 //! before the first image, so reading pixel `p - (dh * row + dw)` for `|dh|, |dw| <= 1` lands either
 //! on the right neighbour or on a zero.
 pub mod bn;
+#[allow(unsafe_code)]
 pub mod conv;
 pub mod elementwise;
+#[allow(unsafe_code)]
 pub mod linear;
 pub mod loss;
 pub mod pool;
@@ -152,7 +154,7 @@ pub fn par_ranges<R: Send>(
 /// # Safety
 /// Every element addressed by the (m, n, k) shape and the strides must lie inside the
 /// allocations the pointers come from, and `dst` must not alias `lhs` or `rhs`.
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, unsafe_code)]
 pub unsafe fn sgemm(
     m: usize,
     n: usize,
