@@ -1,10 +1,11 @@
 //! The backend boundary: what the trainer needs from a device — one SGD step on a batch, an
 //! evaluation pass, and the parameters + momentum in the host `Params` layout (for checkpoints
 //! and outputs, which stay host code). [`CpuBackend`] wraps `Model`, `Workspace` and
-//! `train::sgd_step` unchanged; `CudaBackend` (feature `cuda`) runs the same ops on the GPU.
+//! [`sgd_step`] unchanged; `CudaBackend` (feature `cuda`) runs the same ops on the GPU.
+use crate::config::{Device, TrainConfig, TrainError};
 use crate::data::Dataset;
+use crate::layers::loss;
 use crate::model::{Model, Normalization, Workspace};
-use crate::train::{self, Device, TrainConfig, TrainError};
 
 pub trait Backend {
     /// Forward, loss, backward and SGD on one batch (dense u8 NHWC): (mean loss, correct).
@@ -75,7 +76,7 @@ impl Backend for CpuBackend {
         self.model.forward(&mut self.ws, imgs, &self.norm, true);
         self.grads.fill(0.0);
         let (l, c) = self.model.backward(&mut self.ws, labels, &mut self.grads);
-        train::sgd_step(
+        sgd_step(
             &mut self.model,
             &self.grads,
             &mut self.momentum,
@@ -85,7 +86,7 @@ impl Backend for CpuBackend {
         Ok((l, c))
     }
     fn evaluate(&mut self, ds: &Dataset, batch: usize) -> Result<(f32, f32), TrainError> {
-        Ok(train::evaluate(&mut self.model, ds, &self.norm, batch))
+        Ok(evaluate(&mut self.model, ds, &self.norm, batch))
     }
     fn host(&mut self) -> Result<(&Model, &[f32]), TrainError> {
         Ok((&self.model, &self.momentum))
@@ -173,4 +174,69 @@ pub fn create(
             Err(TrainError::Cuda("this build has no CUDA backend (built without the `cuda` feature); use --device cpu".into()))
         }
     }
+}
+
+/// SGD with momentum, PyTorch semantics: `d = g + wd * p; buf = m * buf + d;
+/// p -= lr * (nesterov ? d + m * buf : buf)`. Weight decay applies to every trainable tensor
+/// (the authors' setting); BN running statistics are not touched.
+pub fn sgd_step(
+    model: &mut Model,
+    grads: &[f32],
+    momentum_buf: &mut [f32],
+    cfg: &TrainConfig,
+    lr: f32,
+) {
+    for i in 0..model.params.info.len() {
+        if !model.params.info[i].trainable {
+            continue;
+        }
+        let r = model.params.range(i);
+        let p = &mut model.params.data[r.clone()];
+        for ((w, g), b) in p
+            .iter_mut()
+            .zip(&grads[r.clone()])
+            .zip(&mut momentum_buf[r.clone()])
+        {
+            let d = g + cfg.weight_decay * *w;
+            *b = cfg.momentum * *b + d;
+            let step = if cfg.nesterov {
+                d + cfg.momentum * *b
+            } else {
+                *b
+            };
+            *w -= lr * step;
+        }
+    }
+}
+
+/// Runs `f` on batches of the split in order (last batch may be short): (images, labels).
+fn eval_batches(ds: &Dataset, batch: usize, mut f: impl FnMut(&[u8], &[u8])) {
+    let il = ds.image_len();
+    for s in (0..ds.len()).step_by(batch) {
+        let e = (s + batch).min(ds.len());
+        f(&ds.images[s * il..e * il], &ds.labels[s..e]);
+    }
+}
+
+/// Test-set loss and accuracy with BN in inference mode.
+pub fn evaluate(model: &mut Model, ds: &Dataset, norm: &Normalization, batch: usize) -> (f32, f32) {
+    let mut ws: Option<Workspace> = None;
+    let (mut loss_sum, mut correct) = (0.0f64, 0usize);
+    let classes = model.graph.classes();
+    eval_batches(ds, batch, |imgs, labels| {
+        let n = labels.len();
+        if ws.as_ref().map(|w| w.n) != Some(n) {
+            ws = Some(model.workspace(n));
+        }
+        let w = ws.as_mut().expect("set above");
+        model.forward(w, imgs, norm, false);
+        let mut d = vec![0.0; n * classes];
+        let (l, c) = loss::softmax_xent(&mut d, &w.logits, labels, classes);
+        loss_sum += l as f64 * n as f64;
+        correct += c;
+    });
+    (
+        (loss_sum / ds.len() as f64) as f32,
+        correct as f32 / ds.len() as f32,
+    )
 }

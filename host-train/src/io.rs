@@ -184,3 +184,16 @@ pub fn load_params(
     }
     Ok(())
 }
+
+/// One line of metrics.jsonl.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct EpochMetrics {
+    pub epoch: usize,
+    pub lr: f32,
+    pub train_loss: f32,
+    pub train_accuracy: f32,
+    pub test_loss: f32,
+    pub test_accuracy: f32,
+    pub seconds: f32,
+    pub images_per_second: f32,
+}

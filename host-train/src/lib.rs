@@ -13,6 +13,7 @@
 
 pub mod backend;
 pub mod cli;
+pub mod config;
 #[cfg(feature = "cuda")]
 #[allow(unsafe_code)]
 pub mod cuda;

@@ -1,5 +1,5 @@
 //! The training-curve picture: loss (train, test) and test accuracy per epoch, as plain SVG.
-use crate::train::EpochMetrics;
+use crate::io::EpochMetrics;
 use std::fmt::Write;
 
 const W: f32 = 720.0;

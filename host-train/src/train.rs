@@ -6,140 +6,20 @@
 //! parallel reduction has a fixed order for a given thread count, so the same seed and thread
 //! count give the same weights, with or without a kill and `--resume` in between.
 use crate::backend;
-use crate::data::{self, augment_into, DataSpec, Dataset, Rng, Splits};
+use crate::data::{self, augment_into, DataSpec, Rng, Splits};
 use crate::io::{self, FileError, ModelJson};
-use crate::layers::loss;
-use crate::model::{Model, Normalization, Workspace};
+use crate::model::{Model, Normalization};
 use crate::zoo;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-#[derive(Debug, thiserror::Error)]
-pub enum TrainError {
-    #[error("{0}")]
-    Data(#[from] data::DataError),
-    #[error("{0}")]
-    File(#[from] FileError),
-    #[error("unknown model '{name}' (run `cargo xtask zoo` to list them; known: {known})")]
-    UnknownModel { name: String, known: String },
-    #[error("model {model} takes {want} images but {data} has {got}")]
-    InputMismatch {
-        model: String,
-        want: String,
-        data: String,
-        got: String,
-    },
-    #[error("{0}")]
-    Config(String),
-    #[error("--device cuda: {0}")]
-    Cuda(String),
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum Schedule {
-    /// Cosine decay to zero over the run, after warm-up.
-    Cosine,
-    /// Multiply by `gamma` at each milestone epoch.
-    Step { milestones: Vec<usize>, gamma: f32 },
-}
-
-/// `cosine` or `step:E1,E2:GAMMA`, as `--schedule` takes it.
-impl std::fmt::Display for Schedule {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Schedule::Cosine => write!(f, "cosine"),
-            Schedule::Step { milestones, gamma } => {
-                let m: Vec<String> = milestones.iter().map(|m| m.to_string()).collect();
-                write!(f, "step:{}:{gamma}", m.join(","))
-            }
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Device {
-    Cpu,
-    Cuda,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TrainConfig {
-    pub model: String,
-    pub data: String,
-    pub epochs: usize,
-    pub batch: usize,
-    pub lr: f32,
-    pub momentum: f32,
-    pub nesterov: bool,
-    pub weight_decay: f32,
-    pub schedule: Schedule,
-    pub warmup_epochs: usize,
-    pub seed: u64,
-    pub device: Device,
-    pub threads: usize,
-}
-
-impl Default for TrainConfig {
-    /// The defaults train the bundled default network on the bundled MNIST.
-    fn default() -> TrainConfig {
-        TrainConfig {
-            model: zoo::DEFAULT_MODEL.into(),
-            data: "mnist".into(),
-            epochs: 12,
-            batch: 64,
-            lr: 0.1,
-            momentum: 0.9,
-            nesterov: true,
-            weight_decay: 5e-4,
-            schedule: Schedule::Cosine,
-            warmup_epochs: 1,
-            seed: 1,
-            device: Device::Cpu,
-            threads: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
-        }
-    }
-}
-
-impl TrainConfig {
-    /// Learning rate at `step` (0-based) of `steps_per_epoch * epochs`.
-    pub fn lr_at(&self, step: usize, steps_per_epoch: usize) -> f32 {
-        let warm = self.warmup_epochs * steps_per_epoch;
-        if step < warm {
-            return self.lr * (step + 1) as f32 / warm as f32;
-        }
-        match &self.schedule {
-            Schedule::Cosine => {
-                let total = (self.epochs * steps_per_epoch).saturating_sub(warm).max(1);
-                let t = (step - warm) as f32 / total as f32;
-                0.5 * self.lr * (1.0 + (std::f32::consts::PI * t).cos())
-            }
-            Schedule::Step { milestones, gamma } => {
-                let epoch = step / steps_per_epoch;
-                let k = milestones.iter().filter(|m| epoch >= **m).count();
-                self.lr * gamma.powi(k as i32)
-            }
-        }
-    }
-}
-
-/// One line of metrics.jsonl.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct EpochMetrics {
-    pub epoch: usize,
-    pub lr: f32,
-    pub train_loss: f32,
-    pub train_accuracy: f32,
-    pub test_loss: f32,
-    pub test_accuracy: f32,
-    pub seconds: f32,
-    pub images_per_second: f32,
-}
+// The run's options and errors live in `config`, the CPU step in `backend`, the metrics record
+// in `io`; they stay reachable here, where they were first defined.
+pub use crate::backend::{evaluate, sgd_step};
+pub use crate::config::{Device, Schedule, TrainConfig, TrainError};
+pub use crate::io::EpochMetrics;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Summary {
@@ -153,71 +33,6 @@ pub struct Summary {
     pub images_per_second: f32,
     pub threads: usize,
     pub seed: u64,
-}
-
-/// SGD with momentum, PyTorch semantics: `d = g + wd * p; buf = m * buf + d;
-/// p -= lr * (nesterov ? d + m * buf : buf)`. Weight decay applies to every trainable tensor
-/// (the authors' setting); BN running statistics are not touched.
-pub fn sgd_step(
-    model: &mut Model,
-    grads: &[f32],
-    momentum_buf: &mut [f32],
-    cfg: &TrainConfig,
-    lr: f32,
-) {
-    for i in 0..model.params.info.len() {
-        if !model.params.info[i].trainable {
-            continue;
-        }
-        let r = model.params.range(i);
-        let p = &mut model.params.data[r.clone()];
-        for ((w, g), b) in p
-            .iter_mut()
-            .zip(&grads[r.clone()])
-            .zip(&mut momentum_buf[r.clone()])
-        {
-            let d = g + cfg.weight_decay * *w;
-            *b = cfg.momentum * *b + d;
-            let step = if cfg.nesterov {
-                d + cfg.momentum * *b
-            } else {
-                *b
-            };
-            *w -= lr * step;
-        }
-    }
-}
-
-/// Runs `f` on batches of the split in order (last batch may be short): (images, labels).
-fn eval_batches(ds: &Dataset, batch: usize, mut f: impl FnMut(&[u8], &[u8])) {
-    let il = ds.image_len();
-    for s in (0..ds.len()).step_by(batch) {
-        let e = (s + batch).min(ds.len());
-        f(&ds.images[s * il..e * il], &ds.labels[s..e]);
-    }
-}
-
-/// Test-set loss and accuracy with BN in inference mode.
-pub fn evaluate(model: &mut Model, ds: &Dataset, norm: &Normalization, batch: usize) -> (f32, f32) {
-    let mut ws: Option<Workspace> = None;
-    let (mut loss_sum, mut correct) = (0.0f64, 0usize);
-    let classes = model.graph.classes();
-    eval_batches(ds, batch, |imgs, labels| {
-        let n = labels.len();
-        if ws.as_ref().map(|w| w.n) != Some(n) {
-            ws = Some(model.workspace(n));
-        }
-        let w = ws.as_mut().expect("set above");
-        model.forward(w, imgs, norm, false);
-        let mut d = vec![0.0; n * classes];
-        let (l, c) = loss::softmax_xent(&mut d, &w.logits, labels, classes);
-        loss_sum += l as f64 * n as f64;
-        correct += c;
-    });
-    (
-        (loss_sum / ds.len() as f64) as f32,
-        correct as f32 / ds.len() as f32,
-    )
 }
 
 fn batch_seed(seed: u64, epoch: usize, batch: usize) -> u64 {
