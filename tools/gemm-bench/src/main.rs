@@ -77,7 +77,13 @@ fn max_abs_diff(x: &[f32], y: &[f32]) -> f32 {
 }
 
 /// Exactly how host-train's `sgemm` calls the gemm crate (overwrite, no threads).
+///
+/// # Safety
+/// `a` must hold `c.m * c.k` and `b` `c.k * c.n` elements at the strides of `c.a` and `c.b`, and
+/// `dst` `c.m * c.n` (row-major); the buffers must not overlap.
 unsafe fn gemm_crate(c: &Case, dst: &mut [f32], a: &[f32], b: &[f32]) {
+    // SAFETY: the caller's contract: every element the shapes and strides address is inside
+    // `a`, `b` and `dst`, and `dst` (a unique borrow) aliases neither input.
     unsafe {
         gemm::gemm(
             c.m,
@@ -139,6 +145,7 @@ impl Tract {
         let tb = Tensor::from_shape(&[b.len()], b).unwrap();
         let pa = fa.new_packed_buffer(c.k, c.m).unwrap();
         let pb = fb.new_packed_buffer(c.k, c.n).unwrap();
+        // SAFETY: the scratch space is only ever used with this `mmm` (in `run`).
         let scratch = unsafe { mmm.allocate_scratch_space() };
         Tract {
             scratch,
@@ -158,16 +165,20 @@ impl Tract {
     }
 
     fn pack_a(&mut self) {
+        // SAFETY: `ta` holds the m x k operand at these strides (built from `a` in `new`).
         let v = unsafe { TensorView::from_bytes(&self.ta, 0, &self.a_shape, &self.a_strides) };
         self.fa.repack_tensor_view(&mut self.pa, &v, 1, 0).unwrap();
     }
 
     fn pack_b(&mut self) {
+        // SAFETY: `tb` holds the k x n operand at these strides (built from `b` in `new`).
         let v = unsafe { TensorView::from_bytes(&self.tb, 0, &self.b_shape, &self.b_strides) };
         self.fb.repack_tensor_view(&mut self.pb, &v, 0, 1).unwrap();
     }
 
     fn run(&mut self, m: usize, n: usize) {
+        // SAFETY: `pa`/`pb` were packed by this kernel's own packings for an m x k and k x n
+        // product, `c` is an m x n f32 tensor, and the scratch space belongs to this `mmm`.
         unsafe {
             let store = self.mmm.c_view(Some(0), Some(1)).wrap(&self.c.view_mut());
             self.mmm
@@ -254,6 +265,8 @@ fn main() {
         let want = reference(c, &a, &b);
 
         let mut dst = vec![f32::NAN; c.m * c.n];
+        // SAFETY: `a`, `b`, `dst` hold m*k, k*n, m*n elements: every (dense or transposed)
+        // layout of the cases addresses only those.
         unsafe { gemm_crate(c, &mut dst, &a, &b) };
         let d_gemm = max_abs_diff(&dst, &want);
 
@@ -276,6 +289,7 @@ fn main() {
         let mut variants: Vec<Box<dyn FnMut()>> = Vec::new();
         {
             let (a, b, dst) = (&a, &b, &mut dst);
+            // SAFETY: the same buffers as the checked call above.
             variants.push(Box::new(move || unsafe {
                 gemm_crate(c, black_box(&mut dst[..]), black_box(a), black_box(b))
             }));
