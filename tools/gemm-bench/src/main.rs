@@ -35,10 +35,16 @@ struct Case {
 }
 
 fn row_major(cols: usize) -> Layout {
-    Layout { rs: cols as isize, cs: 1 }
+    Layout {
+        rs: cols as isize,
+        cs: 1,
+    }
 }
 fn col_major(rows: usize) -> Layout {
-    Layout { rs: 1, cs: rows as isize }
+    Layout {
+        rs: 1,
+        cs: rows as isize,
+    }
 }
 
 /// Deterministic pseudo-random fill in [-1, 1).
@@ -73,7 +79,10 @@ fn reference(c: &Case, a: &[f32], b: &[f32]) -> Vec<f32> {
 }
 
 fn max_abs_diff(x: &[f32], y: &[f32]) -> f32 {
-    x.iter().zip(y).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max)
+    x.iter()
+        .zip(y)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max)
 }
 
 /// Exactly how host-train's `sgemm` calls the gemm crate (overwrite, no threads).
@@ -135,8 +144,12 @@ impl Tract {
         let (fa, fb) = {
             let (pa, pb) = &mmm.packings()[0];
             (
-                pa.downcast_ref::<PackedFormat>().expect("A packing is not PackedFormat").clone(),
-                pb.downcast_ref::<PackedFormat>().expect("B packing is not PackedFormat").clone(),
+                pa.downcast_ref::<PackedFormat>()
+                    .expect("A packing is not PackedFormat")
+                    .clone(),
+                pb.downcast_ref::<PackedFormat>()
+                    .expect("B packing is not PackedFormat")
+                    .clone(),
             )
         };
         // Raw storage of the operands, laid out exactly like the gemm crate sees them; the views
@@ -223,24 +236,104 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 fn main() {
-    let samples: usize = std::env::args().nth(1).map(|s| s.parse().unwrap()).unwrap_or(31);
+    let samples: usize = std::env::args()
+        .nth(1)
+        .map(|s| s.parse().unwrap())
+        .unwrap_or(31);
     assert!(samples >= 20, "use at least 20 samples");
 
     let cases = [
-        Case { name: "fwd", m: 128, k: 16, n: 32, a: row_major(16), b: row_major(32) },
-        Case { name: "fwd", m: 128, k: 32, n: 32, a: row_major(32), b: row_major(32) },
-        Case { name: "fwd", m: 128, k: 32, n: 64, a: row_major(32), b: row_major(64) },
-        Case { name: "fwd", m: 128, k: 64, n: 64, a: row_major(64), b: row_major(64) },
-        Case { name: "fwd", m: 128, k: 256, n: 256, a: row_major(256), b: row_major(256) },
+        Case {
+            name: "fwd",
+            m: 128,
+            k: 16,
+            n: 32,
+            a: row_major(16),
+            b: row_major(32),
+        },
+        Case {
+            name: "fwd",
+            m: 128,
+            k: 32,
+            n: 32,
+            a: row_major(32),
+            b: row_major(32),
+        },
+        Case {
+            name: "fwd",
+            m: 128,
+            k: 32,
+            n: 64,
+            a: row_major(32),
+            b: row_major(64),
+        },
+        Case {
+            name: "fwd",
+            m: 128,
+            k: 64,
+            n: 64,
+            a: row_major(64),
+            b: row_major(64),
+        },
+        Case {
+            name: "fwd",
+            m: 128,
+            k: 256,
+            n: 256,
+            a: row_major(256),
+            b: row_major(256),
+        },
         // Not in the original list: the cifar bottleneck's stage-3 reduce/expand 1x1 convs.
-        Case { name: "fwd", m: 128, k: 256, n: 64, a: row_major(256), b: row_major(64) },
-        Case { name: "fwd", m: 128, k: 64, n: 256, a: row_major(64), b: row_major(256) },
-        Case { name: "dW", m: 32, k: 128, n: 32, a: row_major(128), b: row_major(32) },
-        Case { name: "dx", m: 128, k: 64, n: 13, a: row_major(64), b: row_major(13) },
+        Case {
+            name: "fwd",
+            m: 128,
+            k: 256,
+            n: 64,
+            a: row_major(256),
+            b: row_major(64),
+        },
+        Case {
+            name: "fwd",
+            m: 128,
+            k: 64,
+            n: 256,
+            a: row_major(64),
+            b: row_major(256),
+        },
+        Case {
+            name: "dW",
+            m: 32,
+            k: 128,
+            n: 32,
+            a: row_major(128),
+            b: row_major(32),
+        },
+        Case {
+            name: "dx",
+            m: 128,
+            k: 64,
+            n: 13,
+            a: row_major(64),
+            b: row_major(13),
+        },
         // The same backward products with the layouts the trainer really passes: dW reads A as
         // X^T (X is pixels x cin, row-major), dx reads B as a slice of W^T (W is cin x cout).
-        Case { name: "dW A=X^T", m: 32, k: 128, n: 32, a: col_major(32), b: row_major(32) },
-        Case { name: "dx B=W^T", m: 128, k: 64, n: 13, a: row_major(64), b: col_major(64) },
+        Case {
+            name: "dW A=X^T",
+            m: 32,
+            k: 128,
+            n: 32,
+            a: col_major(32),
+            b: row_major(32),
+        },
+        Case {
+            name: "dx B=W^T",
+            m: 128,
+            k: 64,
+            n: 13,
+            a: row_major(64),
+            b: col_major(64),
+        },
     ];
 
     println!(
