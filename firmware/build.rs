@@ -1,4 +1,4 @@
-//! Picks the fast kernels at compile time (DESIGN.md, Engine and kernels):
+//! Picks the fast kernels at compile time (docs/design.md, Engine and kernels):
 //! - `shiftkit_dsp`: Cortex-M with the DSP extension (`smlad`, `sxtb16`): every thumbv7em target
 //!   (M4, M7), and thumbv8m.main (M33) when built with `-C target-feature=+dsp` (the DSP extension
 //!   is optional on v8-M Mainline). rustc does not expose `dsp` to `cfg(target_feature)` on stable,

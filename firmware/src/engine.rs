@@ -1,13 +1,16 @@
-//! The engine: runs a validated [`Model`] on one image, op by op, in a caller-provided arena,
-//! calling the portable reference kernels. No heap, no recursion, no panics: anything that
-//! does not fit is an [`Error`].
+//! The engine: runs a validated [`Model`] on one image, op by op, in a caller-provided arena. A
+//! conv or FC goes to this build's fast conv kernels ([`crate::kernels::fast`]) when it has a
+//! MAC unit ([`crate::kernels::fast::NATIVE_UNIT`]: they take every conv, and the portable conv
+//! is then not linked), else to the portable one; adds and pools go to their kernels in
+//! [`crate::kernels`] (on the DSP unit the add and the 2x2 average pool run `asm!` loops there).
+//! No heap, no recursion, no panics: anything that does not fit is an [`Error`].
 //!
 //! Every activation tensor lives at its planned offset in the arena (`&mut [i8]`). Where an op's
 //! output is disjoint from its inputs, [`split_arena`] hands out the inputs as shared slices and
 //! the output as a mutable one, without copies and without `unsafe`. Where it overlaps an input
 //! (an in-place op, allowed at load only as `crate::plan_rules` says), the kernel gets one
 //! buffer: a [`Shared`] io for a conv or an average pool, the in-place add for an add. On the
-//! DSP unit every conv, FC and average pool gets a [`Shared`] io ([`ONE_IO`]).
+//! DSP unit every conv, FC and average pool gets a [`Shared`] io (`ONE_IO`).
 use core::fmt;
 use core::ops::Range;
 
@@ -102,7 +105,7 @@ pub fn run<'r>(
         });
     }
     // Pointer-to-address cast: safe, only inspects the address.
-    if (arena.as_ptr() as usize) % model.arena_align().max(1) != 0 {
+    if !(arena.as_ptr() as usize).is_multiple_of(model.arena_align().max(1)) {
         return Err(Error::ArenaMisaligned {
             align: model.arena_align(),
         });
@@ -311,35 +314,9 @@ fn run_op(
             }
             Ok(yr)
         }
-        Op::Add {
-            a,
-            b,
-            y,
-            left_shift,
-            a_multiplier,
-            a_shift,
-            b_multiplier,
-            b_shift,
-            out_multiplier,
-            out_shift,
-            act_min,
-            act_max,
-        } => {
+        Op::Add { a, b, y, requant } => {
             let (at, bt, yt) = (tensor(a)?, tensor(b)?, tensor(y)?);
-            let p = AddParams {
-                a_zero_point: at.zero_point,
-                b_zero_point: bt.zero_point,
-                y_zero_point: yt.zero_point,
-                left_shift,
-                a_multiplier,
-                a_shift,
-                b_multiplier,
-                b_shift,
-                out_multiplier,
-                out_shift,
-                act_min,
-                act_max,
-            };
+            let p = AddParams::new(&requant, at.zero_point, bt.zero_point, yt.zero_point);
             let yr = range(&yt)?;
             let (ar, br) = (range(&at)?, range(&bt)?);
             // In place the output coincides with an input (plan_rules); the other is disjoint

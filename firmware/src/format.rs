@@ -147,11 +147,27 @@ pub struct Requant {
     pub act_max: i8,
 }
 
+/// The constants of an add (TFLite ADD, see the module docs): on disk its fields follow the
+/// add's three tensor ids in this order, exactly as when they were fields of [`Op::Add`]
+/// itself (postcard writes a struct as its fields in order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddRequant {
+    pub left_shift: u8,
+    pub a_multiplier: i32,
+    pub a_shift: i32,
+    pub b_multiplier: i32,
+    pub b_shift: i32,
+    pub out_multiplier: i32,
+    pub out_shift: i32,
+    pub act_min: i8,
+    pub act_max: i8,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Op {
     /// k x k conv (k = 1 with an optional shift) over int8 input, or over the u8 input tensor for
     /// the stem. Weights `[cout][k][k][cin]` i8 (OHWI, as TFLite/CMSIS-NN). Bias i32 x cout at
-    /// scale s_in * s_w[c], with the input zero point already folded in:
+    /// scale `s_in * s_w[c]`, with the input zero point already folded in:
     /// `acc = bias[c] + sum w * x_q` where out-of-image taps read `pad[ci]`.
     Conv {
         x: u16,
@@ -168,20 +184,12 @@ pub enum Op {
         pad_value: Span,
     },
     /// TFLite ADD: both inputs are shifted left by `left_shift`, rescaled to a common scale,
-    /// summed, rescaled to the output, clamped.
+    /// summed, rescaled to the output, clamped ([`AddRequant`]).
     Add {
         a: u16,
         b: u16,
         y: u16,
-        left_shift: u8,
-        a_multiplier: i32,
-        a_shift: i32,
-        b_multiplier: i32,
-        b_shift: i32,
-        out_multiplier: i32,
-        out_shift: i32,
-        act_min: i8,
-        act_max: i8,
+        requant: AddRequant,
     },
     /// 2x2 average, stride 2, rounding half away from zero; same scale and zero point.
     AvgPool2 { x: u16, y: u16 },
@@ -220,11 +228,36 @@ impl Op {
             Op::FullyConnected { .. } => "fc",
         }
     }
+
+    /// The tensor the op writes.
+    pub fn output(&self) -> u16 {
+        match *self {
+            Op::Conv { y, .. }
+            | Op::Add { y, .. }
+            | Op::AvgPool2 { y, .. }
+            | Op::MaxPool3s2 { y, .. }
+            | Op::GlobalAvgPool { y, .. }
+            | Op::FullyConnected { y, .. } => y,
+        }
+    }
+
+    /// The tensors the op reads, in order: `[Some(x), None]`, or `[Some(a), Some(b)]` for an
+    /// add.
+    pub fn inputs(&self) -> [Option<u16>; 2] {
+        match *self {
+            Op::Add { a, b, .. } => [Some(a), Some(b)],
+            Op::Conv { x, .. }
+            | Op::AvgPool2 { x, .. }
+            | Op::MaxPool3s2 { x, .. }
+            | Op::GlobalAvgPool { x, .. }
+            | Op::FullyConnected { x, .. } => [Some(x), None],
+        }
+    }
 }
 
 /// The channel groups of a shift over `c` channels, as `(dh, dw, c0, c1)`: channel group
 /// `c0..c1` is read at `(h - dh, w - dw)`, zero point outside the image. Same split as the
-/// trainer (PAPER.md): 4C = four groups of c/5 (down, left, up, right) + centre; 8C = eight
+/// trainer (docs/paper.md): 4C = four groups of c/5 (down, left, up, right) + centre; 8C = eight
 /// groups of c/9 + centre; without a centre, c/4 (c/8) and the last group takes the rest.
 /// Returns the number of groups written into `out`.
 pub fn shift_groups(shift: Shift, c: usize, out: &mut [(i8, i8, usize, usize); 9]) -> usize {

@@ -4,7 +4,8 @@
 //! - [`idx`]: the IDX (MNIST) image and label file reader every host tool and board shares;
 //! - [`model`]: [`Model::from_bytes`], the zero-copy, validate-once reader;
 //! - [`requant`]: TFLite-exact integer rescaling and rounding;
-//! - [`kernels`]: one portable reference kernel per op;
+//! - [`kernels`]: one portable reference kernel per op, and the fast conv kernels of each MAC
+//!   unit ([`kernels::fast`]);
 //! - [`engine`]: [`run`], op by op in a caller-provided arena, with [`Profiler`] hooks;
 //! - [`plan_rules`]: when an op may write its output over its input (the in-place memory plan).
 //! - [`report`]: the report lines the boards print and `cargo xtask deploy` parses.
@@ -15,9 +16,16 @@
 //! let logits = run(&model, &pixels, &mut arena, &mut NoProfiler)?;
 //! ```
 #![no_std]
-// `unsafe` is allowed only in the fast kernels' one-instruction `asm!` wrappers
-// (kernels/fast/dsp.rs `arch`, aarch64.rs `dot`), their vector loads from arrays and calls into
-// `#[target_feature]` fns (aarch64.rs, avx2.rs), each with a SAFETY line.
+// `unsafe` is allowed only where an item says `#[allow(unsafe_code)]`, each block with a SAFETY
+// line:
+// - the Cortex-M DSP unit's `asm!` (built only with `shiftkit_dsp`): the instruction wrappers and
+//   the 2x2 block product (kernels/fast/dsp_arch.rs), the wide path's word copy, packing loops
+//   and channel loop (kernels/fast/wide/mod.rs, pack.rs, channel.rs), the add's and the 2x2
+//   average pool's loops (kernels/add.rs, kernels/avg_pool2.rs), `smmlar` and the double
+//   rounding form (requant.rs);
+// - aarch64.rs and avx2.rs: the `dot` instruction, vector loads from arrays, calls into
+//   `#[target_feature]` fns, and `assume_supported` (an `unsafe fn`: the caller vouches for the
+//   CPU).
 #![deny(unsafe_code)]
 
 pub mod engine;

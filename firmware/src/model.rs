@@ -219,7 +219,7 @@ impl<'a> Model<'a> {
         let graph_end = PREAMBLE
             .checked_add(g)
             .ok_or(invalid("header: graph length overflows", 0))?;
-        if w % WEIGHT_ALIGN != 0 {
+        if !w.is_multiple_of(WEIGHT_ALIGN) {
             return Err(invalid(
                 "header: weight section offset is not a multiple of 16",
                 0,
@@ -338,14 +338,14 @@ impl<'a> Model<'a> {
         let mut last_y = None;
         for i in 0..h.ops as usize {
             let op = ops.next().unwrap_or(Err(invalid(BAD_OP, i)))?;
-            if i == 0 && op_inputs(&op)[0] != Some(h.input) {
+            if i == 0 && op.inputs()[0] != Some(h.input) {
                 return Err(invalid(
                     "op: the first op does not read the input tensor",
                     0,
                 ));
             }
             model.check_op(&op, i)?;
-            last_y = Some(op_output(&op));
+            last_y = Some(op.output());
         }
         if !ops.rest.is_empty() {
             return Err(invalid(
@@ -458,7 +458,7 @@ impl<'a> Model<'a> {
         if span.count as u64 != count {
             return Err(invalid(what, i));
         }
-        if span.offset as usize % elem != 0 {
+        if !(span.offset as usize).is_multiple_of(elem) {
             return Err(invalid("op: an i32 span is not 4-byte aligned", i));
         }
         self.span_bytes(span, elem)
@@ -503,13 +503,13 @@ impl<'a> Model<'a> {
     /// Checks one op on its own: ids, shapes, spans, constants, arena overlap.
     fn check_op(&self, op: &Op, i: usize) -> Result<(), ModelError> {
         let input = self.header.input;
-        let y_id = op_output(op);
+        let y_id = op.output();
         let y = self.op_tensor(y_id, i)?;
         if y_id == input {
             return Err(invalid("op: writes the input tensor", i));
         }
         let mut xs = [None; 2];
-        for (slot, id) in xs.iter_mut().zip(op_inputs(op)) {
+        for (slot, id) in xs.iter_mut().zip(op.inputs()) {
             if let Some(id) = id {
                 let x = self.op_tensor(id, i)?;
                 if id == y_id {
@@ -521,7 +521,7 @@ impl<'a> Model<'a> {
                 *slot = Some(x);
             }
         }
-        for (slot, id) in op_inputs(op).into_iter().enumerate() {
+        for (slot, id) in op.inputs().into_iter().enumerate() {
             let (Some(id), Some(x)) = (id, xs[slot]) else {
                 continue;
             };
@@ -615,26 +615,15 @@ impl<'a> Model<'a> {
                 self.check_span(bias, 4, cout, "op: bias count != cout", i)?;
                 self.check_requant(&requant, cout, i)?;
             }
-            Op::Add {
-                left_shift,
-                a_multiplier,
-                a_shift,
-                b_multiplier,
-                b_shift,
-                out_multiplier,
-                out_shift,
-                act_min,
-                act_max,
-                ..
-            } => {
+            Op::Add { requant: r, .. } => {
                 let b = xs[1].ok_or(invalid("op: add has no second input", i))?;
                 if (x.h, x.w, x.c) != (y.h, y.w, y.c) || (b.h, b.w, b.c) != (y.h, y.w, y.c) {
                     return Err(invalid("op: add shapes differ", i));
                 }
-                if left_shift > MAX_ADD_LEFT_SHIFT {
+                if r.left_shift > MAX_ADD_LEFT_SHIFT {
                     return Err(invalid("op: add left_shift > 23", i));
                 }
-                if ![a_multiplier, b_multiplier, out_multiplier]
+                if ![r.a_multiplier, r.b_multiplier, r.out_multiplier]
                     .into_iter()
                     .all(check_multiplier)
                 {
@@ -643,13 +632,13 @@ impl<'a> Model<'a> {
                         i,
                     ));
                 }
-                if ![a_shift, b_shift, out_shift]
+                if ![r.a_shift, r.b_shift, r.out_shift]
                     .iter()
                     .all(|s| SHIFT_RANGE.contains(s))
                 {
                     return Err(invalid("op: an add shift is outside -31..=30", i));
                 }
-                if act_min > act_max {
+                if r.act_min > r.act_max {
                     return Err(invalid("op: act_min > act_max", i));
                 }
             }
@@ -696,11 +685,11 @@ impl<'a> Model<'a> {
     fn check_dataflow(&self) -> Result<(), ModelError> {
         for (i, op) in self.ops().enumerate() {
             let op = op?;
-            let y = op_output(&op);
-            let ins = op_inputs(&op);
+            let y = op.output();
+            let ins = op.inputs();
             let mut written = [false; 2];
             for earlier in self.ops().take(i) {
-                let e = op_output(&earlier?);
+                let e = earlier?.output();
                 if e == y {
                     return Err(invalid("op: writes a tensor an earlier op wrote", i));
                 }
@@ -714,7 +703,7 @@ impl<'a> Model<'a> {
                     continue;
                 }
                 for later in self.ops().skip(i + 1) {
-                    if op_inputs(&later?).contains(&Some(x)) {
+                    if later?.inputs().contains(&Some(x)) {
                         return Err(invalid(
                             "op: writes its output over an input that a later op still reads",
                             i,
@@ -734,26 +723,13 @@ impl<'a> Model<'a> {
     }
 }
 
-/// The tensor an op writes.
+/// The tensor an op writes: [`Op::output`], kept while xtask still calls it by this name (new
+/// code calls the method).
 pub fn op_output(op: &Op) -> u16 {
-    match *op {
-        Op::Conv { y, .. }
-        | Op::Add { y, .. }
-        | Op::AvgPool2 { y, .. }
-        | Op::MaxPool3s2 { y, .. }
-        | Op::GlobalAvgPool { y, .. }
-        | Op::FullyConnected { y, .. } => y,
-    }
+    op.output()
 }
 
-/// The tensors an op reads (the second only for an add).
+/// The tensors an op reads: [`Op::inputs`] (as [`op_output`]).
 pub fn op_inputs(op: &Op) -> [Option<u16>; 2] {
-    match *op {
-        Op::Add { a, b, .. } => [Some(a), Some(b)],
-        Op::Conv { x, .. }
-        | Op::AvgPool2 { x, .. }
-        | Op::MaxPool3s2 { x, .. }
-        | Op::GlobalAvgPool { x, .. }
-        | Op::FullyConnected { x, .. } => [Some(x), None],
-    }
+    op.inputs()
 }

@@ -37,7 +37,7 @@ fn check_net(b: &Builder, file: &[u8], seed: u64) {
         // every op's output, bit-exact
         assert_eq!(rec.begun, (0..b.ops.len()).collect::<Vec<_>>());
         for (i, out) in &rec.outputs {
-            let y = firmware::model::op_output(&b.ops[*i]);
+            let y = b.ops[*i].output();
             let got: Vec<i32> = out.iter().map(|&v| v as i32).collect();
             assert_eq!(got, want[y as usize], "op {i} ({:?})", b.ops[*i]);
             distinct.extend(out.iter().copied());

@@ -10,7 +10,6 @@ mod common;
 use common::{reference, second_net, tiny_net, Builder, Rng};
 use firmware::format::{shift_groups, Op, Shift};
 use firmware::kernels::{conv, I32s, Rescale, Shape, Shared, Split};
-use firmware::model::op_output;
 use firmware::plan_rules::{avg_pool2_lag, conv_lag, in_place, reach, InPlace, IN_PLACE_BLOCK};
 use firmware::{run, Model, ModelError, Profiler};
 
@@ -345,7 +344,7 @@ fn engine_matches_reference(b: &Builder, seed: u64) {
         let mut got = Outputs::default();
         run(&model, &input, &mut arena, &mut got).unwrap();
         for (i, out) in got.0.iter().enumerate() {
-            let y = op_output(&b.ops[i]) as usize;
+            let y = b.ops[i].output() as usize;
             let want: Vec<i8> = want[y].iter().map(|&v| v as i8).collect();
             assert_eq!(out, &want, "op {i}");
         }

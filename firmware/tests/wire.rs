@@ -4,7 +4,7 @@
 mod common;
 
 use common::Rng;
-use firmware::format::{Header, Op, Requant, Shift, Span, Tensor};
+use firmware::format::{AddRequant, Header, Op, Requant, Shift, Span, Tensor};
 use firmware::wire::{take, Record};
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -85,15 +85,17 @@ fn op(rng: &mut Rng) -> Op {
             a: x,
             b: y,
             y: u16v(rng),
-            left_shift: rng.next() as u8,
-            a_multiplier: i32v(rng),
-            a_shift: i32v(rng),
-            b_multiplier: i32v(rng),
-            b_shift: i32v(rng),
-            out_multiplier: i32v(rng),
-            out_shift: i32v(rng),
-            act_min: rng.next() as i8,
-            act_max: rng.next() as i8,
+            requant: AddRequant {
+                left_shift: rng.next() as u8,
+                a_multiplier: i32v(rng),
+                a_shift: i32v(rng),
+                b_multiplier: i32v(rng),
+                b_shift: i32v(rng),
+                out_multiplier: i32v(rng),
+                out_shift: i32v(rng),
+                act_min: rng.next() as i8,
+                act_max: rng.next() as i8,
+            },
         },
         2 => Op::AvgPool2 { x, y },
         3 => Op::MaxPool3s2 { x, y },
@@ -206,5 +208,108 @@ fn random_bytes_get_postcards_verdict() {
         assert!(agree::<Op>(&bytes));
         assert!(agree::<Tensor>(&bytes));
         assert!(agree::<Header>(&bytes));
+    }
+}
+
+/// `Op::Add` as format 4 first wrote it, its twelve fields flat in the variant: the layout the
+/// `AddRequant` struct must keep (postcard writes a struct as its fields in order). Variant 0
+/// stands in for `Conv`, so `Add` keeps index 1.
+#[derive(Serialize)]
+#[allow(dead_code)]
+enum FlatOp {
+    Conv,
+    Add {
+        a: u16,
+        b: u16,
+        y: u16,
+        left_shift: u8,
+        a_multiplier: i32,
+        a_shift: i32,
+        b_multiplier: i32,
+        b_shift: i32,
+        out_multiplier: i32,
+        out_shift: i32,
+        act_min: i8,
+        act_max: i8,
+    },
+}
+
+fn flat(op: &Op) -> FlatOp {
+    let Op::Add {
+        a,
+        b,
+        y,
+        requant: r,
+    } = *op
+    else {
+        panic!("not an add: {op:?}");
+    };
+    FlatOp::Add {
+        a,
+        b,
+        y,
+        left_shift: r.left_shift,
+        a_multiplier: r.a_multiplier,
+        a_shift: r.a_shift,
+        b_multiplier: r.b_multiplier,
+        b_shift: r.b_shift,
+        out_multiplier: r.out_multiplier,
+        out_shift: r.out_shift,
+        act_min: r.act_min,
+        act_max: r.act_max,
+    }
+}
+
+#[test]
+fn an_add_is_encoded_as_its_twelve_flat_fields() {
+    let op = Op::Add {
+        a: 3,
+        b: 200,
+        y: 7,
+        requant: AddRequant {
+            left_shift: 20,
+            a_multiplier: 1 << 30,
+            a_shift: -1,
+            b_multiplier: 1_500_000_000,
+            b_shift: 2,
+            out_multiplier: i32::MAX,
+            out_shift: -19,
+            act_min: -128,
+            act_max: 127,
+        },
+    };
+    // Variant 1; a, b, y as u16 varints; left_shift one byte; the six i32s zigzag varints;
+    // act_min, act_max one byte each.
+    let want = [
+        0x01, // Add
+        0x03, 0xC8, 0x01, 0x07, // a = 3, b = 200, y = 7
+        0x14, // left_shift = 20
+        0x80, 0x80, 0x80, 0x80, 0x08, // a_multiplier = 2^30 (zigzag 2^31)
+        0x01, // a_shift = -1
+        0x80, 0xBC, 0xC1, 0x96, 0x0B, // b_multiplier = 1_500_000_000
+        0x04, // b_shift = 2
+        0xFE, 0xFF, 0xFF, 0xFF, 0x0F, // out_multiplier = i32::MAX
+        0x25, // out_shift = -19
+        0x80, 0x7F, // act_min = -128, act_max = 127
+    ];
+    let bytes = postcard::to_allocvec(&op).unwrap();
+    assert_eq!(bytes, want);
+    assert_eq!(postcard::to_allocvec(&flat(&op)).unwrap(), want);
+    assert_eq!(take::<Op>(&want), Some((op, &[][..])));
+}
+
+#[test]
+fn random_adds_encode_as_the_flat_layout() {
+    let mut rng = Rng(15);
+    let mut adds = 0;
+    while adds < 2000 {
+        let op = op(&mut rng);
+        if !matches!(op, Op::Add { .. }) {
+            continue;
+        }
+        adds += 1;
+        let bytes = postcard::to_allocvec(&op).unwrap();
+        assert_eq!(bytes, postcard::to_allocvec(&flat(&op)).unwrap(), "{op:?}");
+        assert_eq!(take::<Op>(&bytes), Some((op, &[][..])), "{op:?}");
     }
 }

@@ -17,7 +17,6 @@
 //! lower bound of that engine's arena, and our saving against it is a lower bound too.
 use crate::fold::fold_graph;
 use crate::plan;
-use crate::quant::{op_inputs, op_output};
 use crate::QuantError;
 use firmware::format::{shift_groups, Op, Shift, Tensor};
 use host_train::graph::Graph;
@@ -58,8 +57,8 @@ pub fn conventional(tensors: &[Tensor], ops: &[Op], input: usize, output: usize)
     let mut size: Vec<usize> = tensors.iter().map(|t| t.bytes()).collect();
     let mut graph: Vec<(Vec<usize>, usize)> = vec![];
     for op in ops {
-        let ins: Vec<usize> = op_inputs(op).iter().map(|&t| t as usize).collect();
-        let y = op_output(op) as usize;
+        let ins: Vec<usize> = op.inputs().into_iter().flatten().map(usize::from).collect();
+        let y = op.output() as usize;
         match *op {
             Op::Conv { x, shift, .. } if shift != Shift::None => {
                 let t = tensors[x as usize];

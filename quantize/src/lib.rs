@@ -104,11 +104,11 @@ impl Default for Options {
 
 /// Calibration images by default.
 pub const DEFAULT_CALIB: usize = 500;
-/// The default calibration method. Measured on the trained default network (mnist-flat-4c,
-/// bundled MNIST) at 100/500/2000 calibration images: `mse` gives the highest mean per-layer SQNR
-/// (31.6 dB at 500 vs 30.8 min/max, 30.0 percentile), the best worst layer (26.4 vs 25.3 / 24.4)
-/// and int8 accuracy equal to float (99.40%); min/max loses SQNR as more images bring outliers,
-/// and the 99.99th percentile clips the logits (FC SQNR 29.7 vs 33.1 dB).
+/// The default calibration method. On the trained default network (mnist-flat-4c, bundled
+/// MNIST) at 100, 500 and 2000 calibration images, `mse` gives the highest mean per-layer SQNR
+/// of the three methods, the best worst layer and int8 accuracy equal to float; min/max loses
+/// SQNR as more images bring outliers, and the 99.99th percentile clips the logits (the
+/// measurements: BENCHMARKS.md, calibration).
 pub const DEFAULT_METHOD: calib::Method = calib::Method::Mse;
 
 /// Folds, calibrates on `images` (dense u8 NHWC, `count` of them) and quantises `fm`.

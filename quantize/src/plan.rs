@@ -19,9 +19,8 @@
 //!   are smallest, e.g. a downsampling block pools its shortcut input before its first conv,
 //!   which then runs in place over the block input.
 use crate::fold::{FOp, Folded};
-use crate::quant::{op_inputs, op_output};
 use crate::QuantError;
-use firmware::format::{Op, Requant, Shift, Span, Tensor};
+use firmware::format::{AddRequant, Op, Requant, Shift, Span, Tensor};
 use firmware::plan_rules::{self, InPlace};
 use host_train::graph::Neighbourhood;
 
@@ -31,10 +30,10 @@ pub fn lifetimes(n: usize, ops: &[Op], output: usize) -> (Vec<usize>, Vec<usize>
     let mut first = vec![usize::MAX; n];
     let mut last = vec![0usize; n];
     for (i, op) in ops.iter().enumerate() {
-        let y = op_output(op) as usize;
+        let y = op.output() as usize;
         first[y] = first[y].min(i);
         last[y] = last[y].max(i);
-        for x in op_inputs(op) {
+        for x in op.inputs().into_iter().flatten() {
             last[x as usize] = last[x as usize].max(i);
         }
     }
@@ -62,9 +61,9 @@ fn ties(
 ) -> Vec<Tie> {
     let mut out = vec![];
     for (i, op) in ops.iter().enumerate() {
-        let y = op_output(op) as usize;
+        let y = op.output() as usize;
         let dies = |x: usize| x != input && x != y && last[x] == i;
-        let mut ins: Vec<usize> = op_inputs(op).iter().map(|&t| t as usize).collect();
+        let mut ins: Vec<usize> = op.inputs().into_iter().flatten().map(usize::from).collect();
         if prefer_second {
             ins.reverse();
         }
@@ -302,7 +301,7 @@ pub fn check(
             let (x, y) = if first[u] > first[t] { (t, u) } else { (u, t) };
             let i = first[y];
             let op = &ops[i];
-            let ins = op_inputs(op);
+            let ins: Vec<u16> = op.inputs().into_iter().flatten().collect();
             let allowed = last[x] == i
                 && ins.iter().enumerate().any(|(slot, &id)| {
                     let other = ins.get(1 - slot.min(1)).filter(|_| ins.len() == 2);
@@ -340,7 +339,7 @@ pub fn live_peak(
     let n = tensors.len();
     let mut last = vec![0usize; n];
     for (pos, &i) in order.iter().enumerate() {
-        for x in op_inputs(&ops[i]) {
+        for x in ops[i].inputs().into_iter().flatten() {
             last[x as usize] = pos;
         }
     }
@@ -349,8 +348,8 @@ pub fn live_peak(
     let (mut live, mut peak, mut sum) = (0usize, 0usize, 0usize);
     for (pos, &i) in order.iter().enumerate() {
         let op = &ops[i];
-        let y = op_output(op) as usize;
-        let mut ins: Vec<usize> = op_inputs(op).iter().map(|&t| t as usize).collect();
+        let y = op.output() as usize;
+        let mut ins: Vec<usize> = op.inputs().into_iter().flatten().map(usize::from).collect();
         ins.dedup();
         let saving = ins
             .iter()
@@ -388,8 +387,8 @@ pub fn schedule(tensors: &[Tensor], ops: &[Op], input: usize, output: usize) -> 
     let mut producer = vec![usize::MAX; tensors.len()];
     let mut readers: Vec<Vec<usize>> = vec![vec![]; tensors.len()];
     for (i, op) in ops.iter().enumerate() {
-        producer[op_output(op) as usize] = i;
-        for x in op_inputs(op) {
+        producer[op.output() as usize] = i;
+        for x in op.inputs().into_iter().flatten() {
             readers[x as usize].push(i);
         }
     }
@@ -403,13 +402,15 @@ pub fn schedule(tensors: &[Tensor], ops: &[Op], input: usize, output: usize) -> 
                 pos[o] = p;
             }
             let at = pos[op];
-            let lo = op_inputs(&ops[op])
-                .iter()
-                .filter_map(|&x| producer.get(x as usize).filter(|&&p| p != usize::MAX))
+            let lo = ops[op]
+                .inputs()
+                .into_iter()
+                .flatten()
+                .filter_map(|x| producer.get(x as usize).filter(|&&p| p != usize::MAX))
                 .map(|&p| pos[p] + 1)
                 .max()
                 .unwrap_or(0);
-            let hi = readers[op_output(&ops[op]) as usize]
+            let hi = readers[ops[op].output() as usize]
                 .iter()
                 .map(|&r| pos[r])
                 .min()
@@ -512,15 +513,17 @@ pub fn skeleton(f: &Folded) -> Result<(Vec<Tensor>, Vec<Op>), QuantError> {
                 a: id(*a),
                 b: id(*b),
                 y: id(*y),
-                left_shift: 0,
-                a_multiplier: 0,
-                a_shift: 0,
-                b_multiplier: 0,
-                b_shift: 0,
-                out_multiplier: 0,
-                out_shift: 0,
-                act_min: -128,
-                act_max: 127,
+                requant: AddRequant {
+                    left_shift: 0,
+                    a_multiplier: 0,
+                    a_shift: 0,
+                    b_multiplier: 0,
+                    b_shift: 0,
+                    out_multiplier: 0,
+                    out_shift: 0,
+                    act_min: -128,
+                    act_max: 127,
+                },
             },
             FOp::AvgPool2 { x, y, .. } => Op::AvgPool2 {
                 x: id(*x),

@@ -4,7 +4,7 @@
 use crate::fold::{FOp, Folded};
 use crate::requant::{conv_multiplier, quantize_multiplier_or_tiny};
 use crate::{plan, QuantError};
-use firmware::format::{Header, Op, Requant, Shift, Span, Tensor};
+use firmware::format::{AddRequant, Header, Op, Requant, Shift, Span, Tensor};
 use host_train::graph::{Neighbourhood, ShiftSpec};
 
 /// Left shift of both operands of an add before rescaling (TFLite's choice for int8).
@@ -74,30 +74,9 @@ impl QModel {
             zero_point: self.tensors[t].zero_point,
         }
     }
+    /// The tensor op `i` writes.
     pub fn op_output(&self, i: usize) -> usize {
-        op_output(&self.ops[i]) as usize
-    }
-}
-
-pub fn op_output(op: &Op) -> u16 {
-    match *op {
-        Op::Conv { y, .. }
-        | Op::Add { y, .. }
-        | Op::AvgPool2 { y, .. }
-        | Op::MaxPool3s2 { y, .. }
-        | Op::GlobalAvgPool { y, .. }
-        | Op::FullyConnected { y, .. } => y,
-    }
-}
-
-pub fn op_inputs(op: &Op) -> Vec<u16> {
-    match *op {
-        Op::Add { a, b, .. } => vec![a, b],
-        Op::Conv { x, .. }
-        | Op::AvgPool2 { x, .. }
-        | Op::MaxPool3s2 { x, .. }
-        | Op::GlobalAvgPool { x, .. }
-        | Op::FullyConnected { x, .. } => vec![x],
+        self.ops[i].output() as usize
     }
 }
 
@@ -349,15 +328,17 @@ pub fn lower(folded: &Folded, q: &[Option<QParams>]) -> Result<QModel, QuantErro
                     a: *a as u16,
                     b: *b as u16,
                     y: *y as u16,
-                    left_shift: ADD_LEFT_SHIFT,
-                    a_multiplier,
-                    a_shift,
-                    b_multiplier,
-                    b_shift,
-                    out_multiplier,
-                    out_shift,
-                    act_min,
-                    act_max,
+                    requant: AddRequant {
+                        left_shift: ADD_LEFT_SHIFT,
+                        a_multiplier,
+                        a_shift,
+                        b_multiplier,
+                        b_shift,
+                        out_multiplier,
+                        out_shift,
+                        act_min,
+                        act_max,
+                    },
                 }
             }
             FOp::AvgPool2 { x, y, .. } => Op::AvgPool2 {

@@ -128,15 +128,7 @@ pub fn run(m: &QModel, input: &[u8], mut hook: impl FnMut(usize, &[i8])) -> Vec<
                 a,
                 b,
                 y,
-                left_shift,
-                a_multiplier,
-                a_shift,
-                b_multiplier,
-                b_shift,
-                out_multiplier,
-                out_shift,
-                act_min,
-                act_max,
+                requant: r,
             } => {
                 let (za, zb, zy) = (
                     m.tensors[a as usize].zero_point as i32,
@@ -147,11 +139,11 @@ pub fn run(m: &QModel, input: &[u8], mut hook: impl FnMut(usize, &[i8])) -> Vec<
                     .iter()
                     .zip(&vals[b as usize])
                     .map(|(&qa, &qb)| {
-                        let sa = mbqm((qa - za) << left_shift, a_multiplier, a_shift);
-                        let sb = mbqm((qb - zb) << left_shift, b_multiplier, b_shift);
-                        mbqm(sa + sb, out_multiplier, out_shift)
+                        let sa = mbqm((qa - za) << r.left_shift, r.a_multiplier, r.a_shift);
+                        let sb = mbqm((qb - zb) << r.left_shift, r.b_multiplier, r.b_shift);
+                        mbqm(sa + sb, r.out_multiplier, r.out_shift)
                             .saturating_add(zy)
-                            .clamp(act_min as i32, act_max as i32)
+                            .clamp(r.act_min as i32, r.act_max as i32)
                     })
                     .collect()
             }

@@ -7,7 +7,6 @@ use firmware::format::{Op, Requant, Shift, Span, Tensor};
 use host_train::io::ModelJson;
 use host_train::model::{Model, Normalization};
 use host_train::zoo;
-use quantize::quant::{op_inputs, op_output};
 use quantize::{conventional, fold, plan};
 
 /// Every zoo network, scheduled and planned as `quantize` does.
@@ -31,16 +30,16 @@ fn every_zoo_plan_is_sound_ordered_and_not_larger_than_the_conventional_one() {
         let mut written = vec![false; tensors.len()];
         written[input] = true;
         for (i, op) in ops.iter().enumerate() {
-            for x in op_inputs(op) {
+            for x in op.inputs().into_iter().flatten() {
                 assert!(
                     written[x as usize],
                     "{name}: op {i} reads tensor {x} before it is written"
                 );
             }
-            written[op_output(op) as usize] = true;
+            written[op.output() as usize] = true;
         }
-        assert!(op_inputs(&ops[0]).contains(&(input as u16)), "{name}");
-        assert_eq!(op_output(&ops[ops.len() - 1]) as usize, output, "{name}");
+        assert!(ops[0].inputs().contains(&Some(input as u16)), "{name}");
+        assert_eq!(ops[ops.len() - 1].output() as usize, output, "{name}");
         // No plan can beat the bytes live at the worst op (with in-place pairs counted once).
         let order: Vec<usize> = (0..ops.len()).collect();
         let (bound, _) = plan::live_peak(&tensors, &ops, &order, input, output);
@@ -75,8 +74,8 @@ fn the_firmware_accepts_the_planned_default_network() {
     let (tensors, ops, input, _, arena) = planned("mnist-flat-4c");
     let mut overlapping = 0;
     for (i, op) in ops.iter().enumerate() {
-        let y = &tensors[op_output(op) as usize];
-        for x in op_inputs(op) {
+        let y = &tensors[op.output() as usize];
+        for x in op.inputs().into_iter().flatten() {
             if x as usize != input && firmware::plan_rules::overlaps(&tensors[x as usize], y) {
                 overlapping += 1;
                 assert!(

@@ -22,12 +22,17 @@
 //! ```
 #![no_std]
 #![no_main]
+// `unsafe` only in `cmsis`: the CMSIS-NN calls, behind safe wrappers.
+#![deny(unsafe_code)]
 
 mod cmsis;
 
 use app::counter::{calibrate, Counter, SysTick};
+use core::ops::Range;
 use cortex_m_rt::entry;
 use cortex_m_semihosting::hprintln;
+
+use firmware::engine::split_arena;
 use firmware::format::{shift_groups, Op, Shift, Tensor};
 use firmware::{Model, Profiler};
 use panic_semihosting as _;
@@ -183,7 +188,7 @@ fn run() -> Result<bool, Fail> {
             .map_err(|_| Fail(None, "shiftkit's engine failed on an image"))?;
         let mut first_diff = None;
         for (j, op) in model.ops().enumerate() {
-            let y = firmware::model::op_output(&op?);
+            let y = op?.output();
             let (t, at) = (model.tensor(y)?, layout.tensor[usize::from(y)]);
             if first_diff.is_none() && fnv(&peer[at..at + t.bytes()]) != prints.0[j] {
                 first_diff = Some(j);
@@ -235,9 +240,8 @@ struct Layout {
     shifted: usize,
     /// The unfolded bias, i32 x the largest channel count.
     bias: usize,
-    /// The kernels' scratch buffer and its size.
+    /// The kernels' scratch buffer, from here to the end of the peer's memory.
     scratch: usize,
-    scratch_len: usize,
 }
 
 impl Layout {
@@ -270,7 +274,6 @@ impl Layout {
             shifted,
             bias,
             scratch,
-            scratch_len: len - scratch,
         })
     }
 }
@@ -347,10 +350,9 @@ fn run_peer(
                     shift_copy(peer, layout.tensor[x as usize], layout.shifted, &tx, shift);
                     copy = u64::from(counter.since(start));
                 }
-                let mem = Mem::new(peer, layout);
                 let src = match shift {
-                    Shift::None => mem.tensor(x),
-                    _ => mem.at(layout.shifted),
+                    Shift::None => layout.range(x, &tx),
+                    _ => layout.shifted..layout.shifted + tx.bytes(),
                 };
                 let params = cmsis::cmsis_nn_conv_params {
                     input_offset: -z,
@@ -365,72 +367,42 @@ fn run_peer(
                 let (k, cin, cout) = (i32::from(k), i32::from(tx.c), i32::from(ty.c));
                 let dx = dims(&tx);
                 let dw = cmsis::cmsis_nn_dims::new(cout, k, k, cin);
-                let db = cmsis::cmsis_nn_dims::new(1, 1, 1, cout);
                 let dy = dims(&ty);
-                // SAFETY: the dims describe the buffers passed (tensors from the model, the
-                // scratch checked against the size CMSIS-NN asks for).
-                let need = unsafe {
-                    cmsis::arm_convolve_wrapper_s8_get_buffer_size(&params, &dx, &dw, &dy)
-                };
-                let ctx = mem
-                    .ctx(need)
-                    .ok_or(fail("CMSIS-NN's scratch does not fit"))?;
+                let (scratch, y, [x, bias]) = layout
+                    .split(peer, layout.range(y, &ty), [src, layout.bias_range(&ty)])
+                    .ok_or(fail("the peer's buffers overlap"))?;
+                let call = cmsis::convolve(scratch, &params, quant, &dx, x, &dw, w, &dy, bias, y)
+                    .map_err(fail)?;
                 let start = counter.now();
-                let status = unsafe {
-                    cmsis::arm_convolve_wrapper_s8(
-                        &ctx,
-                        &params,
-                        &quant,
-                        &dx,
-                        src,
-                        &dw,
-                        w.as_ptr().cast(),
-                        &db,
-                        mem.at(layout.bias).cast(),
-                        &dy,
-                        mem.tensor(y),
-                    )
-                };
+                let status = call();
                 (status, u64::from(counter.since(start)), copy)
             }
-            Op::Add {
-                a,
-                b,
-                y,
-                left_shift,
-                a_multiplier,
-                a_shift,
-                b_multiplier,
-                b_shift,
-                out_multiplier,
-                out_shift,
-                act_min,
-                act_max,
-            } => {
+            Op::Add { a, b, y, requant } => {
                 let (ta, tb, ty) = (model.tensor(a)?, model.tensor(b)?, model.tensor(y)?);
-                let mem = Mem::new(peer, layout);
-                let start = counter.now();
-                // SAFETY: three tensors of `ty.bytes()` elements inside `peer`.
-                let status = unsafe {
-                    cmsis::arm_elementwise_add_s8(
-                        mem.tensor(a),
-                        mem.tensor(b),
-                        -i32::from(ta.zero_point),
-                        a_multiplier,
-                        a_shift,
-                        -i32::from(tb.zero_point),
-                        b_multiplier,
-                        b_shift,
-                        i32::from(left_shift),
-                        mem.tensor(y),
-                        i32::from(ty.zero_point),
-                        out_multiplier,
-                        out_shift,
-                        i32::from(act_min),
-                        i32::from(act_max),
-                        ty.bytes() as i32,
-                    )
+                let args = cmsis::AddArgs {
+                    a_offset: -i32::from(ta.zero_point),
+                    a_multiplier: requant.a_multiplier,
+                    a_shift: requant.a_shift,
+                    b_offset: -i32::from(tb.zero_point),
+                    b_multiplier: requant.b_multiplier,
+                    b_shift: requant.b_shift,
+                    left_shift: i32::from(requant.left_shift),
+                    out_offset: i32::from(ty.zero_point),
+                    out_multiplier: requant.out_multiplier,
+                    out_shift: requant.out_shift,
+                    act_min: i32::from(requant.act_min),
+                    act_max: i32::from(requant.act_max),
                 };
+                let (_, yv, [av, bv]) = layout
+                    .split(
+                        peer,
+                        layout.range(y, &ty),
+                        [layout.range(a, &ta), layout.range(b, &tb)],
+                    )
+                    .ok_or(fail("the peer's buffers overlap"))?;
+                let call = cmsis::elementwise_add(av, bv, yv, args).map_err(fail)?;
+                let start = counter.now();
+                let status = call();
                 (status, u64::from(counter.since(start)), 0)
             }
             Op::AvgPool2 { x, y } | Op::GlobalAvgPool { x, y } | Op::MaxPool3s2 { x, y } => {
@@ -447,21 +419,17 @@ fn run_peer(
                 };
                 let (dx, dy) = (dims(&tx), dims(&ty));
                 let df = cmsis::cmsis_nn_dims::new(1, f.0, f.1, 1);
-                let mem = Mem::new(peer, layout);
-                let (px, py) = (mem.tensor(x), mem.tensor(y));
-                let need = unsafe { cmsis::arm_avgpool_s8_get_buffer_size(dy.w, dx.c) };
-                let ctx = mem
-                    .ctx(need)
-                    .ok_or(fail("CMSIS-NN's scratch does not fit"))?;
-                let start = counter.now();
-                // SAFETY: the dims describe the two tensors' buffers inside `peer`.
-                let status = unsafe {
-                    if let Op::MaxPool3s2 { .. } = op {
-                        cmsis::arm_max_pool_s8(&ctx, &params, &dx, px, &df, &dy, py)
-                    } else {
-                        cmsis::arm_avgpool_s8(&ctx, &params, &dx, px, &df, &dy, py)
-                    }
+                let kind = match op {
+                    Op::MaxPool3s2 { .. } => cmsis::Pool::Max,
+                    _ => cmsis::Pool::Average,
                 };
+                let (scratch, yv, [xv]) = layout
+                    .split(peer, layout.range(y, &ty), [layout.range(x, &tx)])
+                    .ok_or(fail("the peer's buffers overlap"))?;
+                let call =
+                    cmsis::pool(kind, scratch, &params, &dx, xv, &df, &dy, yv).map_err(fail)?;
+                let start = counter.now();
+                let status = call();
                 (status, u64::from(counter.since(start)), 0)
             }
             Op::FullyConnected {
@@ -486,30 +454,19 @@ fn run_peer(
                 let (cin, cout) = (tx.bytes() as i32, i32::from(ty.c));
                 let dx = cmsis::cmsis_nn_dims::new(1, 1, 1, cin);
                 let dw = cmsis::cmsis_nn_dims::new(cin, 1, 1, cout);
-                let db = cmsis::cmsis_nn_dims::new(1, 1, 1, cout);
                 let dy = cmsis::cmsis_nn_dims::new(1, 1, 1, cout);
-                let mem = Mem::new(peer, layout);
-                let need = unsafe { cmsis::arm_fully_connected_s8_get_buffer_size(&dw) };
-                let ctx = mem
-                    .ctx(need)
-                    .ok_or(fail("CMSIS-NN's scratch does not fit"))?;
-                let start = counter.now();
-                // SAFETY: the dims describe the buffers passed.
-                let status = unsafe {
-                    cmsis::arm_fully_connected_per_channel_s8(
-                        &ctx,
-                        &params,
-                        &quant,
-                        &dx,
-                        mem.tensor(x),
-                        &dw,
-                        w.as_ptr().cast(),
-                        &db,
-                        mem.at(layout.bias).cast(),
-                        &dy,
-                        mem.tensor(y),
+                let (scratch, yv, [xv, bias]) = layout
+                    .split(
+                        peer,
+                        layout.range(y, &ty),
+                        [layout.range(x, &tx), layout.bias_range(&ty)],
                     )
-                };
+                    .ok_or(fail("the peer's buffers overlap"))?;
+                let call =
+                    cmsis::fully_connected(scratch, &params, quant, &dx, xv, &dw, w, &dy, bias, yv)
+                        .map_err(fail)?;
+                let start = counter.now();
+                let status = call();
                 (status, u64::from(counter.since(start)), 0)
             }
         };
@@ -528,39 +485,33 @@ fn run_peer(
     Ok((total, logits))
 }
 
-/// Raw pointers into the peer's memory for one kernel call, all derived from one base taken
-/// after the op's last access through the `peer` slice (a later access through it would
-/// invalidate them). Making them is safe (`wrapping_add`); `Layout::new` put every offset used
-/// inside the memory, which the kernel calls' SAFETY notes rely on.
-struct Mem<'l> {
-    base: *mut i8,
-    layout: &'l Layout,
-}
+/// One kernel call's buffers in the peer's memory: the scratch, the output, the inputs.
+type Buffers<'p, const N: usize> = (&'p mut [i8], &'p mut [i8], [&'p [i8]; N]);
 
-impl<'l> Mem<'l> {
-    fn new(peer: &mut [i8], layout: &'l Layout) -> Self {
-        Mem {
-            base: peer.as_mut_ptr(),
-            layout,
-        }
+impl Layout {
+    /// Tensor `id`'s bytes in the peer's memory.
+    fn range(&self, id: u16, t: &Tensor) -> Range<usize> {
+        let at = self.tensor[usize::from(id)];
+        at..at + t.bytes()
     }
 
-    fn at(&self, offset: usize) -> *mut i8 {
-        self.base.wrapping_add(offset)
+    /// The unfolded bias of an op writing `y`: `4 * y.c` bytes.
+    fn bias_range(&self, y: &Tensor) -> Range<usize> {
+        self.bias..self.bias + 4 * y.c as usize
     }
 
-    fn tensor(&self, id: u16) -> *mut i8 {
-        self.at(self.layout.tensor[id as usize])
-    }
-
-    /// The kernels' scratch buffer, `None` if it is shorter than the `need` bytes a kernel's
-    /// `..._get_buffer_size` asked for.
-    fn ctx(&self, need: i32) -> Option<cmsis::cmsis_nn_context> {
-        let size = i32::try_from(self.layout.scratch_len).ok()?;
-        (need <= size).then(|| cmsis::cmsis_nn_context {
-            buf: self.at(self.layout.scratch).cast(),
-            size,
-        })
+    /// The scratch (to the end of the peer's memory), the output `out` and the inputs `ins`,
+    /// borrowed from the peer's memory at once; `None` if an input overlaps the output or a
+    /// range is outside the memory before the scratch.
+    fn split<'p, const N: usize>(
+        &self,
+        peer: &'p mut [i8],
+        out: Range<usize>,
+        ins: [Range<usize>; N],
+    ) -> Option<Buffers<'p, N>> {
+        let (buffers, scratch) = peer.split_at_mut(self.scratch);
+        let (y, xs) = split_arena(buffers, out, ins)?;
+        Some((scratch, y, xs))
     }
 }
 
@@ -577,20 +528,15 @@ fn dims(t: &Tensor) -> cmsis::cmsis_nn_dims {
 
 /// The per-channel multipliers and shifts, straight from the model's weight section (spans
 /// are 4-byte aligned in a 16-byte aligned model).
-fn quant(
-    model: &Model,
+fn quant<'m>(
+    model: &Model<'m>,
     multiplier: firmware::format::Span,
     shift: firmware::format::Span,
-) -> Option<cmsis::cmsis_nn_per_channel_quant_params> {
-    let m = model.span_bytes(multiplier, 4)?;
-    let s = model.span_bytes(shift, 4)?;
-    if !(m.as_ptr() as usize).is_multiple_of(4) || !(s.as_ptr() as usize).is_multiple_of(4) {
-        return None;
-    }
-    Some(cmsis::cmsis_nn_per_channel_quant_params {
-        multiplier: m.as_ptr().cast(),
-        shift: s.as_ptr().cast(),
-    })
+) -> Option<cmsis::Quant<'m>> {
+    cmsis::Quant::new(
+        model.span_bytes(multiplier, 4)?,
+        model.span_bytes(shift, 4)?,
+    )
 }
 
 /// Writes the TFLite bias into the peer's bias slot. Ours reads out-of-image taps as `pad`

@@ -19,7 +19,7 @@ pub struct ConvParams<'a> {
     pub stride: usize,
     pub pad: usize,
     pub shift: Shift,
-    /// i8 x [cout][k][k][cin] (OHWI), as raw bytes.
+    /// i8 x `[cout][k][k][cin]` (OHWI), as raw bytes.
     pub weights: &'a [u8],
     /// i32 x cout, input zero point folded in.
     pub bias: I32s<'a>,
@@ -82,6 +82,8 @@ fn check_lens(
 }
 
 /// The portable kernel (the checks are done).
+// `ci` indexes the input, the pad values and the weight row alike: a range loop reads best.
+#[allow(clippy::needless_range_loop)]
 fn compute<I: Io>(io: &mut I, ys: Shape, xs: Shape, p: &ConvParams) {
     let (k, cin, cout) = (p.k, xs.c, ys.c);
     let mut groups = [(0i8, 0i8, 0usize, 0usize); 9];

@@ -318,7 +318,7 @@ pub struct I32s<'a> {
 impl<'a> I32s<'a> {
     /// `None` unless `bytes.len()` is a multiple of 4.
     pub fn new(bytes: &'a [u8]) -> Option<Self> {
-        (bytes.len() % 4 == 0).then_some(I32s { bytes })
+        bytes.len().is_multiple_of(4).then_some(I32s { bytes })
     }
 
     pub fn len(&self) -> usize {

@@ -4,8 +4,8 @@
 #![allow(dead_code)]
 
 use firmware::format::{
-    crc32, shift_groups, Header, Op, Requant, Shift, Span, Tensor, FORMAT_VERSION, MAGIC, PREAMBLE,
-    WEIGHT_ALIGN,
+    crc32, shift_groups, AddRequant, Header, Op, Requant, Shift, Span, Tensor, FORMAT_VERSION,
+    MAGIC, PREAMBLE, WEIGHT_ALIGN,
 };
 
 /// Small fixed-seed PRNG (SplitMix64).
@@ -147,7 +147,7 @@ impl Builder {
     }
 
     pub fn i32s(&mut self, v: &[i32]) -> Span {
-        while self.weights.len() % 4 != 0 {
+        while !self.weights.len().is_multiple_of(4) {
             self.weights.push(0);
         }
         let offset = self.weights.len() as u32;
@@ -292,15 +292,17 @@ impl Builder {
             a,
             b,
             y,
-            left_shift: 20,
-            a_multiplier,
-            a_shift: 0,
-            b_multiplier,
-            b_shift: -1,
-            out_multiplier,
-            out_shift: -19,
-            act_min: if relu { zp } else { -128 },
-            act_max: 127,
+            requant: AddRequant {
+                left_shift: 20,
+                a_multiplier,
+                a_shift: 0,
+                b_multiplier,
+                b_shift: -1,
+                out_multiplier,
+                out_shift: -19,
+                act_min: if relu { zp } else { -128 },
+                act_max: 127,
+            },
         });
     }
 }
@@ -543,15 +545,7 @@ pub fn reference(b: &Builder, input: &[u8]) -> Vec<Vec<i32>> {
                 a,
                 b: bb,
                 y,
-                left_shift,
-                a_multiplier,
-                a_shift,
-                b_multiplier,
-                b_shift,
-                out_multiplier,
-                out_shift,
-                act_min,
-                act_max,
+                requant: r,
             } => {
                 let (za, zb, zy) = (
                     b.tensors[a as usize].zero_point,
@@ -562,11 +556,11 @@ pub fn reference(b: &Builder, input: &[u8]) -> Vec<Vec<i32>> {
                     .iter()
                     .zip(&vals[bb as usize])
                     .map(|(&qa, &qb)| {
-                        let a1 = (qa - za as i32) * (1 << left_shift);
-                        let b1 = (qb - zb as i32) * (1 << left_shift);
-                        let sum = ref_mbqm(a1, a_multiplier, a_shift)
-                            + ref_mbqm(b1, b_multiplier, b_shift);
-                        ref_out(sum, out_multiplier, out_shift, zy, act_min, act_max)
+                        let a1 = (qa - za as i32) * (1 << r.left_shift);
+                        let b1 = (qb - zb as i32) * (1 << r.left_shift);
+                        let sum = ref_mbqm(a1, r.a_multiplier, r.a_shift)
+                            + ref_mbqm(b1, r.b_multiplier, r.b_shift);
+                        ref_out(sum, r.out_multiplier, r.out_shift, zy, r.act_min, r.act_max)
                     })
                     .collect();
             }

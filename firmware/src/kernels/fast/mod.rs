@@ -24,6 +24,7 @@ pub mod aarch64;
 #[cfg(target_arch = "x86_64")]
 pub mod avx2;
 pub mod dsp;
+pub mod dsp_arch;
 pub mod selftest;
 pub mod simd;
 pub mod wide;
@@ -137,7 +138,7 @@ pub const NATIVE_UNIT: &str = "avx2";
 )))]
 pub const NATIVE_UNIT: &str = "none";
 
-/// Whether this build has a native fast unit. It then takes every conv ([`conv`] returns
+/// Whether this build has a native fast unit. It then takes every conv ([`conv()`] returns
 /// `Ok(true)`), and the engine does not link the portable conv kernel.
 pub const TAKES_EVERY_CONV: bool = !matches!(NATIVE_UNIT.as_bytes(), b"none");
 

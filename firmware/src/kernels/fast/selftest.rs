@@ -35,6 +35,8 @@ pub struct Mismatch {
 /// Small PRNG (xorshift64*), fixed seed (also the kernel benches' data).
 pub struct Rng(pub u64);
 impl Rng {
+    /// The next 64 bits (a generator, not an `Iterator`: it never ends).
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
