@@ -5,8 +5,8 @@
 //! - a [`Sink`] for the report: [`sink::Semihosting`] (QEMU) or [`sink::Defmt`] (real boards);
 //! - the model, test images and arena that `boards/embed` generated (`embedded.rs`).
 //!
-//! [`run`] prints the standard report, one line each (`cargo xtask deploy` parses these shapes;
-//! keep them stable):
+//! [`run`] prints the standard report, one line each; `firmware::report` writes their text
+//! (its documentation has the shapes) and `cargo xtask deploy` parses it:
 //! ```text
 //! shiftkit BOARD: model M B, arena A B (align X), input I B, C classes, O ops, N images, counter UNIT (S per tick)
 //! image I label L pred P logits [..]
@@ -33,7 +33,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 pub use counter::Counter;
 pub use embedded_hal::digital::OutputPin;
-pub use sink::{Line, Sink};
+pub use sink::{Clock, Line, Sink};
 
 use firmware::format::Op;
 use firmware::{Model, Profiler};
@@ -74,6 +74,9 @@ impl<const N: usize> Arena<N> {
     }
 
     /// The buffer, the first time; `None` after that.
+    // A `&mut` from `&self` is what this type is for: the buffer sits in an `UnsafeCell` and
+    // `taken` hands it out at most once (see the SAFETY line below).
+    #[allow(clippy::mut_from_ref)]
     pub fn take(&'static self) -> Option<&'static mut [i8]> {
         // Load + store inside a critical section: the M0+ has no atomic swap.
         let first = critical_section::with(|_| {
@@ -120,6 +123,14 @@ impl<C: Counter, const OPS: usize> Profiler for LayerTimer<'_, C, OPS> {
 /// A short name of the op's kind, as printed in `layer` lines ([`Op::kind`]).
 pub fn op_kind(op: &Op) -> &'static str {
     op.kind()
+}
+
+/// The report's [`Clock`] of a board counter: its unit and units per tick.
+fn clock<C: Counter>(counter: &C) -> Clock<'static> {
+    Clock::Counter {
+        unit: counter.unit(),
+        units_per_tick: counter.units_per_tick(),
+    }
 }
 
 /// Index of the largest logit (the first one on ties).
@@ -182,8 +193,7 @@ pub fn run<const OPS: usize, C: Counter, P: OutputPin, S: Sink>(
         classes: model.classes(),
         ops,
         images,
-        unit: counter.unit(),
-        units_per_tick: counter.units_per_tick(),
+        clock: clock(counter),
     });
 
     let mut timer = LayerTimer::<C, OPS> {
@@ -233,27 +243,25 @@ pub fn run<const OPS: usize, C: Counter, P: OutputPin, S: Sink>(
     let stack_bytes = stack.high_water();
 
     sink.emit(Line::Accuracy { correct, images });
-    let scale = u64::from(counter.units_per_tick());
     for (i, op) in model.ops().enumerate() {
-        let ticks = timer.ticks.get(i).copied().unwrap_or(0);
         sink.emit(Line::Layer {
             index: i,
             kind: op.as_ref().map(op_kind).unwrap_or("?"),
-            ticks,
-            unit: counter.unit(),
-            units: ticks * scale,
+            ticks: timer.ticks.get(i).copied().unwrap_or(0),
+            clock: clock(counter),
         });
     }
+    let scale = u64::from(counter.units_per_tick());
     let per_inference = total_ticks * scale / images.max(1) as u64;
     sink.emit(Line::Total {
         ticks: total_ticks,
-        unit: counter.unit(),
         per_inference,
+        clock: clock(counter),
     });
     sink.emit(Line::Memory {
         model_bytes: data.model.len(),
         arena_bytes: model.arena_bytes(),
-        stack_bytes,
+        stack_bytes: Some(stack_bytes),
     });
     Some(Summary {
         correct,

@@ -7,7 +7,7 @@
 #[path = "../../../firmware/tests/common/mod.rs"]
 mod common;
 
-use app::{Counter, Embedded, Line, Sink};
+use app::{Clock, Counter, Embedded, Line, Sink};
 use core::cell::Cell;
 use core::convert::Infallible;
 
@@ -59,22 +59,33 @@ struct Recorder {
     accuracy: Vec<(usize, usize)>,
     layers: Vec<(usize, String, u64, u64)>,
     totals: Vec<(u64, u64)>,
-    memory: Vec<(usize, usize, usize)>,
+    memory: Vec<(usize, usize, Option<usize>)>,
     errors: Vec<String>,
+    /// Every line's text, as both sinks print it.
+    text: Vec<String>,
+}
+
+/// A counter clock's unit and units per tick (the fake board has no other).
+fn counter_clock(clock: Clock<'_>) -> (String, u32) {
+    match clock {
+        Clock::Counter {
+            unit,
+            units_per_tick,
+        } => (unit.to_string(), units_per_tick),
+        Clock::Nanoseconds => ("ns".to_string(), 1),
+    }
 }
 
 impl Sink for Recorder {
     fn emit(&mut self, line: Line<'_>) {
+        self.text.push(line.to_string());
         match line {
             Line::Start {
-                ops,
-                images,
-                unit,
-                units_per_tick,
-                ..
-            } => self
-                .starts
-                .push((ops, images, unit.to_string(), units_per_tick)),
+                ops, images, clock, ..
+            } => {
+                let (unit, per_tick) = counter_clock(clock);
+                self.starts.push((ops, images, unit, per_tick))
+            }
             Line::Image {
                 index,
                 label,
@@ -86,9 +97,12 @@ impl Sink for Recorder {
                 index,
                 kind,
                 ticks,
-                units,
-                ..
-            } => self.layers.push((index, kind.to_string(), ticks, units)),
+                clock,
+            } => {
+                let per_tick = u64::from(counter_clock(clock).1);
+                self.layers
+                    .push((index, kind.to_string(), ticks, ticks * per_tick))
+            }
             Line::Total {
                 ticks,
                 per_inference,
@@ -180,7 +194,46 @@ fn report_has_the_engines_logits_and_every_layer() {
         assert_eq!(r.totals, vec![(per_image * n as u64, per_image * 3)]);
         assert_eq!(s.per_inference, per_image * 3);
         // No linker-script stack on the host: the mark is 0 there (painted on the boards).
-        assert_eq!(r.memory, vec![(file.len(), m.arena_bytes(), 0)]);
+        assert_eq!(r.memory, vec![(file.len(), m.arena_bytes(), Some(0))]);
+        // The text: start, one line per image, accuracy, one per op, total, memory.
+        assert_eq!(r.text.len(), 1 + n + 1 + ops + 2, "net {net}");
+        assert!(
+            r.text[0].starts_with("shiftkit host: model "),
+            "{}",
+            r.text[0]
+        );
+        assert!(
+            r.text[0].ends_with(&format!("{n} images, counter fake_units (3 per tick)")),
+            "{}",
+            r.text[0]
+        );
+        let logits: Vec<String> = r.images[0].3.iter().map(i8::to_string).collect();
+        assert_eq!(
+            r.text[1],
+            format!(
+                "image 0 label {} pred {} logits [{}]",
+                r.images[0].1,
+                r.images[0].2,
+                logits.join(", ")
+            )
+        );
+        assert_eq!(
+            r.text[2 + n],
+            format!(
+                "layer 0 {} ticks {} fake_units {}",
+                kinds[0],
+                STEP as usize * n,
+                3 * STEP as usize * n
+            )
+        );
+        assert_eq!(
+            r.text.last().unwrap(),
+            &format!(
+                "memory model_bytes {} arena_bytes {} stack_bytes 0",
+                file.len(),
+                m.arena_bytes()
+            )
+        );
         // High during each inference only.
         assert_eq!(pin, [true, false].repeat(n));
     }

@@ -15,6 +15,7 @@
 //!   bundled MNIST test set under `data/mnist`).
 #![forbid(unsafe_code)]
 
+use firmware::idx::Idx;
 use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -84,8 +85,12 @@ pub fn build() -> Result<Embedded, String> {
     );
     let img_file = read(&img_path, "an IDX3 image file")?;
     let lab_file = read(&lab_path, "an IDX1 label file")?;
-    let (images, labels) = idx(&img_file, &lab_file, n, m.input_len())
-        .map_err(|e| format!("{} / {}: {e}", img_path.display(), lab_path.display()))?;
+    let (images, labels) = idx(
+        (&img_path, &img_file),
+        (&lab_path, &lab_file),
+        n,
+        m.input_len(),
+    )?;
 
     let write = |name: &str, bytes: &[u8]| {
         fs::write(out.join(name), bytes).map_err(|e| format!("{}: {e}", out.join(name).display()))
@@ -127,41 +132,29 @@ fn read(path: &Path, hint: &str) -> Result<Vec<u8>, String> {
     fs::read(path).map_err(|e| format!("{}: {e} ({hint})", path.display()))
 }
 
-/// The first `n` images (each `input_len` bytes) and labels of an IDX3/IDX1 pair, fewer if the
-/// files hold fewer.
+/// The first `n` images (each `input_len` bytes) and labels of an IDX3/IDX1 pair (`(path,
+/// bytes)` each, read with `firmware::idx::Idx`), fewer if the files hold fewer. An error is
+/// one line that names the file.
 fn idx<'a>(
-    imgs: &'a [u8],
-    labs: &'a [u8],
+    (img_path, imgs): (&Path, &'a [u8]),
+    (lab_path, labs): (&Path, &'a [u8]),
     n: usize,
     input_len: usize,
 ) -> Result<(&'a [u8], &'a [u8]), String> {
-    let be32 = |b: &[u8], at: usize| {
-        b.get(at..at + 4)
-            .map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]) as usize)
-    };
-    if be32(imgs, 0) != Some(0x0803) || be32(imgs, 12).is_none() {
-        return Err("the image file is not IDX3 (u8, 3 dimensions)".into());
-    }
-    if be32(labs, 0) != Some(0x0801) || be32(labs, 4).is_none() {
-        return Err("the label file is not IDX1 (u8, 1 dimension)".into());
-    }
-    let (count, rows, cols) = (
-        be32(imgs, 4).unwrap_or(0),
-        be32(imgs, 8).unwrap_or(0),
-        be32(imgs, 12).unwrap_or(0),
-    );
-    let pixels = rows * cols;
-    if pixels != input_len {
+    let images = Idx::parse_rank(imgs, 3).map_err(|e| format!("{}: {e}", img_path.display()))?;
+    let labels = Idx::parse_rank(labs, 1).map_err(|e| format!("{}: {e}", lab_path.display()))?;
+    if images.record_len() != input_len {
+        let d = images.dims();
         return Err(format!(
-            "images are {rows}x{cols} ({pixels} bytes), the model takes {input_len} bytes"
+            "{}: images are {}x{} ({} bytes), the model takes {input_len} bytes",
+            img_path.display(),
+            d[1],
+            d[2],
+            images.record_len()
         ));
     }
-    let n = n.min(count).min(be32(labs, 4).unwrap_or(0));
-    let images = imgs
-        .get(16..16 + n * pixels)
-        .ok_or("the image file is truncated")?;
-    let labels = labs.get(8..8 + n).ok_or("the label file is truncated")?;
-    Ok((images, labels))
+    let n = n.min(images.count()).min(labels.count());
+    Ok((images.first(n), labels.first(n)))
 }
 
 /// The module the board includes (`include!(concat!(env!("OUT_DIR"), "/embedded.rs"))`).
@@ -223,29 +216,47 @@ mod tests {
         (imgs, labs)
     }
 
+    const I: &str = "images-idx3";
+    const L: &str = "labels-idx1";
+
+    fn first<'a>(
+        imgs: &'a [u8],
+        labs: &'a [u8],
+        n: usize,
+        input_len: usize,
+    ) -> Result<(&'a [u8], &'a [u8]), String> {
+        idx((Path::new(I), imgs), (Path::new(L), labs), n, input_len)
+    }
+
     #[test]
     fn takes_the_first_images() {
         let (imgs, labs) = idx_files(5, 2, 3);
-        let (i, l) = idx(&imgs, &labs, 2, 6).unwrap();
+        let (i, l) = first(&imgs, &labs, 2, 6).unwrap();
         assert_eq!(i, &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
         assert_eq!(l, &[0, 1]);
         // Asking for more than the files hold gives all of them.
-        let (i, l) = idx(&imgs, &labs, 99, 6).unwrap();
+        let (i, l) = first(&imgs, &labs, 99, 6).unwrap();
         assert_eq!((i.len(), l.len()), (30, 5));
     }
 
     #[test]
     fn bad_files_are_named() {
         let (imgs, labs) = idx_files(5, 2, 3);
-        let e = idx(&imgs, &labs, 2, 784).unwrap_err();
+        let e = first(&imgs, &labs, 2, 784).unwrap_err();
         assert!(
-            e.contains("images are 2x3 (6 bytes), the model takes 784"),
+            e.starts_with("images-idx3: images are 2x3 (6 bytes), the model takes 784"),
             "{e}"
         );
-        assert!(idx(&labs, &labs, 2, 6).unwrap_err().contains("not IDX3"));
-        assert!(idx(&imgs, &imgs, 2, 6).unwrap_err().contains("not IDX1"));
-        let e = idx(&imgs[..20], &labs, 2, 6).unwrap_err();
-        assert!(e.contains("truncated"), "{e}");
+        let e = first(&labs, &labs, 2, 6).unwrap_err();
+        assert!(e.starts_with("images-idx3: an IDX file of rank 1"), "{e}");
+        let e = first(&imgs, &imgs, 2, 6).unwrap_err();
+        assert!(e.starts_with("labels-idx1: an IDX file of rank 3"), "{e}");
+        let e = first(&imgs[..20], &labs, 2, 6).unwrap_err();
+        assert!(e.starts_with("images-idx3: truncated"), "{e}");
+        let e = first(&imgs, &labs[..7], 2, 6).unwrap_err();
+        assert!(e.starts_with("labels-idx1: truncated"), "{e}");
+        let e = first(b"\x1f\x8b\x08\x00", &labs, 2, 6).unwrap_err();
+        assert!(e.contains("gunzip"), "{e}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! IDX files of unsigned bytes (MNIST's format): an images file (`0x00000803` for count x rows
-//! x cols, `0x00000804` for count x h x w x c) and a labels file (`0x00000801`). Every bad file
-//! is a one-line error naming it.
+//! The jetson binary's IDX input: an images file (`0x00000803` for count x rows x cols,
+//! `0x00000804` for count x h x w x c) and a labels file (`0x00000801`), read with the one IDX
+//! parser, `firmware::idx::Idx`. Every bad file is a one-line error naming it.
+use firmware::idx::Idx;
 use std::path::Path;
 
 /// The first `n` images and labels of an IDX pair.
@@ -27,85 +28,25 @@ impl Images {
     }
 }
 
-fn be32(b: &[u8], at: usize) -> Option<usize> {
-    let s = b.get(at..at + 4)?;
-    Some(u32::from_be_bytes([s[0], s[1], s[2], s[3]]) as usize)
-}
-
-/// Parses an IDX header of unsigned bytes: returns (dims, header length).
-fn header(path: &Path, b: &[u8]) -> Result<(Vec<usize>, usize), String> {
-    let p = path.display();
-    match b.get(0..4) {
-        Some([0, 0, 0x08, n @ 1..=4]) => {
-            let n = *n as usize;
-            let dims: Option<Vec<usize>> = (0..n).map(|i| be32(b, 4 + 4 * i)).collect();
-            let dims = dims.ok_or_else(|| {
-                format!(
-                    "{p}: truncated IDX header ({} bytes, need {})",
-                    b.len(),
-                    4 + 4 * n
-                )
-            })?;
-            Ok((dims, 4 + 4 * n))
-        }
-        Some(m) => Err(format!(
-            "{p}: not an IDX file of unsigned bytes (magic {:02x}{:02x}{:02x}{:02x}, expected 00000801..00000804)",
-            m[0], m[1], m[2], m[3]
-        )),
-        None => Err(format!("{p}: not an IDX file ({} bytes)", b.len())),
-    }
-}
-
-/// `len` bytes after an `off`-byte header, for `n` records.
-fn take<'a>(
-    b: &'a [u8],
-    off: usize,
-    len: usize,
-    path: &Path,
-    n: usize,
-) -> Result<&'a [u8], String> {
-    b.get(off..off.saturating_add(len)).ok_or_else(|| {
-        format!(
-            "{}: truncated: {n} records need {len} bytes after the header, the file has {}",
-            path.display(),
-            b.len().saturating_sub(off)
-        )
-    })
-}
-
 /// Reads the first `n` images (all of them if the files hold fewer) and their labels.
 pub fn read(images: &Path, labels: &Path, n: usize) -> Result<Images, String> {
     let img = std::fs::read(images).map_err(|e| format!("{}: {e}", images.display()))?;
     let lab = std::fs::read(labels).map_err(|e| format!("{}: {e}", labels.display()))?;
-    let (idims, ioff) = header(images, &img)?;
-    let (ldims, loff) = header(labels, &lab)?;
-    if idims.len() < 3 {
+    let i = Idx::parse(&img).map_err(|e| format!("{}: {e}", images.display()))?;
+    if i.dims().len() < 3 {
         return Err(format!(
             "{}: an IDX file with {} dimension(s), expected images (count x rows x cols [x channels])",
             images.display(),
-            idims.len()
+            i.dims().len()
         ));
     }
-    if ldims.len() != 1 {
-        return Err(format!(
-            "{}: an IDX file with {} dimensions, expected labels (one dimension)",
-            labels.display(),
-            ldims.len()
-        ));
-    }
-    let dims = idims[1..].to_vec();
-    let image_len = dims
-        .iter()
-        .try_fold(1usize, |a, &d| a.checked_mul(d))
-        .ok_or_else(|| format!("{}: image dimensions {dims:?} overflow", images.display()))?;
-    let n = n.min(idims[0]).min(ldims[0]);
-    let pixels = take(&img, ioff, n.saturating_mul(image_len), images, n)?.to_vec();
-    let labels = take(&lab, loff, n, labels, n)?.to_vec();
+    let l = Idx::parse_rank(&lab, 1).map_err(|e| format!("{}: {e}", labels.display()))?;
+    let n = n.min(i.count()).min(l.count());
     Ok(Images {
-        pixels,
-        labels,
-        image_len,
-        dims,
+        pixels: i.first(n).to_vec(),
+        labels: l.first(n).to_vec(),
+        image_len: i.record_len(),
+        dims: i.dims()[1..].to_vec(),
     })
 }
 
@@ -141,6 +82,10 @@ mod tests {
         assert_eq!(v, vec![(&[0u8, 1, 2, 3][..], 7), (&[4u8, 5, 6, 7][..], 8)]);
         // More asked than stored: all of them.
         assert_eq!(read(&i, &l, 100).unwrap().count(), 3);
+        // Colour images (rank 4).
+        std::fs::write(&i, idx(&[1, 2, 2, 3], &[5; 12])).unwrap();
+        let r = read(&i, &l, 5).unwrap();
+        assert_eq!((r.count(), r.image_len, r.dims), (1, 12, vec![2, 2, 3]));
         let _ = std::fs::remove_dir_all(&d);
     }
 
@@ -159,7 +104,8 @@ mod tests {
         std::fs::write(&i, b"PK\x03\x04 not idx").unwrap();
         let e = read(&i, &l, 1).unwrap_err();
         assert!(
-            e.contains("images: not an IDX file") && e.contains("504b0304"),
+            e.starts_with(&format!("{}: not an uncompressed IDX file", i.display()))
+                && e.contains("504b0304"),
             "{e}"
         );
 
@@ -167,17 +113,23 @@ mod tests {
         std::fs::write(&i, idx(&[3, 2, 2], &[0; 5])).unwrap();
         let e = read(&i, &l, 2).unwrap_err();
         assert!(
-            e.contains("images: truncated") && e.contains("need 8 bytes"),
+            e.starts_with(&format!("{}: truncated", i.display())) && e.contains("12 bytes"),
             "{e}"
         );
 
-        // A labels file given as images.
+        // A labels file given as images, images given as labels.
         let e = read(&l, &l, 1).unwrap_err();
         assert!(e.contains("1 dimension(s), expected images"), "{e}");
+        std::fs::write(&i, idx(&[1, 2, 2], &[0; 4])).unwrap();
+        let e = read(&i, &i, 1).unwrap_err();
+        assert!(e.contains("rank 3") && e.contains("expected rank 1"), "{e}");
 
         std::fs::write(&i, [0, 0, 8]).unwrap();
         let e = read(&i, &l, 1).unwrap_err();
-        assert!(e.contains("not an IDX file (3 bytes)"), "{e}");
+        assert!(e.contains("images: truncated: 3 bytes"), "{e}");
+        for e in [read(&i, &l, 1).unwrap_err(), read(&l, &l, 1).unwrap_err()] {
+            assert!(!e.contains('\n'), "one line: {e}");
+        }
         let _ = std::fs::remove_dir_all(&d);
     }
 }

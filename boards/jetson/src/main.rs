@@ -8,8 +8,10 @@
 //! shiftkit-jetson MODEL.skq IMAGES-IDX LABELS-IDX [--count N]
 //! ```
 //!
-//! Output (parsed by `cargo xtask deploy --board jetson`, keep the line shapes stable):
+//! Output (written by `firmware::report`, the boards' one report writer, and parsed by
+//! `cargo xtask deploy --board jetson`):
 //! ```text
+//! shiftkit jetson: model M B, arena A B (align X), input I B, C classes, O ops, N images; costs in std::time nanoseconds
 //! image I label L pred P logits [..]
 //! accuracy C/N
 //! layer I KIND ns T                        (summed over the N images)
@@ -27,6 +29,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use firmware::format::Op;
+use firmware::report::{Clock, Line};
 use firmware::{Model, Profiler};
 
 const USAGE: &str = "usage: shiftkit-jetson MODEL.skq IMAGES-IDX LABELS-IDX [--count N]
@@ -148,17 +151,18 @@ fn run(args: &Args, out: &mut impl Write) -> Result<(), String> {
     let arena = &mut arena_storage[off..off + model.arena_bytes()];
 
     let io = |e: std::io::Error| format!("stdout: {e}");
-    writeln!(
-        out,
-        "shiftkit jetson: model {} B, arena {} B (align {}), input {} B, {} classes, {} ops, {n} images; costs in std::time nanoseconds",
-        file.len(),
-        model.arena_bytes(),
-        model.arena_align(),
-        model.input_len(),
-        model.classes(),
-        ops.len()
-    )
-    .map_err(io)?;
+    let mut emit = |line: Line<'_>| writeln!(out, "{line}").map_err(io);
+    emit(Line::Start {
+        board: "jetson",
+        model_bytes: file.len(),
+        arena_bytes: model.arena_bytes(),
+        arena_align: model.arena_align(),
+        input_len: model.input_len(),
+        classes: model.classes(),
+        ops: ops.len(),
+        images: n,
+        clock: Clock::Nanoseconds,
+    })?;
 
     let mut prof = NsProfiler {
         start: Instant::now(),
@@ -172,25 +176,32 @@ fn run(args: &Args, out: &mut impl Write) -> Result<(), String> {
         let logits = result.map_err(|e| format!("{mp}: image {i}: {e}"))?;
         let pred = argmax(logits);
         correct += usize::from(pred == usize::from(label));
-        writeln!(out, "image {i} label {label} pred {pred} logits {logits:?}").map_err(io)?;
+        emit(Line::Image {
+            index: i,
+            label,
+            pred,
+            logits,
+        })?;
     }
-    writeln!(out, "accuracy {correct}/{n}").map_err(io)?;
-    for (i, (op, ns)) in ops.iter().zip(&prof.ns).enumerate() {
-        writeln!(out, "layer {i} {} ns {ns}", op_kind(op)).map_err(io)?;
+    emit(Line::Accuracy { correct, images: n })?;
+    for (i, (op, &ns)) in ops.iter().zip(&prof.ns).enumerate() {
+        emit(Line::Layer {
+            index: i,
+            kind: op_kind(op),
+            ticks: ns,
+            clock: Clock::Nanoseconds,
+        })?;
     }
-    writeln!(
-        out,
-        "total ns {total_ns} ns_per_inference {}",
-        total_ns / n.max(1) as u64
-    )
-    .map_err(io)?;
-    writeln!(
-        out,
-        "memory model_bytes {} arena_bytes {}",
-        file.len(),
-        model.arena_bytes()
-    )
-    .map_err(io)?;
+    emit(Line::Total {
+        ticks: total_ns,
+        per_inference: total_ns / n.max(1) as u64,
+        clock: Clock::Nanoseconds,
+    })?;
+    emit(Line::Memory {
+        model_bytes: file.len(),
+        arena_bytes: model.arena_bytes(),
+        stack_bytes: None,
+    })?;
     out.flush().map_err(io)
 }
 

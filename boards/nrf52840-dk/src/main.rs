@@ -5,10 +5,11 @@
 //! Inference pin: P1.01 (Arduino header D0 on the DK), high while an image runs.
 //!
 //! `cargo xtask deploy --board nrf52840-dk MODEL.skq` builds, flashes and reads the report with
-//! `probe-rs run` (shapes in `boards/app/src/lib.rs`); the board ends with a semihosting exit,
+//! `probe-rs run` (shapes in `firmware/src/report.rs`); the board ends with a semihosting exit,
 //! which `probe-rs run` turns into its exit status.
 #![no_std]
 #![no_main]
+#![forbid(unsafe_code)]
 
 use app::counter::Dwt;
 use app::sink::Defmt;

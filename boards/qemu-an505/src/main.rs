@@ -3,12 +3,13 @@
 //! inference pin on the FPGA I/O block's LED0. The program is `app::qemu::main`, shared by the
 //! QEMU boards; this crate gives the machine's constants and the embedded model and images.
 //!
-//! Report lines: see `boards/app/src/lib.rs`. Exits through semihosting with 0 on success.
+//! Report lines: `firmware/src/report.rs` writes them. Exits through semihosting with 0 on success.
 //!
 //! Memory map and Secure state: see `memory.x`. Built with `+dsp` (`.cargo/config.toml`): the
 //! AN505's Cortex-M33 has the DSP extension, so the firmware's fast kernels run.
 #![no_std]
 #![no_main]
+#![forbid(unsafe_code)]
 
 use app::qemu::Machine;
 use cortex_m_rt::entry;

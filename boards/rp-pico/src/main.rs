@@ -7,10 +7,12 @@
 //! `rp2040-boot2`'s W25Q080 one, as on the rp-pico BSP.
 //!
 //! `cargo xtask deploy --board rp-pico MODEL.skq` builds, flashes over SWD and reads the report
-//! with `probe-rs run` (shapes in `boards/app/src/lib.rs`); the board ends with a semihosting
+//! with `probe-rs run` (shapes in `firmware/src/report.rs`); the board ends with a semihosting
 //! exit, which `probe-rs run` turns into its exit status.
 #![no_std]
 #![no_main]
+// deny, not forbid: the boot2 static's `link_section` counts as unsafe code (allowed there).
+#![deny(unsafe_code)]
 
 use app::sink::Defmt;
 use app::{Counter, Line, Sink};
@@ -23,6 +25,9 @@ mod embedded {
 }
 
 /// The second-stage bootloader, placed at the start of flash by `memory.x`.
+// SAFETY: `.boot2` is the 256-byte section memory.x places at the start of flash, where the
+// RP2040's boot ROM looks for the second-stage bootloader; nothing else is put there.
+#[allow(unsafe_code)]
 #[link_section = ".boot2"]
 #[used]
 pub static BOOT2: [u8; 256] = rp2040_boot2::BOOT_LOADER_W25Q080;

@@ -6,10 +6,11 @@
 //! oscillator; the HAL sets the flash wait states and over-drive.
 //!
 //! `cargo xtask deploy --board stm32f746g-disco MODEL.skq` builds, flashes and reads the
-//! report with `probe-rs run` (shapes in `boards/app/src/lib.rs`); the board ends with a
+//! report with `probe-rs run` (shapes in `firmware/src/report.rs`); the board ends with a
 //! semihosting exit, which `probe-rs run` turns into its exit status.
 #![no_std]
 #![no_main]
+#![forbid(unsafe_code)]
 
 use app::counter::Dwt;
 use app::sink::Defmt;
