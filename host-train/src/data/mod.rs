@@ -10,7 +10,7 @@
 //!   initialisation, batching and augmentation.
 //!
 //! [`load`] reads what a spec names into [`Splits`] of u8 NHWC images and u8 labels, with
-//! per-channel mean/std of the training images on the [0,1] scale. Every file is validated (magic
+//! per-channel mean/std of the training images on the \[0, 1\] scale. Every file is validated (magic
 //! numbers, header dimensions, exact lengths, label ranges) and any problem is a [`DataError`]
 //! naming the file, what is wrong and how to fix it; no file contents can make this module panic.
 pub mod augment;
@@ -64,7 +64,7 @@ pub fn load(spec: &DataSpec) -> Result<Splits, DataError> {
     })
 }
 
-/// Per-channel mean and (population) standard deviation of `ds` on the [0,1] scale. Sums are
+/// Per-channel mean and (population) standard deviation of `ds` on the \[0, 1\] scale. Sums are
 /// exact (integer) and the division is done in f64.
 fn channel_stats(ds: &Dataset) -> (Vec<f32>, Vec<f32>) {
     let c = ds.c.max(1);

@@ -101,7 +101,7 @@ impl fmt::Debug for Dataset {
 /// "cifar100:DIR".
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DataSpec {
-    /// The 8,000/2,000 MNIST digits committed under `data/mnist` (see [`bundled_mnist_dir`]).
+    /// The 8,000/2,000 MNIST digits committed under `data/mnist` (see [`super::bundled_mnist_dir`]).
     BundledMnist,
     /// A folder with the four uncompressed MNIST IDX files.
     Mnist(PathBuf),
@@ -149,7 +149,7 @@ impl fmt::Display for DataSpec {
 }
 
 /// A loaded dataset: both splits, class names, the augmentation that suits it, and per-channel
-/// mean/std of the training images on the [0,1] scale (pixel / 255).
+/// mean/std of the training images on the \[0, 1\] scale (pixel / 255).
 #[derive(Clone, Debug)]
 pub struct Splits {
     pub train: Dataset,

@@ -76,7 +76,7 @@ fn shifted(
 
 /// `k x k` convolution, no bias. x: (n, h, w, cin) of shape `gx`; w: HWIO `[k, k, cin, cout]`;
 /// y: [`conv_out`]. With `shift` (only for `k == 1`), input channels are shifted by their
-/// group's offset before the conv (see [`shifted`]).
+/// group's offset before the conv (see `shifted`).
 #[allow(clippy::too_many_arguments)]
 pub fn conv(
     x: &[f64],
