@@ -6,6 +6,7 @@
 //! - the `portable` feature, or `SHIFTKIT_KERNELS=portable` in the build's environment (how
 //!   `cargo xtask bench firmware` builds the boards a second time), turns the Cortex-M fast
 //!   kernels off (benchmarks compare both).
+#![forbid(unsafe_code)]
 use std::env;
 
 fn main() {

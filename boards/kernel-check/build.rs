@@ -1,5 +1,6 @@
 //! Puts the machine's `memory.x` on the linker path: `KERNEL_CHECK_MEMORY` names the file
 //! (default: the mps2-an386 map, which mps2-an500 shares).
+#![forbid(unsafe_code)]
 use std::{env, fs, path::PathBuf};
 
 fn main() {

@@ -6,6 +6,7 @@
 //! - `CMSIS_NN_OPT`: the C optimisation level, `-O` + this (default `3`);
 //! - `PEER_RUST_ONLY=1`: skip CMSIS-NN, for `cargo check` of the Rust side (`cargo xtask test`
 //!   does this; a link would fail on the missing CMSIS-NN symbols).
+#![forbid(unsafe_code)]
 use std::{env, fs, path::Path};
 
 /// The kernel families TFLite Micro's CMSIS-NN ops call for our op kinds; their support code.

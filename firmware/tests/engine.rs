@@ -1,5 +1,6 @@
 //! The engine against the naive reference of tests/common, bit-exactly, on two small nets
 //! that use every op and every shift kind; and the profiler hooks.
+#![forbid(unsafe_code)]
 #![allow(clippy::single_range_in_vec_init, clippy::reversed_empty_ranges)]
 mod common;
 

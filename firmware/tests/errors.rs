@@ -1,5 +1,6 @@
 //! Every `ModelError` and engine `Error` variant, from a file or call built to trigger it, and
 //! the one-line messages.
+#![forbid(unsafe_code)]
 #![allow(clippy::type_complexity)]
 mod common;
 

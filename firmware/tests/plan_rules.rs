@@ -5,6 +5,7 @@
 //! placed by the rule, must give the same output as with separate slices, the engine must run
 //! in-place plans like the naive reference, and model validation must reject plans that break
 //! the rules.
+#![forbid(unsafe_code)]
 mod common;
 
 use common::{reference, second_net, tiny_net, Builder, Rng};

@@ -2,6 +2,7 @@
 //! `Model::from_bytes` and (when accepted) `run`. Each must return `Err` or `Ok`; a panic
 //! (including an arithmetic overflow: tests build with overflow checks) fails the test.
 //! No `catch_unwind`: the calls are made directly. Fixed seeds, so failures reproduce.
+#![forbid(unsafe_code)]
 mod common;
 
 use common::{encode, encode_raw, fix_crc, second_net, tiny_net, Builder, Rng};

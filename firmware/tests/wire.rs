@@ -1,6 +1,7 @@
 //! The firmware's record reader (`firmware::wire`) against postcard's own deserializer: the
 //! same record from every encoding postcard writes, and the same verdict (and value) on corrupt
 //! and truncated bytes.
+#![forbid(unsafe_code)]
 mod common;
 
 use common::Rng;

@@ -13,6 +13,7 @@
 //!   file bytes;
 //! - [`engine`]: running a model (the firmware engine, or [`reference`], the plain integer
 //!   interpreter it is checked against); [`report`]: float vs int8 accuracy, per-layer SQNR.
+#![forbid(unsafe_code)]
 pub mod calib;
 pub mod conventional;
 pub mod engine;

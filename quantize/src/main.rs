@@ -1,4 +1,5 @@
 //! `shiftkit-quantize`: `cargo xtask quantize` and `cargo xtask eval` call this.
+#![forbid(unsafe_code)]
 use quantize::{calib::Method, engine, report, Options, QuantError};
 use std::path::PathBuf;
 use std::process::ExitCode;

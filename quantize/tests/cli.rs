@@ -1,6 +1,7 @@
 //! The `shiftkit-quantize` command line on a small run folder: `quantize` writes the model and
 //! the report, `eval` agrees with the report, a corrupt file is one error line and exit 1, a bad
 //! flag is a usage error (exit 2).
+#![forbid(unsafe_code)]
 use host_train::io::{self, ModelJson};
 use host_train::model::{Model, Normalization};
 use std::collections::HashMap;

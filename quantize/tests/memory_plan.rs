@@ -3,6 +3,7 @@
 //! stays a valid execution order, our arena never exceeds the conventional engine's and reaches
 //! the 40% goal on the flattened nets, and the weight-less fold behind `cargo xtask zoo` plans
 //! exactly like the real quantizer's.
+#![forbid(unsafe_code)]
 use firmware::format::{Op, Requant, Shift, Span, Tensor};
 use host_train::io::ModelJson;
 use host_train::model::{Model, Normalization};

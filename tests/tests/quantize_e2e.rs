@@ -9,6 +9,7 @@
 //!   little noise, and its dequantized int8 logits track the float logits: the SQNR floor per
 //!   network is in `ZOO_SQNR`; every conv and FC channel whose multiplier allows it is in the
 //!   single-rounding form (shift 0), which the DSP unit's wide path takes.
+#![forbid(unsafe_code)]
 use firmware::Model as FwModel;
 use host_train::data::Rng;
 use host_train::graph::Op;

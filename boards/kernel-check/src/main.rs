@@ -19,6 +19,7 @@
 //! kernel-check: average pool, 500 cases, 500 bit-exact
 //! kernel-check: add, 500 cases, 500 bit-exact
 //! ```
+#![forbid(unsafe_code)]
 #![no_std]
 #![no_main]
 

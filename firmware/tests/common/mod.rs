@@ -8,7 +8,10 @@ use firmware::format::{
     MAGIC, PREAMBLE, WEIGHT_ALIGN,
 };
 
-/// Small fixed-seed PRNG (SplitMix64).
+/// Small fixed-seed PRNG (SplitMix64). Not `firmware::kernels::fast::selftest::Rng`
+/// (xorshift64*, another generator): that one's state 0 is a fixed point (it would give 0
+/// forever, so it is seeded `seed | 1`), while these tests seed with 0 too (`tiny_net(0)`), and
+/// every pinned test case (nets, mutations, images) comes from this stream.
 pub struct Rng(pub u64);
 impl Rng {
     pub fn next(&mut self) -> u64 {
