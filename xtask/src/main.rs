@@ -33,8 +33,9 @@ enum Cmd {
     ///
     /// ARGS go to shiftkit-train's `train` as they are: --model NAME --data SPEC --epochs N
     /// --device cpu|cuda --out DIR --resume DIR --batch --lr --momentum --nesterov --wd
-    /// --schedule --warmup --seed --threads --quiet. Every flag with its default:
-    /// `cargo run -p host-train --bin shiftkit-train -- train --help`.
+    /// --schedule --warmup --seed --threads --quiet; `--help` too (shiftkit-train's own help,
+    /// every flag with its default).
+    #[command(disable_help_flag = true)]
     Train(PassThrough),
     /// Float run folder -> DIR/model.skq + DIR/quant-report.json
     /// (ARGS: DIR [--calib N] [--method minmax|percentile|mse])
@@ -242,7 +243,18 @@ fn stage_args(sub: &str, args: &[String]) -> Vec<String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Bad usage exits 1, as every other failure does (clap's own status would be 2).
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     let result = match cli.command {
         // The quantizer lists the zoo: host-train's figures plus both memory plans.
         Cmd::Zoo(p) => pass_through(shiftkit_quantize(&stage_args("zoo", &p.args))),
@@ -295,9 +307,18 @@ mod tests {
     fn every_command_has_help() {
         for cmd in Cli::command().get_subcommands() {
             let name = cmd.get_name().to_string();
+            if name == "train" {
+                continue;
+            }
             let e = parse(&[&name, "--help"]).unwrap_err();
             assert_eq!(e.kind(), clap::error::ErrorKind::DisplayHelp, "{name}");
         }
+        // train's --help is shiftkit-train's: passed through with the rest.
+        let cmd = parse(&["train", "--help"]).unwrap().command;
+        let Cmd::Train(p) = cmd else {
+            panic!("not train: {cmd:?}")
+        };
+        assert_eq!(p.args, ["--help"]);
         for b in ["train", "firmware", "peer"] {
             let e = parse(&["bench", b, "--help"]).unwrap_err();
             assert_eq!(e.kind(), clap::error::ErrorKind::DisplayHelp, "bench {b}");
