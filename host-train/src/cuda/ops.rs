@@ -29,14 +29,14 @@ fn lerr(name: &str) -> impl FnOnce(cudarc::driver::DriverError) -> CudaError + '
     move |e| CudaError(format!("launch {name}: {e:?}"))
 }
 
-/// Launches kernel `$name` with the given arguments (pushed by reference, in order). The second
-/// form pushes the pointers in brackets, then `n, h, w, c` of the geometry `$g` as i32.
+/// Launches kernel `$name` with the given arguments (pushed by reference, in order), written in
+/// brackets; with a geometry `$g` after them, `n, h, w, c` of `$g` follow as i32.
 macro_rules! launch {
     ($gpu:expr, $name:expr, $cfg:expr, [$($arg:expr),* $(,)?], $g:expr) => {{
         let [n, h, w, c] = dims($g);
-        launch!($gpu, $name, $cfg, $($arg,)* n, h, w, c)
+        launch!($gpu, $name, $cfg, [$($arg,)* n, h, w, c])
     }};
-    ($gpu:expr, $name:expr, $cfg:expr, $($arg:expr),* $(,)?) => {{
+    ($gpu:expr, $name:expr, $cfg:expr, [$($arg:expr),* $(,)?]) => {{
         let f = $gpu.func($name);
         let mut b = $gpu.stream.launch_builder(f);
         $( b.arg(&$arg); )*
@@ -57,7 +57,7 @@ macro_rules! elementwise_ops {
             pub fn $name(&self, $first: DPtr $(, $p: DPtr)*) -> CResult<()> {
                 $( assert_eq!($p.len, $first.len, concat!(stringify!($name), ": ", stringify!($p))); )*
                 let len = $first.len as i64;
-                launch!(self, stringify!($name), grid($first.len), $first.ptr $(, $p.ptr)*, len)
+                launch!(self, stringify!($name), grid($first.len), [$first.ptr $(, $p.ptr)*, len])
             }
         )*}
     };
@@ -190,7 +190,7 @@ impl Gpu {
         assert!(sums.len >= 4 * g.c && a.len == g.len());
         let (s1, s2) = (sums.ptr, sums.ptr + 8 * g.c as u64);
         let zl = 2 * g.c as i32;
-        launch!(self, "zero_f64", grid(2 * g.c), s1, zl)?;
+        launch!(self, "zero_f64", grid(2 * g.c), [s1, zl])?;
         let bp = match b {
             Some(b) => {
                 assert_eq!(b.len, g.len());
@@ -252,20 +252,10 @@ impl Gpu {
             self,
             "bn_train_coef",
             grid(c),
-            s1,
-            s2,
-            p[0].ptr,
-            p[1].ptr,
-            p[2].ptr,
-            p[3].ptr,
-            mean.ptr,
-            invstd.ptr,
-            scale,
-            shift,
-            count,
-            EPS,
-            MOMENTUM,
-            ci
+            [
+                s1, s2, p[0].ptr, p[1].ptr, p[2].ptr, p[3].ptr, mean.ptr, invstd.ptr, scale, shift,
+                count, EPS, MOMENTUM, ci
+            ]
         )?;
         self.bn_apply(y, x, scale, shift, g)
     }
@@ -291,14 +281,7 @@ impl Gpu {
             self,
             "bn_eval_coef",
             grid(c),
-            p[0].ptr,
-            p[1].ptr,
-            p[2].ptr,
-            p[3].ptr,
-            scale,
-            shift,
-            EPS,
-            ci
+            [p[0].ptr, p[1].ptr, p[2].ptr, p[3].ptr, scale, shift, EPS, ci]
         )?;
         self.bn_apply(y, x, scale, shift, g)
     }
@@ -336,24 +319,12 @@ impl Gpu {
             self,
             "bn_bwd_coef",
             grid(c),
-            s1,
-            s2,
-            gamma.ptr,
-            mean.ptr,
-            invstd.ptr,
-            dgamma.ptr,
-            dbeta.ptr,
-            k0,
-            k1,
-            k2,
-            m,
-            ci
+            [s1, s2, gamma.ptr, mean.ptr, invstd.ptr, dgamma.ptr, dbeta.ptr, k0, k1, k2, m, ci]
         )?;
-        let cfg = grid(dense(g));
         launch!(
             self,
             "bn_bwd_apply",
-            cfg,
+            grid(dense(g)),
             [dx.ptr, dy.ptr, x.ptr, mean.ptr, invstd.ptr, k0, k1, k2],
             g
         )
@@ -386,7 +357,7 @@ impl Gpu {
             gy.img() * cout,
         )?;
         let (n, c) = (gx.n as i32, cout as i32);
-        launch!(self, "bias_add", grid(gx.n * cout), y.ptr, b.ptr, n, c)
+        launch!(self, "bias_add", grid(gx.n * cout), [y.ptr, b.ptr, n, c])
     }
     #[allow(clippy::too_many_arguments)]
     pub fn linear_bwd(
@@ -425,7 +396,7 @@ impl Gpu {
             cout,
         )?;
         let (n, c) = (gx.n as i32, cout as i32);
-        launch!(self, "bias_grad", grid(cout), db.ptr, dy.ptr, n, c)?;
+        launch!(self, "bias_grad", grid(cout), [db.ptr, dy.ptr, n, c])?;
         if let Some(dx) = dx {
             assert_eq!(dx.len, gx.len());
             // dx (n x cin) += dy W^T; W read transposed from its cin x cout storage.
@@ -454,19 +425,14 @@ impl Gpu {
             self,
             "softmax_xent",
             grid(g.n),
-            dz.ptr,
-            out.ptr,
-            z.ptr,
-            labels,
-            n,
-            c
+            [dz.ptr, out.ptr, z.ptr, labels, n, c]
         )
     }
 
     pub fn zero_f64(&self, b: DPtr, count: usize) -> CResult<()> {
         assert!(b.len >= 2 * count);
         let c = count as i32;
-        launch!(self, "zero_f64", grid(count), b.ptr, c)
+        launch!(self, "zero_f64", grid(count), [b.ptr, c])
     }
 
     /// y = conv1x1(shift(x)): one GEMM per channel group over the whole span, the group's input
@@ -624,18 +590,7 @@ impl Gpu {
             self,
             "im2col",
             grid(count * kkc),
-            col.ptr,
-            x.ptr,
-            f,
-            cn,
-            a[0],
-            a[1],
-            a[2],
-            a[3],
-            a[4],
-            a[5],
-            a[6],
-            a[7]
+            [col.ptr, x.ptr, f, cn, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]]
         )
     }
 
@@ -704,18 +659,7 @@ impl Gpu {
             self,
             "col2im",
             grid(dense(gx)),
-            dx.ptr,
-            dcol.ptr,
-            f,
-            a[0],
-            a[1],
-            a[2],
-            a[3],
-            a[4],
-            a[5],
-            a[6],
-            a[7],
-            a[8]
+            [dx.ptr, dcol.ptr, f, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8]]
         )
     }
 
@@ -738,15 +682,7 @@ impl Gpu {
             self,
             "sgd",
             grid(p.len),
-            p.ptr,
-            buf.ptr,
-            g.ptr,
-            mask,
-            len,
-            lr,
-            mom,
-            wd,
-            nes
+            [p.ptr, buf.ptr, g.ptr, mask, len, lr, mom, wd, nes]
         )
     }
 }
