@@ -7,7 +7,8 @@
 //! - [`kernels`]: one portable reference kernel per op, and the fast conv kernels of each MAC
 //!   unit ([`kernels::fast`]);
 //! - [`engine`]: [`run`], op by op in a caller-provided arena, with [`Profiler`] hooks;
-//! - [`plan_rules`]: when an op may write its output over its input (the in-place memory plan).
+//! - [`plan_rules`]: when an op may write its output over its input (the in-place memory plan);
+//! - [`liveness`]: the whole memory plan checked at load (no live tensor overwritten);
 //! - [`report`]: the report lines the boards print and `cargo xtask deploy` parses.
 //!
 //! ```text
@@ -32,6 +33,7 @@ pub mod engine;
 pub mod format;
 pub mod idx;
 pub mod kernels;
+pub mod liveness;
 pub mod model;
 pub mod plan_rules;
 pub mod report;

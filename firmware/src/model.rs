@@ -34,6 +34,14 @@ pub enum ModelError {
     Invalid { what: &'static str, index: u32 },
     /// A tensor of the memory plan ends past the arena size the file states.
     ArenaTooSmall { need: usize, have: usize },
+    /// The memory plan is broken: op `op` writes tensor `by` over arena bytes of tensor
+    /// `tensor`, which op `read_by` reads later ([`crate::liveness`]).
+    Clobbered {
+        tensor: u16,
+        by: u16,
+        op: u32,
+        read_by: u32,
+    },
 }
 
 impl fmt::Display for ModelError {
@@ -55,6 +63,15 @@ impl fmt::Display for ModelError {
             ModelError::ArenaTooSmall { need, have } => write!(
                 f,
                 "invalid .skq model: its memory plan needs {need} arena bytes but the header states {have}"
+            ),
+            ModelError::Clobbered {
+                tensor,
+                by,
+                op,
+                read_by,
+            } => write!(
+                f,
+                "invalid .skq model: its memory plan is broken: op {op} writes tensor {by} over arena bytes of tensor {tensor}, which op {read_by} still reads (re-run quantize)"
             ),
         }
     }
@@ -360,6 +377,7 @@ impl<'a> Model<'a> {
             ));
         }
         model.check_dataflow()?;
+        crate::liveness::check(&model)?;
         Ok(model)
     }
 
@@ -615,15 +633,21 @@ impl<'a> Model<'a> {
                 self.check_span(bias, 4, cout, "op: bias count != cout", i)?;
                 self.check_requant(&requant, cout, i)?;
             }
-            Op::Add { requant: r, .. } => {
+            Op::Add {
+                left_shift,
+                multipliers: m,
+                act_min,
+                act_max,
+                ..
+            } => {
                 let b = xs[1].ok_or(invalid("op: add has no second input", i))?;
                 if (x.h, x.w, x.c) != (y.h, y.w, y.c) || (b.h, b.w, b.c) != (y.h, y.w, y.c) {
                     return Err(invalid("op: add shapes differ", i));
                 }
-                if r.left_shift > MAX_ADD_LEFT_SHIFT {
+                if left_shift > MAX_ADD_LEFT_SHIFT {
                     return Err(invalid("op: add left_shift > 23", i));
                 }
-                if ![r.a_multiplier, r.b_multiplier, r.out_multiplier]
+                if ![m.a_multiplier, m.b_multiplier, m.out_multiplier]
                     .into_iter()
                     .all(check_multiplier)
                 {
@@ -632,13 +656,13 @@ impl<'a> Model<'a> {
                         i,
                     ));
                 }
-                if ![r.a_shift, r.b_shift, r.out_shift]
+                if ![m.a_shift, m.b_shift, m.out_shift]
                     .iter()
                     .all(|s| SHIFT_RANGE.contains(s))
                 {
                     return Err(invalid("op: an add shift is outside -31..=30", i));
                 }
-                if r.act_min > r.act_max {
+                if act_min > act_max {
                     return Err(invalid("op: act_min > act_max", i));
                 }
             }
