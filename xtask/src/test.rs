@@ -2,8 +2,8 @@
 //! reported together at the end.
 use crate::{cargo, run};
 
-/// The firmware build matrix: (target, features). Every DESIGN.md target, plain, and the
-/// defmt logging feature once on a Cortex-M target.
+/// The firmware build matrix: (target, features). Every device target (docs/design.md), plain,
+/// and the defmt logging feature once on a Cortex-M target.
 pub const FIRMWARE_BUILDS: &[(&str, &str)] = &[
     ("thumbv6m-none-eabi", ""),
     ("thumbv7em-none-eabihf", ""),
@@ -12,11 +12,33 @@ pub const FIRMWARE_BUILDS: &[(&str, &str)] = &[
     ("thumbv7em-none-eabihf", "defmt"),
 ];
 
+/// `cargo xtask test`: `setup` first (targets, components, Debian packages), then every step.
 pub fn main(_args: Vec<String>) -> Result<(), String> {
+    println!("== xtask test: setup (what the steps below need)");
+    crate::setup::main(false)?;
     let mut steps: Vec<(String, std::process::Command)> = Vec::new();
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--check"]);
     steps.push(("rustfmt".into(), fmt));
+    // Lints: the workspace (every target: libs, bins, tests, benches), host-train without its
+    // CUDA feature, the firmware for each device target, and the firmware's rustdoc.
+    let mut c = cargo();
+    c.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
+    steps.push(("clippy (workspace)".into(), c));
+    let mut c = cargo();
+    c.args(["clippy", "-p", "host-train", "--all-targets", "--no-default-features"])
+        .args(["--", "-D", "warnings"]);
+    steps.push(("clippy (host-train without cuda)".into(), c));
+    for target in crate::setup::TARGETS {
+        let mut c = cargo();
+        c.args(["clippy", "--release", "-p", "firmware", "--target", target])
+            .args(["--", "-D", "warnings"]);
+        steps.push((format!("clippy (firmware for {target})"), c));
+    }
+    let mut d = cargo();
+    d.env("RUSTDOCFLAGS", "-D warnings")
+        .args(["doc", "-p", "firmware", "--no-deps"]);
+    steps.push(("rustdoc (firmware, warnings denied)".into(), d));
     let mut t = cargo();
     t.args(["test", "--workspace", "--no-fail-fast"]);
     steps.push(("workspace tests".into(), t));
