@@ -13,7 +13,7 @@ pub const FIRMWARE_BUILDS: &[(&str, &str)] = &[
 ];
 
 /// `cargo xtask test`: `setup` first (targets, components, Debian packages), then every step.
-pub fn main(_args: Vec<String>) -> Result<(), String> {
+pub fn main() -> Result<(), String> {
     println!("== xtask test: setup (what the steps below need)");
     crate::setup::main(false)?;
     let mut steps: Vec<(String, std::process::Command)> = Vec::new();
