@@ -314,9 +314,30 @@ fn run_op(
             }
             Ok(yr)
         }
-        Op::Add { a, b, y, requant } => {
+        Op::Add {
+            a,
+            b,
+            y,
+            left_shift,
+            multipliers: m,
+            act_min,
+            act_max,
+        } => {
             let (at, bt, yt) = (tensor(a)?, tensor(b)?, tensor(y)?);
-            let p = AddParams::new(&requant, at.zero_point, bt.zero_point, yt.zero_point);
+            let p = AddParams {
+                a_zero_point: at.zero_point,
+                b_zero_point: bt.zero_point,
+                y_zero_point: yt.zero_point,
+                left_shift,
+                a_multiplier: m.a_multiplier,
+                a_shift: m.a_shift,
+                b_multiplier: m.b_multiplier,
+                b_shift: m.b_shift,
+                out_multiplier: m.out_multiplier,
+                out_shift: m.out_shift,
+                act_min,
+                act_max,
+            };
             let yr = range(&yt)?;
             let (ar, br) = (range(&at)?, range(&bt)?);
             // In place the output coincides with an input (plan_rules); the other is disjoint

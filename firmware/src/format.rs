@@ -147,20 +147,21 @@ pub struct Requant {
     pub act_max: i8,
 }
 
-/// The constants of an add (TFLite ADD, see the module docs): on disk its fields follow the
-/// add's three tensor ids in this order, exactly as when they were fields of [`Op::Add`]
-/// itself (postcard writes a struct as its fields in order).
+/// An add's three rescalings (TFLite ADD, see the module docs): input `a` and input `b` to the
+/// common scale, and the sum to the output, each a Q31 multiplier and a power-of-two shift.
+/// In [`Op::Add`] it sits between `left_shift` and the activation range, where these fields
+/// were when they were the variant's own: postcard writes a struct as its fields in order, so
+/// the file's bytes are the same, and `Op`'s layout in memory is the same too (rustc places
+/// the variant's fields by alignment, and this 4-aligned block lands where the six `i32`s
+/// were), so the engine's code is the same instruction for instruction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AddRequant {
-    pub left_shift: u8,
+pub struct AddMultipliers {
     pub a_multiplier: i32,
     pub a_shift: i32,
     pub b_multiplier: i32,
     pub b_shift: i32,
     pub out_multiplier: i32,
     pub out_shift: i32,
-    pub act_min: i8,
-    pub act_max: i8,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -184,12 +185,15 @@ pub enum Op {
         pad_value: Span,
     },
     /// TFLite ADD: both inputs are shifted left by `left_shift`, rescaled to a common scale,
-    /// summed, rescaled to the output, clamped ([`AddRequant`]).
+    /// summed, rescaled to the output ([`AddMultipliers`]), clamped to `act_min..=act_max`.
     Add {
         a: u16,
         b: u16,
         y: u16,
-        requant: AddRequant,
+        left_shift: u8,
+        multipliers: AddMultipliers,
+        act_min: i8,
+        act_max: i8,
     },
     /// 2x2 average, stride 2, rounding half away from zero; same scale and zero point.
     AvgPool2 { x: u16, y: u16 },

@@ -8,7 +8,7 @@
 //! LEB128 varints of at most 3 and 5 bytes whose value fits the type; `i32` the zigzag of its
 //! value as a `u32` varint; `f32` four little-endian bytes; a struct its fields in order; an enum
 //! its variant index as a `u32` varint, then the variant's fields.
-use crate::format::{AddRequant, Header, Op, Requant, Shift, Span, Tensor};
+use crate::format::{AddMultipliers, Header, Op, Requant, Shift, Span, Tensor};
 
 /// A cursor over record bytes; every read is `None` past the end or on a bad encoding.
 pub struct Reader<'a> {
@@ -146,22 +146,6 @@ impl Record for Requant {
     }
 }
 
-impl Record for AddRequant {
-    fn read(r: &mut Reader) -> Option<Self> {
-        Some(AddRequant {
-            left_shift: r.u8()?,
-            a_multiplier: r.i32()?,
-            a_shift: r.i32()?,
-            b_multiplier: r.i32()?,
-            b_shift: r.i32()?,
-            out_multiplier: r.i32()?,
-            out_shift: r.i32()?,
-            act_min: r.i8()?,
-            act_max: r.i8()?,
-        })
-    }
-}
-
 impl Record for Op {
     fn read(r: &mut Reader) -> Option<Self> {
         Some(match r.u32()? {
@@ -181,7 +165,19 @@ impl Record for Op {
                 a: r.u16()?,
                 b: r.u16()?,
                 y: r.u16()?,
-                requant: AddRequant::read(r)?,
+                left_shift: r.u8()?,
+                // Read in place (not through a `Record` of its own): the decoder's code stays
+                // the one of the fields read one by one.
+                multipliers: AddMultipliers {
+                    a_multiplier: r.i32()?,
+                    a_shift: r.i32()?,
+                    b_multiplier: r.i32()?,
+                    b_shift: r.i32()?,
+                    out_multiplier: r.i32()?,
+                    out_shift: r.i32()?,
+                },
+                act_min: r.i8()?,
+                act_max: r.i8()?,
             },
             2 => Op::AvgPool2 {
                 x: r.u16()?,

@@ -154,17 +154,20 @@ fn invalid_records() {
         (
             "op: add left_shift > 23",
             Box::new(|b| {
-                if let Op::Add { requant, .. } = &mut b.ops[2] {
-                    requant.left_shift = 24
+                if let Op::Add { left_shift, .. } = &mut b.ops[2] {
+                    *left_shift = 24
                 }
             }),
         ),
         (
             "op: act_min > act_max",
             Box::new(|b| {
-                if let Op::Add { requant, .. } = &mut b.ops[2] {
-                    requant.act_min = 1;
-                    requant.act_max = 0;
+                if let Op::Add {
+                    act_min, act_max, ..
+                } = &mut b.ops[2]
+                {
+                    *act_min = 1;
+                    *act_max = 0;
                 }
             }),
         ),

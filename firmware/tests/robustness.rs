@@ -6,7 +6,7 @@
 mod common;
 
 use common::{encode, encode_raw, fix_crc, second_net, tiny_net, Builder, Rng};
-use firmware::format::{AddRequant, Header, Op, Requant, Shift, Span, Tensor};
+use firmware::format::{AddMultipliers, Header, Op, Requant, Shift, Span, Tensor};
 use firmware::{run, Model, NoProfiler};
 
 /// Loads `f`; if it validates, runs it on a random input (and a wrong-size one, and a short
@@ -162,17 +162,17 @@ fn random_op(rng: &mut Rng, tensors: u64, weights: usize) -> Op {
             a: x,
             b,
             y,
-            requant: AddRequant {
-                left_shift: small(rng, 30) as u8,
+            left_shift: small(rng, 30) as u8,
+            multipliers: AddMultipliers {
                 a_multiplier: rng.next() as i32 | (1 << 30),
                 a_shift: small(rng, 40) as i32 - 20,
                 b_multiplier: rng.next() as i32,
                 b_shift: small(rng, 40) as i32 - 20,
                 out_multiplier: (rng.next() as i32 & i32::MAX) | (1 << 30),
                 out_shift: small(rng, 64) as i32 - 32,
-                act_min: rng.next() as i8,
-                act_max: rng.next() as i8,
             },
+            act_min: rng.next() as i8,
+            act_max: rng.next() as i8,
         },
         2 => Op::AvgPool2 { x, y },
         3 => Op::MaxPool3s2 { x, y },
@@ -349,13 +349,20 @@ fn mutate_op(op: &mut Op, v: u64, rng: &mut Rng) {
             .clone_from(&(v as u32)),
             _ => requant.act_min = v as i8,
         },
-        Op::Add { a, b, y, requant } => match which {
+        Op::Add {
+            a,
+            b,
+            y,
+            left_shift,
+            multipliers,
+            ..
+        } => match which {
             0 => *a = v as u16,
             1 => *b = v as u16,
             2 => *y = v as u16,
-            3 => requant.left_shift = v as u8,
-            4 => requant.a_multiplier = v as i32,
-            _ => requant.out_shift = v as i32,
+            3 => *left_shift = v as u8,
+            4 => multipliers.a_multiplier = v as i32,
+            _ => multipliers.out_shift = v as i32,
         },
         Op::AvgPool2 { x, y } | Op::MaxPool3s2 { x, y } | Op::GlobalAvgPool { x, y } => {
             if which.is_multiple_of(2) {

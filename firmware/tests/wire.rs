@@ -5,7 +5,7 @@
 mod common;
 
 use common::Rng;
-use firmware::format::{AddRequant, Header, Op, Requant, Shift, Span, Tensor};
+use firmware::format::{AddMultipliers, Header, Op, Requant, Shift, Span, Tensor};
 use firmware::wire::{take, Record};
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -86,17 +86,17 @@ fn op(rng: &mut Rng) -> Op {
             a: x,
             b: y,
             y: u16v(rng),
-            requant: AddRequant {
-                left_shift: rng.next() as u8,
+            left_shift: rng.next() as u8,
+            multipliers: AddMultipliers {
                 a_multiplier: i32v(rng),
                 a_shift: i32v(rng),
                 b_multiplier: i32v(rng),
                 b_shift: i32v(rng),
                 out_multiplier: i32v(rng),
                 out_shift: i32v(rng),
-                act_min: rng.next() as i8,
-                act_max: rng.next() as i8,
             },
+            act_min: rng.next() as i8,
+            act_max: rng.next() as i8,
         },
         2 => Op::AvgPool2 { x, y },
         3 => Op::MaxPool3s2 { x, y },
@@ -212,9 +212,9 @@ fn random_bytes_get_postcards_verdict() {
     }
 }
 
-/// `Op::Add` as format 4 first wrote it, its twelve fields flat in the variant: the layout the
-/// `AddRequant` struct must keep (postcard writes a struct as its fields in order). Variant 0
-/// stands in for `Conv`, so `Add` keeps index 1.
+/// `Op::Add` as format 4 first wrote it, its twelve fields flat in the variant: the layout that
+/// `Op::Add` with its `AddMultipliers` struct must keep (postcard writes a struct as its fields
+/// in order). Variant 0 stands in for `Conv`, so `Add` keeps index 1.
 #[derive(Serialize)]
 #[allow(dead_code)]
 enum FlatOp {
@@ -240,7 +240,10 @@ fn flat(op: &Op) -> FlatOp {
         a,
         b,
         y,
-        requant: r,
+        left_shift,
+        multipliers: m,
+        act_min,
+        act_max,
     } = *op
     else {
         panic!("not an add: {op:?}");
@@ -249,15 +252,15 @@ fn flat(op: &Op) -> FlatOp {
         a,
         b,
         y,
-        left_shift: r.left_shift,
-        a_multiplier: r.a_multiplier,
-        a_shift: r.a_shift,
-        b_multiplier: r.b_multiplier,
-        b_shift: r.b_shift,
-        out_multiplier: r.out_multiplier,
-        out_shift: r.out_shift,
-        act_min: r.act_min,
-        act_max: r.act_max,
+        left_shift,
+        a_multiplier: m.a_multiplier,
+        a_shift: m.a_shift,
+        b_multiplier: m.b_multiplier,
+        b_shift: m.b_shift,
+        out_multiplier: m.out_multiplier,
+        out_shift: m.out_shift,
+        act_min,
+        act_max,
     }
 }
 
@@ -267,17 +270,17 @@ fn an_add_is_encoded_as_its_twelve_flat_fields() {
         a: 3,
         b: 200,
         y: 7,
-        requant: AddRequant {
-            left_shift: 20,
+        left_shift: 20,
+        multipliers: AddMultipliers {
             a_multiplier: 1 << 30,
             a_shift: -1,
             b_multiplier: 1_500_000_000,
             b_shift: 2,
             out_multiplier: i32::MAX,
             out_shift: -19,
-            act_min: -128,
-            act_max: 127,
         },
+        act_min: -128,
+        act_max: 127,
     };
     // Variant 1; a, b, y as u16 varints; left_shift one byte; the six i32s zigzag varints;
     // act_min, act_max one byte each.

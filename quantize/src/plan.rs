@@ -20,7 +20,7 @@
 //!   which then runs in place over the block input.
 use crate::fold::{FOp, Folded};
 use crate::QuantError;
-use firmware::format::{AddRequant, Op, Requant, Shift, Span, Tensor};
+use firmware::format::{AddMultipliers, Op, Requant, Shift, Span, Tensor};
 use firmware::plan_rules::{self, InPlace};
 use host_train::graph::Neighbourhood;
 
@@ -513,17 +513,17 @@ pub fn skeleton(f: &Folded) -> Result<(Vec<Tensor>, Vec<Op>), QuantError> {
                 a: id(*a),
                 b: id(*b),
                 y: id(*y),
-                requant: AddRequant {
-                    left_shift: 0,
+                left_shift: 0,
+                multipliers: AddMultipliers {
                     a_multiplier: 0,
                     a_shift: 0,
                     b_multiplier: 0,
                     b_shift: 0,
                     out_multiplier: 0,
                     out_shift: 0,
-                    act_min: -128,
-                    act_max: 127,
                 },
+                act_min: -128,
+                act_max: 127,
             },
             FOp::AvgPool2 { x, y, .. } => Op::AvgPool2 {
                 x: id(*x),

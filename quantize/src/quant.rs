@@ -4,7 +4,7 @@
 use crate::fold::{FOp, Folded};
 use crate::requant::{conv_multiplier, quantize_multiplier_or_tiny};
 use crate::{plan, QuantError};
-use firmware::format::{AddRequant, Header, Op, Requant, Shift, Span, Tensor};
+use firmware::format::{AddMultipliers, Header, Op, Requant, Shift, Span, Tensor};
 use host_train::graph::{Neighbourhood, ShiftSpec};
 
 /// Left shift of both operands of an add before rescaling (TFLite's choice for int8).
@@ -328,17 +328,17 @@ pub fn lower(folded: &Folded, q: &[Option<QParams>]) -> Result<QModel, QuantErro
                     a: *a as u16,
                     b: *b as u16,
                     y: *y as u16,
-                    requant: AddRequant {
-                        left_shift: ADD_LEFT_SHIFT,
+                    left_shift: ADD_LEFT_SHIFT,
+                    multipliers: AddMultipliers {
                         a_multiplier,
                         a_shift,
                         b_multiplier,
                         b_shift,
                         out_multiplier,
                         out_shift,
-                        act_min,
-                        act_max,
                     },
+                    act_min,
+                    act_max,
                 }
             }
             FOp::AvgPool2 { x, y, .. } => Op::AvgPool2 {

@@ -128,7 +128,10 @@ pub fn run(m: &QModel, input: &[u8], mut hook: impl FnMut(usize, &[i8])) -> Vec<
                 a,
                 b,
                 y,
-                requant: r,
+                left_shift,
+                multipliers: r,
+                act_min,
+                act_max,
             } => {
                 let (za, zb, zy) = (
                     m.tensors[a as usize].zero_point as i32,
@@ -139,11 +142,11 @@ pub fn run(m: &QModel, input: &[u8], mut hook: impl FnMut(usize, &[i8])) -> Vec<
                     .iter()
                     .zip(&vals[b as usize])
                     .map(|(&qa, &qb)| {
-                        let sa = mbqm((qa - za) << r.left_shift, r.a_multiplier, r.a_shift);
-                        let sb = mbqm((qb - zb) << r.left_shift, r.b_multiplier, r.b_shift);
+                        let sa = mbqm((qa - za) << left_shift, r.a_multiplier, r.a_shift);
+                        let sb = mbqm((qb - zb) << left_shift, r.b_multiplier, r.b_shift);
                         mbqm(sa + sb, r.out_multiplier, r.out_shift)
                             .saturating_add(zy)
-                            .clamp(r.act_min as i32, r.act_max as i32)
+                            .clamp(act_min as i32, act_max as i32)
                     })
                     .collect()
             }

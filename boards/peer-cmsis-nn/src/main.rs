@@ -377,21 +377,29 @@ fn run_peer(
                 let status = call();
                 (status, u64::from(counter.since(start)), copy)
             }
-            Op::Add { a, b, y, requant } => {
+            Op::Add {
+                a,
+                b,
+                y,
+                left_shift,
+                multipliers: m,
+                act_min,
+                act_max,
+            } => {
                 let (ta, tb, ty) = (model.tensor(a)?, model.tensor(b)?, model.tensor(y)?);
                 let args = cmsis::AddArgs {
                     a_offset: -i32::from(ta.zero_point),
-                    a_multiplier: requant.a_multiplier,
-                    a_shift: requant.a_shift,
+                    a_multiplier: m.a_multiplier,
+                    a_shift: m.a_shift,
                     b_offset: -i32::from(tb.zero_point),
-                    b_multiplier: requant.b_multiplier,
-                    b_shift: requant.b_shift,
-                    left_shift: i32::from(requant.left_shift),
+                    b_multiplier: m.b_multiplier,
+                    b_shift: m.b_shift,
+                    left_shift: i32::from(left_shift),
                     out_offset: i32::from(ty.zero_point),
-                    out_multiplier: requant.out_multiplier,
-                    out_shift: requant.out_shift,
-                    act_min: i32::from(requant.act_min),
-                    act_max: i32::from(requant.act_max),
+                    out_multiplier: m.out_multiplier,
+                    out_shift: m.out_shift,
+                    act_min: i32::from(act_min),
+                    act_max: i32::from(act_max),
                 };
                 let (_, yv, [av, bv]) = layout
                     .split(

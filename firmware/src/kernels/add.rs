@@ -10,7 +10,6 @@
 //! [`forward_in_place`] writes the sum over one of the inputs (the memory plan's in-place add,
 //! `crate::plan_rules`): element `i` is read before it is written and never read again.
 use super::KernelError;
-use crate::format::AddRequant;
 #[cfg(not(shiftkit_dsp))]
 use crate::requant::smmlar;
 use crate::requant::{mbqm, requantize, Requantizer};
@@ -30,26 +29,6 @@ pub struct AddParams {
     pub out_shift: i32,
     pub act_min: i8,
     pub act_max: i8,
-}
-
-impl AddParams {
-    /// An add's constants from its record and the zero points of its tensors `a`, `b`, `y`.
-    pub fn new(r: &AddRequant, a_zero_point: i8, b_zero_point: i8, y_zero_point: i8) -> Self {
-        AddParams {
-            a_zero_point,
-            b_zero_point,
-            y_zero_point,
-            left_shift: r.left_shift,
-            a_multiplier: r.a_multiplier,
-            a_shift: r.a_shift,
-            b_multiplier: r.b_multiplier,
-            b_shift: r.b_shift,
-            out_multiplier: r.out_multiplier,
-            out_shift: r.out_shift,
-            act_min: r.act_min,
-            act_max: r.act_max,
-        }
-    }
 }
 
 /// `y = a + b`, all three of the same length.

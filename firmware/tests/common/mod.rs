@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use firmware::format::{
-    crc32, shift_groups, AddRequant, Header, Op, Requant, Shift, Span, Tensor, FORMAT_VERSION,
+    crc32, shift_groups, AddMultipliers, Header, Op, Requant, Shift, Span, Tensor, FORMAT_VERSION,
     MAGIC, PREAMBLE, WEIGHT_ALIGN,
 };
 
@@ -295,17 +295,17 @@ impl Builder {
             a,
             b,
             y,
-            requant: AddRequant {
-                left_shift: 20,
+            left_shift: 20,
+            multipliers: AddMultipliers {
                 a_multiplier,
                 a_shift: 0,
                 b_multiplier,
                 b_shift: -1,
                 out_multiplier,
                 out_shift: -19,
-                act_min: if relu { zp } else { -128 },
-                act_max: 127,
             },
+            act_min: if relu { zp } else { -128 },
+            act_max: 127,
         });
     }
 }
@@ -548,7 +548,10 @@ pub fn reference(b: &Builder, input: &[u8]) -> Vec<Vec<i32>> {
                 a,
                 b: bb,
                 y,
-                requant: r,
+                left_shift,
+                multipliers: r,
+                act_min,
+                act_max,
             } => {
                 let (za, zb, zy) = (
                     b.tensors[a as usize].zero_point,
@@ -559,11 +562,11 @@ pub fn reference(b: &Builder, input: &[u8]) -> Vec<Vec<i32>> {
                     .iter()
                     .zip(&vals[bb as usize])
                     .map(|(&qa, &qb)| {
-                        let a1 = (qa - za as i32) * (1 << r.left_shift);
-                        let b1 = (qb - zb as i32) * (1 << r.left_shift);
+                        let a1 = (qa - za as i32) * (1 << left_shift);
+                        let b1 = (qb - zb as i32) * (1 << left_shift);
                         let sum = ref_mbqm(a1, r.a_multiplier, r.a_shift)
                             + ref_mbqm(b1, r.b_multiplier, r.b_shift);
-                        ref_out(sum, r.out_multiplier, r.out_shift, zy, r.act_min, r.act_max)
+                        ref_out(sum, r.out_multiplier, r.out_shift, zy, act_min, act_max)
                     })
                     .collect();
             }
