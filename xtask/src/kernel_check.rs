@@ -37,6 +37,10 @@ pub fn steps() -> Vec<(String, Command)> {
     b7.current_dir(root().join(DIR))
         .args(["build", "--release"]);
     v.push(("kernel-check build (thumbv7em)".to_string(), b7));
+    let mut c = cargo();
+    c.current_dir(root().join(DIR))
+        .args(["clippy", "--release", "--", "-D", "warnings"]);
+    v.push(("clippy (kernel-check, thumbv7em)".to_string(), c));
     let elf7 = "target/thumbv7em-none-eabihf/release/kernel-check";
     v.push((
         "fast kernels bit-exact on QEMU Cortex-M4 (mps2-an386)".into(),

@@ -73,7 +73,11 @@ fn missing_components() -> Result<Vec<&'static str>, String> {
     Ok(COMPONENTS
         .iter()
         .copied()
-        .filter(|c| !have.iter().any(|h| h == c || h.starts_with(&format!("{c}-"))))
+        .filter(|c| {
+            !have
+                .iter()
+                .any(|h| h == c || h.starts_with(&format!("{c}-")))
+        })
         .collect())
 }
 
@@ -128,7 +132,10 @@ pub fn ensure_packages(packages: &[&Package]) -> Result<(), String> {
     if missing.is_empty() {
         return Ok(());
     }
-    let command = format!("sudo apt-get update && sudo apt-get install -y {}", missing.join(" "));
+    let command = format!(
+        "sudo apt-get update && sudo apt-get install -y {}",
+        missing.join(" ")
+    );
     let Some(prefix) = apt_prefix() else {
         return Err(format!(
             "missing Debian packages {}; this user cannot run apt-get (not root, no password-less sudo): run `{command}`",
@@ -157,7 +164,10 @@ pub fn ensure_packages(packages: &[&Package]) -> Result<(), String> {
 pub fn main(check: bool) -> Result<(), String> {
     let targets = missing_targets()?;
     let components = missing_components()?;
-    let packages: Vec<&Package> = PACKAGES.iter().filter(|p| !package_installed(p.name)).collect();
+    let packages: Vec<&Package> = PACKAGES
+        .iter()
+        .filter(|p| !package_installed(p.name))
+        .collect();
     if check {
         for t in &targets {
             println!("missing: rust target {t} (rustup target add {t})");
@@ -173,7 +183,9 @@ pub fn main(check: bool) -> Result<(), String> {
             println!("setup: everything the tests and the pipeline need is installed");
             Ok(())
         } else {
-            Err(format!("{n} thing(s) missing; `cargo xtask setup` installs them"))
+            Err(format!(
+                "{n} thing(s) missing; `cargo xtask setup` installs them"
+            ))
         };
     }
     if targets.is_empty() {
@@ -184,7 +196,10 @@ pub fn main(check: bool) -> Result<(), String> {
         run_step("rust targets", "rustup", &args)?;
     }
     if components.is_empty() {
-        println!("== setup: rustup components: {} installed", COMPONENTS.join(", "));
+        println!(
+            "== setup: rustup components: {} installed",
+            COMPONENTS.join(", ")
+        );
     } else {
         let mut args = vec!["component", "add"];
         args.extend(components.iter().copied());

@@ -23,11 +23,24 @@ pub fn main() -> Result<(), String> {
     // Lints: the workspace (every target: libs, bins, tests, benches), host-train without its
     // CUDA feature, the firmware for each device target, and the firmware's rustdoc.
     let mut c = cargo();
-    c.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
+    c.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
     steps.push(("clippy (workspace)".into(), c));
     let mut c = cargo();
-    c.args(["clippy", "-p", "host-train", "--all-targets", "--no-default-features"])
-        .args(["--", "-D", "warnings"]);
+    c.args([
+        "clippy",
+        "-p",
+        "host-train",
+        "--all-targets",
+        "--no-default-features",
+    ])
+    .args(["--", "-D", "warnings"]);
     steps.push(("clippy (host-train without cuda)".into(), c));
     for target in crate::setup::TARGETS {
         let mut c = cargo();
@@ -98,6 +111,16 @@ pub fn main() -> Result<(), String> {
     steps.push(("pipeline (train, quantize, deploy on qemu-an386)".into(), p));
     // The jetson board (aarch64 Linux) under qemu-aarch64: its own tests (bad files give one-line
     // errors), then a deploy of the pipeline's model that fails if any int8 logit differs.
+    let mut jc = cargo();
+    jc.current_dir(crate::root().join("boards/jetson")).args([
+        "clippy",
+        "--release",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    steps.push(("clippy (boards/jetson, aarch64)".into(), jc));
     let mut jt = cargo();
     jt.current_dir(crate::root().join("boards/jetson"))
         .args(["test", "--release"]);
@@ -117,6 +140,14 @@ pub fn main() -> Result<(), String> {
             )
             .arg("test");
         steps.push((format!("{dir} host tests"), t));
+        let mut c = cargo();
+        c.current_dir(crate::root().join(dir))
+            .env(
+                "CARGO_TARGET_DIR",
+                crate::root().join(crate::deploy::BOARDS_TARGET_DIR),
+            )
+            .args(["clippy", "--all-targets", "--", "-D", "warnings"]);
+        steps.push((format!("clippy ({dir}, host)"), c));
     }
     // Every board crate, QEMU and real, builds in release with the pipeline's model and the
     // 20 images deploy embeds by default, into one shared target folder so that each target's
@@ -126,12 +157,14 @@ pub fn main() -> Result<(), String> {
     for b in crate::deploy::BOARDS {
         let build = crate::deploy::build_command(b, &model, 20);
         steps.push((format!("board {} builds ({})", b.name, b.target), build));
+        let clippy = crate::deploy::build::clippy_command(b, &model, 20);
+        steps.push((format!("clippy (board {})", b.name), clippy));
     }
     // The CMSIS-NN side-by-side board (`cargo xtask bench peer`): a benchmark that needs Arm's
     // CMSIS-NN sources from GitHub, so here only its Rust side is checked.
     let mut peer = cargo();
     peer.current_dir(crate::root().join("boards/peer-cmsis-nn"))
-        .args(["check", "--release"])
+        .args(["clippy", "--release", "--", "-D", "warnings"])
         .env(
             "CARGO_TARGET_DIR",
             crate::root().join(crate::deploy::BOARDS_TARGET_DIR),
@@ -139,7 +172,7 @@ pub fn main() -> Result<(), String> {
         .env("SHIFTKIT_MODEL", &model)
         .env("PEER_RUST_ONLY", "1");
     steps.push((
-        "board peer-cmsis-nn type-checks (bench peer, not run here: CMSIS-NN is fetched from GitHub)".into(),
+        "board peer-cmsis-nn passes clippy (bench peer, not run here: CMSIS-NN is fetched from GitHub)".into(),
         peer,
     ));
     for board in ["qemu-an500", "qemu-an505"] {

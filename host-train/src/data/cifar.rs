@@ -47,9 +47,20 @@ fn read_cifar_file(
     classes: usize,
     out: &mut Dataset,
 ) -> Result<(), DataError> {
-    let b = read(path)?;
+    parse_cifar(path, &read(path)?, label_bytes, classes, out)
+}
+
+/// Appends the records of the CIFAR binary file bytes `b` (read from `path`, which errors name)
+/// to `out`, as [`read_cifar_file`] does; the data loaders' fuzz target calls it directly.
+pub fn parse_cifar(
+    path: &Path,
+    b: &[u8],
+    label_bytes: usize,
+    classes: usize,
+    out: &mut Dataset,
+) -> Result<(), DataError> {
     let rec = label_bytes + CIFAR_IMAGE;
-    if b.is_empty() || b.len() % rec != 0 {
+    if b.is_empty() || !b.len().is_multiple_of(rec) {
         return Err(DataError::Truncated {
             path: path.to_path_buf(),
             len: b.len() as u64,

@@ -106,14 +106,21 @@ fn idx_error(path: &Path, len: usize, rank: usize, e: IdxError) -> DataError {
 fn load_mnist_split(dir: &Path, stem: &str, bundled: bool) -> Result<Dataset, DataError> {
     let ip = find_idx(dir, &format!("{stem}-images"), "idx3-ubyte", bundled)?;
     let lp = find_idx(dir, &format!("{stem}-labels"), "idx1-ubyte", bundled)?;
-    let mut ib = read(&ip)?;
+    let ib = read(&ip)?;
+    let lb = read(&lp)?;
+    parse_mnist(&ip, ib, &lp, &lb)
+}
+
+/// One MNIST split from the bytes of its image file `ib` (read from `ip`) and label file `lb`
+/// (read from `lp`); errors name the file. The data loaders' fuzz target calls it directly.
+pub fn parse_mnist(ip: &Path, mut ib: Vec<u8>, lp: &Path, lb: &[u8]) -> Result<Dataset, DataError> {
+    let (ip, lp) = (ip.to_path_buf(), lp.to_path_buf());
     let (n, h, w, header) = {
         let images = parse_idx(&ip, &ib, 3)?;
         let d = images.dims();
         (d[0], d[1], d[2], ib.len() - images.data().len())
     };
-    let lb = read(&lp)?;
-    let labels = parse_idx(&lp, &lb, 1)?.data();
+    let labels = parse_idx(&lp, lb, 1)?.data();
     if let Some((index, &label)) = labels.iter().enumerate().find(|&(_, &l)| l >= 10) {
         return Err(DataError::BadLabel {
             path: lp,

@@ -82,9 +82,22 @@ pub fn build_command(b: &Board, model: &Path, images: usize) -> Command {
 /// [`build_command`] for the board crate in `dir` (also the benchmark boards, which are not
 /// deploy targets).
 pub fn build_command_in(dir: &Path, model: &Path, images: usize) -> Command {
+    board_cargo(dir, model, images, &["build", "--release"])
+}
+
+/// `cargo clippy --release -- -D warnings` on the board crate, with the model and images its
+/// build script embeds (`cargo xtask test`).
+pub fn clippy_command(b: &Board, model: &Path, images: usize) -> Command {
+    let args = ["clippy", "--release", "--", "-D", "warnings"];
+    board_cargo(&root().join(b.dir), model, images, &args)
+}
+
+/// `cargo ARGS` in a board crate's folder, in the boards' shared target folder, with the
+/// environment its build script reads.
+fn board_cargo(dir: &Path, model: &Path, images: usize, args: &[&str]) -> Command {
     let mut c = cargo();
     c.current_dir(dir)
-        .args(["build", "--release"])
+        .args(args)
         .env("CARGO_TARGET_DIR", root().join(BOARDS_TARGET_DIR))
         .env("SHIFTKIT_MODEL", model)
         .env("SHIFTKIT_IMAGES", images.to_string())
