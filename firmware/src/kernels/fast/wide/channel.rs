@@ -1,11 +1,15 @@
 //! The wide path's channel loop: every output channel's constants ([`Lanes`]) and the loop over
 //! them, four pixels' accumulators per channel and the output stage (`smmlar`, saturate,
 //! store), in plain Rust or as one `asm!` block on the DSP unit.
-use super::{MAX_COUT, PIXELS};
 #[cfg(not(shiftkit_dsp))]
 use crate::kernels::fast::dsp_arch as arch;
 #[cfg(not(shiftkit_dsp))]
 use crate::requant::smmlar;
+
+/// Output pixels per group (the in-place block of `plan_rules`).
+pub const PIXELS: usize = 4;
+/// Most output channels the path takes (its constants and staging rows are on the stack).
+pub const MAX_COUT: usize = 64;
 
 /// One output channel's constants, in the order the channel loop loads them (36 bytes).
 #[repr(C)]

@@ -40,8 +40,10 @@
 mod channel;
 mod pack;
 
+pub use self::channel::{MAX_COUT, PIXELS};
+
 use self::channel::Lanes;
-use self::pack::PackPlan;
+use self::pack::{PackPlan, MAX_BLOCKS};
 use super::dsp_arch as arch;
 use super::{gather, Bytes};
 use crate::format::shift_groups;
@@ -50,10 +52,6 @@ use crate::kernels::conv::ConvParams;
 use crate::kernels::{copy_i8, Element, Shape, XView};
 use crate::plan_rules;
 
-/// Output pixels per group (the in-place block of `plan_rules`).
-pub const PIXELS: usize = 4;
-/// Most output channels the path takes (its constants and staging rows are on the stack).
-pub const MAX_COUT: usize = 64;
 /// Output rows for a last group of fewer than 4 pixels, `cout` bytes apart.
 type Staging = [i8; PIXELS * MAX_COUT];
 /// Runs the conv on the wide path if it fits it (see the module docs); `false` = not taken.
@@ -439,6 +437,3 @@ fn copy_words_i8(dst: &mut [i8], src: &[i8]) {
         );
     }
 }
-
-/// Most 4-channel blocks of a wide patch (128 input channels).
-const MAX_BLOCKS: usize = 32;

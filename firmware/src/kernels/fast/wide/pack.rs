@@ -1,9 +1,12 @@
 //! The wide path's packing: the pack plans (where each 4-byte block of a pixel's patch lies in
 //! its window of input pixels) and the loops that pack four pixels' patches into the lanes the
 //! channel loop reads, doubled (plain Rust, or `asm!` on the DSP unit).
-use super::{MAX_BLOCKS, PIXELS};
+use super::channel::PIXELS;
 use crate::kernels::fast::dsp_arch as arch;
 use crate::kernels::Element;
+
+/// Most 4-channel blocks of a wide patch (128 input channels).
+pub(super) const MAX_BLOCKS: usize = 32;
 
 /// How one pixel's patch is read from a byte window: per 4-channel block, the offsets of its
 /// bytes from group `lo` and group `hi` (the same for most blocks) and the mask of the `lo` bytes.
