@@ -177,7 +177,10 @@ mod tests {
         assert_eq!(i.first(9).len(), 12);
         let l = file(1, &[3], &[7, 8, 9]);
         let l = Idx::parse_rank(&l[..11], 1).unwrap();
-        assert_eq!((l.count(), l.record_len(), l.data()), (3, 1, &[7u8, 8, 9][..]));
+        assert_eq!(
+            (l.count(), l.record_len(), l.data()),
+            (3, 1, &[7u8, 8, 9][..])
+        );
     }
 
     #[test]
@@ -220,9 +223,6 @@ mod tests {
             Err(IdxError::TooLarge | IdxError::Length { .. })
         ));
         let zero = file(3, &[5, 0, 3], &[]);
-        assert_eq!(
-            Idx::parse(&zero[..16]),
-            Err(IdxError::ZeroDim { index: 1 })
-        );
+        assert_eq!(Idx::parse(&zero[..16]), Err(IdxError::ZeroDim { index: 1 }));
     }
 }

@@ -8,7 +8,7 @@
 //!   unit ([`kernels::fast`]);
 //! - [`engine`]: [`run`], op by op in a caller-provided arena, with [`Profiler`] hooks;
 //! - [`plan_rules`]: when an op may write its output over its input (the in-place memory plan);
-//! - [`liveness`]: the whole memory plan checked at load (no live tensor overwritten);
+//! - [`model::liveness`]: the whole memory plan checked at load (no live tensor overwritten);
 //! - [`report`]: the report lines the boards print and `cargo xtask deploy` parses.
 //!
 //! ```text
@@ -33,7 +33,6 @@ pub mod engine;
 pub mod format;
 pub mod idx;
 pub mod kernels;
-pub mod liveness;
 pub mod model;
 pub mod plan_rules;
 pub mod report;

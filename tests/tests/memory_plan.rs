@@ -82,7 +82,11 @@ fn the_two_broken_plans_found_outside_are_refused() {
         assert_eq!(qm.tensors[u].offset, from, "tensor {u}'s planned offset");
         assert_eq!(qm.tensors[t].offset, to, "tensor {t}'s planned offset");
         assert_eq!((first[u], last[u]), (op, op + 1), "tensor {u} live range");
-        assert_eq!((first[t], last[t]), (t_first, read_by), "tensor {t} live range");
+        assert_eq!(
+            (first[t], last[t]),
+            (t_first, read_by),
+            "tensor {t} live range"
+        );
         let (_, bad) = moved(&qm, u, to);
         let err = FwModel::from_bytes(&bad).expect_err("a clobbering plan must not load");
         assert_eq!(

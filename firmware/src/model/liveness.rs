@@ -8,8 +8,8 @@
 //! in a fixed array of at most [`MAX_LIVE`] (no heap) and compares the op's output with each of
 //! them: O(ops x live tensors) comparisons. A tensor's last reader is found when it is written,
 //! by reading on through the remaining op records, as the dataflow check does.
+use super::{Model, ModelError};
 use crate::format::Tensor;
-use crate::model::{Model, ModelError};
 use crate::plan_rules::overlaps;
 
 /// The most tensors a plan may keep live at once (the zoo's residual networks need at most

@@ -5,6 +5,8 @@
 //! Nothing is copied out of the file but the small header: tensors and ops are decoded from the
 //! graph section on demand (postcard's wire format, read by [`crate::wire`]), weights are
 //! borrowed slices of the weight section.
+pub mod liveness;
+
 use core::fmt;
 use core::marker::PhantomData;
 
@@ -35,7 +37,7 @@ pub enum ModelError {
     /// A tensor of the memory plan ends past the arena size the file states.
     ArenaTooSmall { need: usize, have: usize },
     /// The memory plan is broken: op `op` writes tensor `by` over arena bytes of tensor
-    /// `tensor`, which op `read_by` reads later ([`crate::liveness`]).
+    /// `tensor`, which op `read_by` reads later ([`liveness`]).
     Clobbered {
         tensor: u16,
         by: u16,
@@ -377,7 +379,7 @@ impl<'a> Model<'a> {
             ));
         }
         model.check_dataflow()?;
-        crate::liveness::check(&model)?;
+        liveness::check(&model)?;
         Ok(model)
     }
 
