@@ -10,7 +10,6 @@
 //! the plan's placement leaves unused.
 use crate::boards::{self, Run};
 use crate::deploy::{self, jetson};
-use firmware::model::{op_inputs, op_output};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
@@ -72,7 +71,7 @@ pub fn main(args: &deploy::Args) -> Result<(), String> {
 pub fn live_bytes(m: &firmware::Model) -> Result<Vec<u64>, String> {
     let ops: Vec<(u16, [Option<u16>; 2])> = m
         .ops()
-        .map(|op| op.map(|op| (op_output(&op), op_inputs(&op))))
+        .map(|op| op.map(|op| (op.output(), op.inputs())))
         .collect::<Result<_, _>>()
         .map_err(|e| e.to_string())?;
     let ranges: Vec<(u64, u64)> = m

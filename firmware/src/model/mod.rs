@@ -748,14 +748,3 @@ impl<'a> Model<'a> {
         Ok(())
     }
 }
-
-/// The tensor an op writes: [`Op::output`], kept while xtask still calls it by this name (new
-/// code calls the method).
-pub fn op_output(op: &Op) -> u16 {
-    op.output()
-}
-
-/// The tensors an op reads: [`Op::inputs`] (as [`op_output`]).
-pub fn op_inputs(op: &Op) -> [Option<u16>; 2] {
-    op.inputs()
-}

@@ -189,7 +189,7 @@ pub fn print_layers(m: &firmware::Model, dev: &DeviceRun, unit: &str, n: usize) 
 
 /// One op's kind-independent description: output shape.
 fn describe(m: &firmware::Model, op: &firmware::format::Op) -> String {
-    let y = firmware::model::op_output(op);
+    let y = op.output();
     match m.tensor(y) {
         Ok(t) => format!("-> {}x{}x{}", t.h, t.w, t.c),
         Err(e) => e.to_string(),
