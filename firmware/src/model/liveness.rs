@@ -28,7 +28,6 @@ struct Live {
 /// once, every read tensor written earlier).
 pub(crate) fn check(model: &Model<'_>) -> Result<(), ModelError> {
     let n = model.header().ops as usize;
-    let input = model.header().input;
     let output = model.header().output;
     let mut live = [None::<Live>; MAX_LIVE];
     let mut ops = model.ops();
@@ -54,10 +53,10 @@ pub(crate) fn check(model: &Model<'_>) -> Result<(), ModelError> {
         let mut last = if y == output { n } else { i };
         for (k, later) in ops.clone().enumerate() {
             if later?.inputs().contains(&Some(y)) {
-                last = last.max(i + 1 + k);
+                last = i + 1 + k;
             }
         }
-        if last > i && y != input {
+        if last > i {
             let free = live
                 .iter_mut()
                 .find(|s| s.is_none())
