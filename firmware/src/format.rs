@@ -302,15 +302,31 @@ pub fn shift_groups(shift: Shift, c: usize, out: &mut [(i8, i8, usize, usize); 9
     }
 }
 
-/// CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320), bitwise: small code, no table.
+/// The CRC-32 of each 4-bit value, for [`crc32`]'s half-byte steps (64 bytes of flash).
+const CRC_NIBBLES: [u32; 16] = {
+    let mut table = [0u32; 16];
+    let mut i = 0;
+    while i < 16 {
+        let mut c = i as u32;
+        let mut bit = 0;
+        while bit < 4 {
+            c = (c >> 1) ^ (0xEDB8_8320 & (c & 1).wrapping_neg());
+            bit += 1;
+        }
+        table[i] = c;
+        i += 1;
+    }
+    table
+};
+
+/// CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320, as zlib), four bits a step through a
+/// 16-entry table: a quarter of the bitwise loop's work at load, for 64 bytes of table.
 pub fn crc32(bytes: &[u8]) -> u32 {
     let mut crc = !0u32;
     for &b in bytes {
         crc ^= b as u32;
-        for _ in 0..8 {
-            let mask = (crc & 1).wrapping_neg();
-            crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
-        }
+        crc = (crc >> 4) ^ CRC_NIBBLES[(crc & 0xF) as usize];
+        crc = (crc >> 4) ^ CRC_NIBBLES[(crc & 0xF) as usize];
     }
     !crc
 }
@@ -323,6 +339,27 @@ mod tests {
     fn crc32_matches_the_standard_check_value() {
         assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
         assert_eq!(crc32(b""), 0);
+        // Against the bitwise definition, on every byte value and a longer run.
+        let bitwise = |bytes: &[u8]| {
+            let mut crc = !0u32;
+            for &b in bytes {
+                crc ^= b as u32;
+                for _ in 0..8 {
+                    crc = (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg());
+                }
+            }
+            !crc
+        };
+        let mut all = [0u8; 256];
+        for (i, b) in all.iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        for n in [1, 2, 3, 255, 256] {
+            assert_eq!(crc32(&all[..n]), bitwise(&all[..n]), "first {n} bytes");
+        }
+        for b in 0..=255u8 {
+            assert_eq!(crc32(&[b]), bitwise(&[b]), "byte {b}");
+        }
     }
 
     #[test]

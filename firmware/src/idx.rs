@@ -99,10 +99,13 @@ impl<'a> Idx<'a> {
         if let Some(index) = (1..rank).find(|&i| dims[i] == 0) {
             return Err(IdxError::ZeroDim { index });
         }
-        let expected = dims[..rank]
+        // The record size on its own too: with a count of 0 the whole product is 0 even when
+        // the record size does not fit a usize, and `record_len` must not overflow.
+        let record_len = dims[1..rank]
             .iter()
             .try_fold(1usize, |acc, &d| acc.checked_mul(d))
             .ok_or(IdxError::TooLarge)?;
+        let expected = dims[0].checked_mul(record_len).ok_or(IdxError::TooLarge)?;
         let data = &bytes[header..];
         if data.len() != expected {
             return Err(IdxError::Length {
@@ -180,6 +183,23 @@ mod tests {
         assert_eq!(
             (l.count(), l.record_len(), l.data()),
             (3, 1, &[7u8, 8, 9][..])
+        );
+    }
+
+    /// Found by the `data_loaders` fuzz target: 0 records of 5120 x 2^24 x 973,135,622 bytes
+    /// each. The whole product is 0, so the file passed; `record_len` then overflowed.
+    #[test]
+    fn fuzz_zero_records_whose_size_overflows_are_refused() {
+        let b = [
+            0, 0, 0x08, 4, 0, 0, 0, 0, 0, 0, 0x14, 0, 1, 0, 0, 0, 0x3a, 0, 0xdf, 0x06,
+        ];
+        assert_eq!(Idx::parse(&b), Err(IdxError::TooLarge));
+        // The same shape with a record size that fits is a valid empty file.
+        let ok = [0, 0, 0x08, 3, 0, 0, 0, 0, 0, 0, 0, 28, 0, 0, 0, 28];
+        let idx = Idx::parse(&ok).unwrap();
+        assert_eq!(
+            (idx.count(), idx.record_len(), idx.data().len()),
+            (0, 784, 0)
         );
     }
 

@@ -5,6 +5,7 @@
 //! ```text
 //! shiftkit BOARD: model M B, arena A B (align X), input I B, C classes, O ops, N images, counter UNIT (S per tick)
 //! calibration loop_instructions L ticks T instructions_per_tick S    (QEMU boards)
+//! load ticks T UNIT U plan_check_ticks P UNIT Q   (`Model::from_bytes`; Q of it the plan check)
 //! image I label L pred P logits [a, b, ..]
 //! accuracy C/N
 //! layer I KIND ticks T UNIT U                     (summed over the N images; U = T x S)
@@ -14,7 +15,7 @@
 //! ```
 //! With [`Clock::Nanoseconds`] (the jetson binary) the costs are wall-clock nanoseconds: the
 //! start line ends `N images; costs in std::time nanoseconds`, `layer I KIND ns T`,
-//! `total ns T ns_per_inference Q`, and `memory` has no `stack_bytes`.
+//! `total ns T ns_per_inference Q`, `load ns T plan_check_ns P`, and `memory` has no `stack_bytes`.
 use core::fmt;
 
 use crate::{Error, ModelError};
@@ -48,6 +49,13 @@ pub enum Line<'a> {
         loop_instructions: u32,
         ticks: u32,
         instructions_per_tick: u32,
+    },
+    /// The ticks of `Model::from_bytes` (once), and of its memory-plan check alone (run once
+    /// more through `Model::check_plan`).
+    Load {
+        ticks: u64,
+        plan_check_ticks: u64,
+        clock: Clock<'a>,
     },
     Image {
         index: usize,
@@ -120,6 +128,25 @@ impl fmt::Display for Line<'_> {
                 f,
                 "calibration loop_instructions {loop_instructions} ticks {ticks} instructions_per_tick {instructions_per_tick}"
             ),
+            Line::Load {
+                ticks,
+                plan_check_ticks,
+                clock,
+            } => match clock {
+                Clock::Counter {
+                    unit,
+                    units_per_tick,
+                } => {
+                    let s = u64::from(units_per_tick);
+                    write!(
+                        f,
+                        "load ticks {ticks} {unit} {} plan_check_ticks {plan_check_ticks} {unit} {}",
+                        ticks * s,
+                        plan_check_ticks * s
+                    )
+                }
+                Clock::Nanoseconds => write!(f, "load ns {ticks} plan_check_ns {plan_check_ticks}"),
+            },
             Line::Image {
                 index,
                 label,
@@ -271,6 +298,16 @@ mod tests {
             },
             "accuracy 1/2",
         );
+        let load = |clock| Line::Load {
+            ticks: 30,
+            plan_check_ticks: 4,
+            clock,
+        };
+        text(
+            load(COUNTER),
+            "load ticks 30 qemu_instructions 1200 plan_check_ticks 4 qemu_instructions 160",
+        );
+        text(load(Clock::Nanoseconds), "load ns 30 plan_check_ns 4");
         let layer = |clock| Line::Layer {
             index: 2,
             kind: "conv3x3",

@@ -32,6 +32,9 @@ struct Run {
     fast: u64,
     portable: u64,
     elf_flash_bytes: u64,
+    model_bytes: usize,
+    /// `Model::from_bytes` and its memory-plan check (fast build), from the `load` line.
+    load: Option<(u64, u64)>,
 }
 
 /// One op of one run: kind, MACs, instructions per inference.
@@ -94,6 +97,8 @@ pub fn main(args: &Args) -> Result<(), String> {
                 fast: fast.per_inference,
                 portable: portable.per_inference,
                 elf_flash_bytes: fast.elf_flash_bytes,
+                model_bytes: fast.model_bytes,
+                load: fast.load,
             });
         }
     }
@@ -105,7 +110,8 @@ pub fn main(args: &Args) -> Result<(), String> {
             serde_json::json!({
                 "net": r.net, "board": r.board, "images": images,
                 "fast_per_inference": r.fast, "portable_per_inference": r.portable,
-                "elf_flash_bytes": r.elf_flash_bytes,
+                "elf_flash_bytes": r.elf_flash_bytes, "model_bytes": r.model_bytes,
+                "load": r.load.map(|l| l.0), "plan_check": r.load.map(|l| l.1),
                 "layers": r.layers.iter().map(|l| serde_json::json!({
                     "kind": l.kind, "macs": l.macs, "fast": l.fast, "portable": l.portable
                 })).collect::<Vec<_>>(),
@@ -308,6 +314,32 @@ fn report(results: &[Run], images: usize) -> String {
             ratio(r.portable, macs),
             ratio(r.portable, r.fast),
             r.elf_flash_bytes,
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nLoading the model once (`Model::from_bytes`: checksum, records, dataflow and the \
+         memory-plan check), QEMU instructions, fast build:\n"
+    );
+    let _ = writeln!(
+        s,
+        "| network | board | model B | load instr | of it the plan check | share | load / inference |"
+    );
+    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|");
+    for r in results {
+        let (load, check) = match r.load {
+            Some((l, c)) => (l.to_string(), c.to_string()),
+            None => ("not reported".into(), "-".into()),
+        };
+        let (l, c) = r.load.unwrap_or((0, 0));
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {load} | {check} | {:.1}% | {:.2} |",
+            r.net,
+            r.board,
+            r.model_bytes,
+            100.0 * ratio(c, l),
+            ratio(l, r.fast),
         );
     }
     if let Some(r) = results.first() {

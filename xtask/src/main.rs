@@ -11,6 +11,7 @@ mod bench_firmware;
 mod bench_peer;
 mod boards;
 mod deploy;
+mod fuzz;
 mod kernel_check;
 mod measure;
 mod setup;
@@ -56,6 +57,9 @@ enum Cmd {
         #[arg(long)]
         no_install: bool,
     },
+    /// Fuzz the parsers with libFuzzer (cargo-fuzz, nightly): the .skq loader and engine, the
+    /// graph record reader, the data loaders; each target for a fixed time from fuzz/corpus
+    Fuzz(fuzz::Args),
     /// Benchmarks
     #[command(subcommand)]
     Bench(bench::Bench),
@@ -268,6 +272,7 @@ fn main() -> ExitCode {
         Cmd::Deploy(a) => deploy::main(&a),
         Cmd::Measure(a) => measure::main(&a),
         Cmd::Pipeline { no_install } => pipeline(no_install),
+        Cmd::Fuzz(a) => fuzz::fuzz(&a),
         Cmd::Bench(b) => bench::main(&b),
         Cmd::Setup { check } => setup::main(check),
         Cmd::Test => test::main(),

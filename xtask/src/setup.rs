@@ -81,6 +81,19 @@ fn missing_components() -> Result<Vec<&'static str>, String> {
         .collect())
 }
 
+/// The nightly toolchain cargo-fuzz builds with (sanitizer coverage needs `-Z` flags).
+pub const NIGHTLY: &str = "nightly";
+
+/// Whether the nightly toolchain is installed.
+pub fn nightly_installed() -> bool {
+    quiet(Command::new("rustup").args(["run", NIGHTLY, "rustc", "--version"])).is_some()
+}
+
+/// Whether cargo-fuzz (`cargo fuzz`, the fuzz targets' runner) is installed.
+pub fn cargo_fuzz_installed() -> bool {
+    quiet(Command::new("cargo").args([&format!("+{NIGHTLY}"), "fuzz", "--version"])).is_some()
+}
+
 fn package_installed(name: &str) -> bool {
     quiet(Command::new("dpkg-query").args(["-W", "-f=${Status}", name]))
         .is_some_and(|s| s.contains("install ok installed"))
@@ -178,7 +191,21 @@ pub fn main(check: bool) -> Result<(), String> {
         for p in &packages {
             println!("missing: Debian package {} ({})", p.name, p.why);
         }
-        let n = targets.len() + components.len() + packages.len();
+        let nightly = !nightly_installed();
+        if nightly {
+            println!("missing: the {NIGHTLY} toolchain, for `cargo xtask fuzz` (rustup toolchain install {NIGHTLY} --profile minimal)");
+        }
+        let fuzz = !cargo_fuzz_installed();
+        if fuzz {
+            println!(
+                "missing: cargo-fuzz, for `cargo xtask fuzz` (cargo install cargo-fuzz --locked)"
+            );
+        }
+        let n = targets.len()
+            + components.len()
+            + packages.len()
+            + usize::from(nightly)
+            + usize::from(fuzz);
         return if n == 0 {
             println!("setup: everything the tests and the pipeline need is installed");
             Ok(())
@@ -210,6 +237,24 @@ pub fn main(check: bool) -> Result<(), String> {
         println!("== setup: Debian packages: {} installed", names.join(", "));
     } else {
         ensure_packages(&packages)?;
+    }
+    if nightly_installed() {
+        println!("== setup: the {NIGHTLY} toolchain (fuzzing): installed");
+    } else {
+        run_step(
+            "the nightly toolchain (fuzzing)",
+            "rustup",
+            &["toolchain", "install", NIGHTLY, "--profile", "minimal"],
+        )?;
+    }
+    if cargo_fuzz_installed() {
+        println!("== setup: cargo-fuzz: installed");
+    } else {
+        run_step(
+            "cargo-fuzz (a few minutes: it builds from source)",
+            "cargo",
+            &["install", "cargo-fuzz", "--locked"],
+        )?;
     }
     Ok(())
 }

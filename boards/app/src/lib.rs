@@ -9,6 +9,7 @@
 //! (its documentation has the shapes) and `cargo xtask deploy` parses it:
 //! ```text
 //! shiftkit BOARD: model M B, arena A B (align X), input I B, C classes, O ops, N images, counter UNIT (S per tick)
+//! load ticks T UNIT U plan_check_ticks P UNIT Q    (`Model::from_bytes` once; Q its plan check)
 //! image I label L pred P logits [..]
 //! accuracy C/N
 //! layer I KIND ticks T UNIT U                     (summed over the N images)
@@ -169,6 +170,7 @@ pub fn run<const OPS: usize, C: Counter, P: OutputPin, S: Sink>(
         sink.emit(Line::Failed("the arena was already taken"));
         return None;
     };
+    let load_start = counter.now();
     let model = match Model::from_bytes(data.model) {
         Ok(m) => m,
         Err(e) => {
@@ -176,6 +178,13 @@ pub fn run<const OPS: usize, C: Counter, P: OutputPin, S: Sink>(
             return None;
         }
     };
+    let load_ticks = counter.since(load_start);
+    let check_start = counter.now();
+    if let Err(e) = model.check_plan() {
+        sink.emit(Line::ModelError(e));
+        return None;
+    }
+    let plan_check_ticks = counter.since(check_start);
     let ops = model.header().ops as usize;
     if ops > OPS {
         sink.emit(Line::Failed(
@@ -193,6 +202,11 @@ pub fn run<const OPS: usize, C: Counter, P: OutputPin, S: Sink>(
         classes: model.classes(),
         ops,
         images,
+        clock: clock(counter),
+    });
+    sink.emit(Line::Load {
+        ticks: u64::from(load_ticks),
+        plan_check_ticks: u64::from(plan_check_ticks),
         clock: clock(counter),
     });
 

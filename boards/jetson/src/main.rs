@@ -127,7 +127,14 @@ fn run(args: &Args, out: &mut impl Write) -> Result<(), String> {
     let (mut storage, at) = aligned::<u8>(file.len(), ALIGN);
     storage[at..at + file.len()].copy_from_slice(&file);
     let bytes = &storage[at..at + file.len()];
+    let load_start = Instant::now();
     let model = Model::from_bytes(bytes).map_err(|e| format!("{mp}: not a valid model: {e}"))?;
+    let load_ns = load_start.elapsed().as_nanos() as u64;
+    let check_start = Instant::now();
+    model
+        .check_plan()
+        .map_err(|e| format!("{mp}: not a valid model: {e}"))?;
+    let plan_check_ns = check_start.elapsed().as_nanos() as u64;
 
     let images = idx::read(&args.images, &args.labels, args.count)?;
     if images.image_len != model.input_len() {
@@ -161,6 +168,11 @@ fn run(args: &Args, out: &mut impl Write) -> Result<(), String> {
         classes: model.classes(),
         ops: ops.len(),
         images: n,
+        clock: Clock::Nanoseconds,
+    })?;
+    emit(Line::Load {
+        ticks: load_ns,
+        plan_check_ticks: plan_check_ns,
         clock: Clock::Nanoseconds,
     })?;
 

@@ -39,6 +39,9 @@ pub struct Report {
     pub qemu_instructions_per_inference: u64,
     /// Stack high-water mark the board measured (painted stack).
     pub stack_bytes: Option<u64>,
+    /// `Model::from_bytes` on the board, and the memory-plan check's part of it, in the
+    /// board's unit (the report's `load` line).
+    pub load: Option<(u64, u64)>,
     /// The board's cost unit and (kind, cost per inference) per op, for `measure`.
     pub unit: &'static str,
     pub layers: Vec<(String, u64)>,
@@ -207,6 +210,7 @@ pub fn deploy_with(
             0
         },
         stack_bytes: dev.stack_bytes,
+        load: dev.load,
         unit: b.unit,
         layers: dev.per_inference_layers(n),
         model_bytes: bytes.len(),
@@ -229,6 +233,13 @@ pub fn deploy_with(
         "{}: {} (whole run(); {how})",
         report.per_inference_name, report.per_inference
     );
+    if let Some((load, check)) = report.load {
+        println!(
+            "model_load: {load} {} (Model::from_bytes, once; the memory-plan check {check} of it, {:.1}%)",
+            b.unit,
+            100.0 * check as f64 / load.max(1) as f64
+        );
+    }
     println!(
         "model_bytes: {}  arena_bytes: {}  stack_bytes: {}",
         report.model_bytes,

@@ -17,6 +17,9 @@ pub struct DeviceRun {
     pub per_inference_name: String,
     /// Stack high-water mark, from the `memory` line of boards built on `boards/app`.
     pub stack_bytes: Option<u64>,
+    /// (`Model::from_bytes`, its memory-plan check alone), in the counter's units, from the
+    /// `load` line.
+    pub load: Option<(u64, u64)>,
 }
 
 impl DeviceRun {
@@ -72,6 +75,16 @@ pub fn parse(out: &str, n: usize) -> Result<DeviceRun, String> {
                     .and_then(|v| v.parse().ok())
                     .ok_or_else(|| bad(l))?;
                 d.per_inference_name = w.get(3).unwrap_or(&"per_inference").to_string();
+            }
+            Some("load") => {
+                // load ticks T UNIT U plan_check_ticks P UNIT Q  |  load ns T plan_check_ns P
+                let at = |i: usize| w.get(i).and_then(|v| v.parse().ok());
+                let pair = match w.len() {
+                    9 => at(4).zip(at(8)),
+                    5 => at(2).zip(at(4)),
+                    _ => None,
+                };
+                d.load = Some(pair.ok_or_else(|| bad(l))?);
             }
             Some("memory") => {
                 // memory model_bytes M arena_bytes A stack_bytes S
@@ -250,6 +263,11 @@ mod tests {
                 ticks: 5000,
                 instructions_per_tick: 40,
             },
+            Line::Load {
+                ticks: 50,
+                plan_check_ticks: 6,
+                clock,
+            },
             Line::Image {
                 index: 0,
                 label: 7,
@@ -303,6 +321,7 @@ mod tests {
         assert_eq!(d.per_inference, 280);
         assert_eq!(d.per_inference_name, "qemu_instructions_per_inference");
         assert_eq!(d.stack_bytes, Some(4032));
+        assert_eq!(d.load, Some((2000, 240)));
         // A count other than the image lines is refused, with the output.
         let e = parse(&out, 3).unwrap_err();
         assert!(e.contains("printed 2 image lines, expected 3"), "{e}");
@@ -313,6 +332,11 @@ mod tests {
         let clock = Clock::Nanoseconds;
         let out = printed(&[
             start(clock, 1),
+            Line::Load {
+                ticks: 9000,
+                plan_check_ticks: 700,
+                clock,
+            },
             Line::Image {
                 index: 0,
                 label: 7,
@@ -355,6 +379,7 @@ mod tests {
         assert_eq!(d.per_inference, 1600);
         assert_eq!(d.per_inference_name, "ns_per_inference");
         assert_eq!(d.stack_bytes, None);
+        assert_eq!(d.load, Some((9000, 700)));
     }
 
     #[test]
@@ -403,6 +428,8 @@ mod tests {
             "layer 0 conv3x3 ns\n",
             "total ticks 12 qemu_instructions_per_inference\n",
             "memory model_bytes 9 arena_bytes 8 stack_bytes many\n",
+            "load ticks 3 qemu_instructions 120 plan_check_ticks 1\n",
+            "load ns 3 plan_check_ns x\n",
         ] {
             let e = parse(bad, 0).unwrap_err();
             assert!(e.starts_with("cannot parse the board's line"), "{bad}: {e}");
