@@ -163,20 +163,16 @@ pub fn fuzz(args: &Args) -> Result<(), String> {
             c.arg(format!("-fork={}", args.jobs));
         }
         let start = Instant::now();
-        let out = c
-            .stderr(Stdio::piped())
-            .output()
-            .map_err(|e| format!("could not start cargo fuzz: {e}"))?;
-        let text = String::from_utf8_lossy(&out.stderr);
+        let (status, text) = run_streaming(c, seconds)?;
         let stats = parse_stats(&text);
-        if !out.status.success() {
+        if !status.success() {
             let tail: Vec<&str> = text.lines().rev().take(40).collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
             return Err(format!(
                 "fuzz target {target} found a failure ({}); libFuzzer's output ends:\n{}\n\
                  the input is saved under {}; replay it with `cd fuzz && cargo +{TOOLCHAIN} fuzz run {target} FILE`, \
                  then make it a named regression test",
-                out.status,
+                status,
                 tail.join("\n"),
                 rel(&artifacts)
             ));
@@ -207,6 +203,40 @@ pub fn fuzz(args: &Args) -> Result<(), String> {
         if args.no_asan { "none" } else { "address" }
     );
     Ok(())
+}
+
+/// Runs libFuzzer, keeping its whole output (stderr) for [`parse_stats`] and printing one
+/// progress line as each of its `pulse` lines comes (at every power of two executions), with
+/// the time left.
+fn run_streaming(
+    mut c: Command,
+    seconds: u64,
+) -> Result<(std::process::ExitStatus, String), String> {
+    use std::io::{BufRead, BufReader};
+    let mut child = c
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("could not start cargo fuzz: {e}"))?;
+    let start = Instant::now();
+    let mut text = String::new();
+    if let Some(err) = child.stderr.take() {
+        for line in BufReader::new(err).lines() {
+            let line = line.map_err(|e| format!("reading libFuzzer's output: {e}"))?;
+            if line.contains(" pulse ") {
+                let elapsed = start.elapsed().as_secs();
+                println!(
+                    "   {line}  [{elapsed} s of {seconds} s]",
+                    line = line.replace('\t', " ")
+                );
+            }
+            text.push_str(&line);
+            text.push('\n');
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| format!("waiting for cargo fuzz: {e}"))?;
+    Ok((status, text))
 }
 
 fn rel(p: &Path) -> String {

@@ -160,6 +160,37 @@ pub fn main() -> Result<(), String> {
         let clippy = crate::deploy::build::clippy_command(b, &model, 20);
         steps.push((format!("clippy (board {})", b.name), clippy));
     }
+    // The fuzz crate (its own workspace; nightly for libFuzzer): rustfmt, clippy and the
+    // mutator's test on stable, then each target for 20 s from the committed corpus under
+    // AddressSanitizer (a crash fails the step and names the saved input).
+    let fuzz_dir = crate::root().join("fuzz");
+    let mut f = cargo();
+    f.current_dir(&fuzz_dir).args(["fmt", "--check"]);
+    steps.push(("rustfmt (fuzz)".into(), f));
+    let mut f = cargo();
+    f.current_dir(&fuzz_dir)
+        .args(["clippy", "--all-targets", "--no-default-features"])
+        .args(["--", "-D", "warnings"]);
+    steps.push(("clippy (fuzz)".into(), f));
+    let mut f = cargo();
+    f.current_dir(&fuzz_dir)
+        .args(["test", "--release", "--no-default-features", "--lib"]);
+    steps.push(("fuzz mutator test".into(), f));
+    let mut f = cargo();
+    f.args([
+        "run",
+        "--quiet",
+        "-p",
+        "xtask",
+        "--",
+        "fuzz",
+        "--seconds",
+        "20",
+    ]);
+    steps.push((
+        "fuzz every target for 20 s (cargo fuzz, AddressSanitizer)".into(),
+        f,
+    ));
     // The CMSIS-NN side-by-side board (`cargo xtask bench peer`): a benchmark that needs Arm's
     // CMSIS-NN sources from GitHub, so here only its Rust side is checked.
     let mut peer = cargo();

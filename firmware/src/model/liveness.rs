@@ -7,7 +7,10 @@
 //! to the end of the run). One forward pass over the ops keeps the tensors live at the current op
 //! in a fixed array of at most [`MAX_LIVE`] (no heap) and compares the op's output with each of
 //! them: O(ops x live tensors) comparisons. A tensor's last reader is found when it is written,
-//! by reading on through the remaining op records, as the dataflow check does.
+//! by reading on through the remaining op records, as the dataflow check does: the op records
+//! are read O(ops^2) times in all, which is most of the check's cost (measured at load on QEMU
+//! Cortex-M4 in BENCHMARKS.md, "Loading a model"). Records have no fixed size, so the ops cannot
+//! be walked backwards without an index, which would need memory sized by the model.
 use super::{Model, ModelError};
 use crate::format::Tensor;
 use crate::plan_rules::overlaps;
