@@ -10,7 +10,9 @@
 //! 16      4     graph section length G (u32 LE)
 //! 20      4     weight section offset W (u32 LE), a multiple of 16, >= 24 + G
 //! 24      G     graph section: postcard-encoded `Header`, then `Header::tensors` x `Tensor`,
-//!               then `Header::ops` x `Op`, each record encoded one after another
+//!               then `Header::ops` x `Op`, each record encoded one after another, then
+//!               (version 5, optional) the class names: a postcard `Vec<String>` of
+//!               `Header::classes` names
 //! 24+G    ..    zero padding up to W
 //! W       ..    weight section (raw little-endian arrays; every `Span` below is relative to W)
 //! ```
@@ -69,7 +71,9 @@ pub const MAGIC: [u8; 4] = *b"SKQ\x01";
 /// Version 3: an in-place conv's lag allows for blocks of 4 output pixels (was 2).
 /// Version 4: a conv's or FC's requantisation may be the single-rounding form (shift 0, any
 /// positive multiplier). Every version 3 file is a valid version 4 file.
-pub const FORMAT_VERSION: u16 = 4;
+/// Version 5: the graph section may end with the class names after the last op
+/// ([`crate::wire::check_names`]). Every version 3 and 4 file is a valid version 5 file.
+pub const FORMAT_VERSION: u16 = 5;
 /// The oldest version this firmware reads (the memory plan's rules are those of version 3).
 pub const OLDEST_FORMAT_VERSION: u16 = 3;
 /// Bytes before the graph section.

@@ -6,7 +6,7 @@
 //! shiftkit BOARD: model M B, arena A B (align X), input I B, C classes, O ops, N images, counter UNIT (S per tick)
 //! calibration loop_instructions L ticks T instructions_per_tick S    (QEMU boards)
 //! load ticks T UNIT U plan_check_ticks P UNIT Q   (`Model::from_bytes`; Q of it the plan check)
-//! image I label L pred P logits [a, b, ..]
+//! image I label L pred P logits [a, b, ..] class NAME   (` class NAME`: models with names)
 //! accuracy C/N
 //! layer I KIND ticks T UNIT U                     (summed over the N images; U = T x S)
 //! total ticks T UNIT_per_inference U              (whole `run`, mean per image)
@@ -62,6 +62,8 @@ pub enum Line<'a> {
         label: u8,
         pred: usize,
         logits: &'a [i8],
+        /// The predicted class's name, when the model has names (format 5).
+        name: Option<&'a str>,
     },
     Accuracy {
         correct: usize,
@@ -152,6 +154,7 @@ impl fmt::Display for Line<'_> {
                 label,
                 pred,
                 logits,
+                name,
             } => {
                 write!(f, "image {index} label {label} pred {pred} logits [")?;
                 for (i, v) in logits.iter().enumerate() {
@@ -160,7 +163,11 @@ impl fmt::Display for Line<'_> {
                     }
                     write!(f, "{v}")?;
                 }
-                f.write_str("]")
+                f.write_str("]")?;
+                match name {
+                    Some(n) => write!(f, " class {n}"),
+                    None => Ok(()),
+                }
             }
             Line::Accuracy { correct, images } => write!(f, "accuracy {correct}/{images}"),
             Line::Layer {
@@ -279,8 +286,19 @@ mod tests {
                 label: 7,
                 pred: 3,
                 logits: &[-1, 2, 127, -128],
+                name: None,
             },
             "image 1 label 7 pred 3 logits [-1, 2, 127, -128]",
+        );
+        text(
+            Line::Image {
+                index: 1,
+                label: 7,
+                pred: 3,
+                logits: &[-1, 2],
+                name: Some("tabby cat"),
+            },
+            "image 1 label 7 pred 3 logits [-1, 2] class tabby cat",
         );
         text(
             Line::Image {
@@ -288,6 +306,7 @@ mod tests {
                 label: 0,
                 pred: 0,
                 logits: &[],
+                name: None,
             },
             "image 0 label 0 pred 0 logits []",
         );

@@ -76,6 +76,50 @@ impl<'a> Reader<'a> {
     }
 }
 
+impl<'a> Reader<'a> {
+    /// A string: its length as a `u32` varint, then that many bytes of UTF-8.
+    fn str(&mut self) -> Option<&'a str> {
+        let n = self.u32()? as usize;
+        if n > self.bytes.len() {
+            return None;
+        }
+        let (s, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        core::str::from_utf8(s).ok()
+    }
+}
+
+/// The most bytes a class name may have.
+pub const MAX_NAME: usize = 64;
+
+/// The class-name record (format 5): postcard's encoding of a `Vec<String>`, the count as a
+/// `u32` varint, then each name. `Some(count)` if `bytes` is exactly one such record, each name
+/// valid UTF-8 of 1 to [`MAX_NAME`] bytes.
+pub fn check_names(bytes: &[u8]) -> Option<u32> {
+    let mut r = Reader::new(bytes);
+    let n = r.u32()?;
+    for _ in 0..n {
+        let s = r.str()?;
+        if s.is_empty() || s.len() > MAX_NAME {
+            return None;
+        }
+    }
+    r.rest().is_empty().then_some(n)
+}
+
+/// Name `i` of a class-name record that [`check_names`] accepted.
+pub fn name(bytes: &[u8], i: u32) -> Option<&str> {
+    let mut r = Reader::new(bytes);
+    let n = r.u32()?;
+    if i >= n {
+        return None;
+    }
+    for _ in 0..i {
+        r.str()?;
+    }
+    r.str()
+}
+
 /// A type the graph section holds.
 pub trait Record: Sized {
     fn read(r: &mut Reader) -> Option<Self>;

@@ -33,13 +33,16 @@ fn preamble_errors() {
     let mut v1 = f.clone();
     v1[4] = 1;
     assert_eq!(err(&v1), ModelError::UnsupportedVersion { found: 1 });
-    // Version 3 (before the single-rounding form) is read; a version from the future is not.
-    let mut v3 = f.clone();
-    v3[4] = 3;
-    assert!(Model::from_bytes(&v3).is_ok());
-    let mut v5 = f.clone();
-    v5[4] = 5;
-    assert_eq!(err(&v5), ModelError::UnsupportedVersion { found: 5 });
+    // Versions 3 (before the single-rounding form) and 4 (before class names) are read; a
+    // version from the future is not.
+    for old in [3, 4] {
+        let mut v = f.clone();
+        v[4] = old;
+        assert!(Model::from_bytes(&v).is_ok(), "version {old}");
+    }
+    let mut v6 = f.clone();
+    v6[4] = 6;
+    assert_eq!(err(&v6), ModelError::UnsupportedVersion { found: 6 });
     let mut flipped = f.clone();
     let last = flipped.len() - 1;
     flipped[last] ^= 1;
@@ -201,8 +204,10 @@ fn invalid_records() {
             "op: reads a tensor no earlier op wrote",
             Box::new(|b| b.ops.swap(2, 3)),
         ),
+        // An op more than the header says: in format 5 the bytes after the last op must be
+        // the class names.
         (
-            "header: bytes left in the graph section after the last op",
+            "names: the bytes after the last op are not one class name (1 to 64 bytes of UTF-8) per class",
             Box::new(|b| b.header.ops -= 1),
         ),
     ];
@@ -393,4 +398,59 @@ fn a_single_rounding_multiplier_is_valid() {
         set_i32(&mut b, 0, false, 0);
         assert!(Model::from_bytes(&b.encode()).is_ok(), "multiplier {m}");
     }
+}
+
+/// Format 5's class names: read back by index; a record that is not one UTF-8 name of 1 to 64
+/// bytes per class is refused; a version-4 file may not carry one.
+#[test]
+fn class_names_after_the_last_op() {
+    use common::{encode_raw, fix_crc};
+    let (_, f) = common::tiny_net(1);
+    let g = u32::from_le_bytes(f[16..20].try_into().unwrap()) as usize;
+    let w = u32::from_le_bytes(f[20..24].try_into().unwrap()) as usize;
+    let (graph, weights) = (&f[24..24 + g], &f[w..]);
+    let with = |names: &[u8]| {
+        let mut gr = graph.to_vec();
+        gr.extend_from_slice(names);
+        encode_raw(&gr, weights)
+    };
+    let four = postcard::to_allocvec(&vec!["cat", "dog", "bird", "tabby cat"]).unwrap();
+    let file = with(&four);
+    let m = Model::from_bytes(&file).unwrap();
+    assert_eq!(m.class_name(0), Some("cat"));
+    assert_eq!(m.class_name(3), Some("tabby cat"));
+    assert_eq!(m.class_name(4), None);
+    // Without the record: no names.
+    assert_eq!(Model::from_bytes(&f).unwrap().class_name(0), None);
+    let bad = |names: &[u8]| {
+        matches!(
+            Model::from_bytes(&with(names)),
+            Err(ModelError::Invalid { what, .. }) if what.starts_with("names:")
+        )
+    };
+    // Three names for four classes, an empty name, a 65-byte name, bad UTF-8, a byte after.
+    assert!(bad(&postcard::to_allocvec(&vec!["a", "b", "c"]).unwrap()));
+    assert!(bad(
+        &postcard::to_allocvec(&vec!["a", "", "c", "d"]).unwrap()
+    ));
+    let long = "x".repeat(65);
+    assert!(bad(&postcard::to_allocvec(&vec![
+        "a",
+        "b",
+        "c",
+        long.as_str()
+    ])
+    .unwrap()));
+    assert!(bad(&[4, 1, b'a', 1, b'b', 1, b'c', 1, 0xFF]));
+    let mut trailing = four.clone();
+    trailing.push(0);
+    assert!(bad(&trailing));
+    // A version-4 file with bytes after the last op is refused as before.
+    let mut v4 = file.clone();
+    v4[4] = 4;
+    fix_crc(&mut v4);
+    assert!(matches!(
+        Model::from_bytes(&v4),
+        Err(ModelError::Invalid { what, .. }) if what.contains("bytes left in the graph section")
+    ));
 }

@@ -26,14 +26,44 @@ pub enum Command {
 
 /// `train`: every option of [`TrainConfig`], the run folder, and resuming.
 #[derive(Debug, Args)]
-#[command(after_help = "SPEC: mnist (bundled) | mnist:DIR | cifar10:DIR | cifar100:DIR")]
+#[command(
+    after_help = "SPEC: mnist (bundled) | mnist:DIR | cifar10:DIR | cifar100:DIR | folder:DIR\n\
+                  folder:DIR is DIR/<class>/*.{png,jpg,jpeg,bmp,pgm,ppm} (a held-out --val-split per class), \
+                  or DIR/train/<class>/ with DIR/test/<class>/ (or DIR/val/); images are resized to the \
+                  network's input and cached in the run folder"
+)]
 pub struct TrainArgs {
-    /// Zoo network to train (see `shiftkit-train zoo`).
-    #[arg(long, value_name = "NAME", default_value = zoo::DEFAULT_MODEL)]
+    /// Network to train: a zoo name (see `cargo xtask zoo`) or a spec FAMILY[:KEY=VALUE,...],
+    /// e.g. flat-4c:in=96x96x3,w=16,blocks=2-2-2.
+    ///
+    /// FAMILY: bottleneck, noshift, shift-4c|8c, multishift-4c|8c, flat-4c|8c, basic,
+    /// basic-4c|8c. KEYS (defaults in brackets): in=HxWxC [32x32x3], classes=N [10],
+    /// stem=W [the first stage's mid width], stem-stride=1|2|4 [1; 4 is ImageNet's 7x7/2 conv
+    /// and 3x3/2 max pool], blocks=B1-B2-.. [2 per stage], w=W (stage s is W*2^s wide) [64 for
+    /// bottleneck families, else 16] or widths=W1-W2-.., mids=M1-M2-.. (bottleneck families)
+    /// [widths/4], strides=S1-S2-.. (1 or 2) [1-2-2-..], centre=0|1 [1], inner=0|1 (multishift,
+    /// flat) [1]. The lists' length is the number of stages [3]. `cargo xtask zoo --model SPEC`
+    /// sizes one; docs/design.md, "Model specs".
+    #[arg(long, value_name = "NAME|SPEC", default_value = zoo::DEFAULT_MODEL)]
     pub model: String,
-    /// Dataset: mnist, mnist:DIR, cifar10:DIR or cifar100:DIR.
+    /// Dataset: mnist, mnist:DIR, cifar10:DIR, cifar100:DIR or folder:DIR.
     #[arg(long, value_name = "SPEC", default_value_t = TrainConfig::default().data)]
     pub data: String,
+    /// folder: share of each class held out for testing when DIR has no train/ and test/.
+    #[arg(long, value_name = "F", default_value_t = crate::data::FolderOptions::default().val_split)]
+    pub val_split: f32,
+    /// folder: how images of another aspect ratio are fitted to the input (bilinear filter).
+    #[arg(long, value_enum, default_value_t = crate::data::Resize::default())]
+    pub resize: crate::data::Resize,
+    /// folder: skip files that do not decode (counted, the first few named) instead of failing.
+    #[arg(long)]
+    pub skip_bad: bool,
+    /// folder: the network's input channels, 1 (grey) or 3 (RGB); default: the model's.
+    #[arg(long, value_name = "1|3", value_parser = clap::value_parser!(u8).range(1..=3))]
+    pub channels: Option<u8>,
+    /// Horizontal-flip augmentation [default: on for folder and CIFAR data, off for digits].
+    #[arg(long, value_name = "true|false", action = ArgAction::Set)]
+    pub flip: Option<bool>,
     #[arg(
         long,
         value_name = "N",
@@ -163,7 +193,20 @@ impl TrainArgs {
             seed: self.seed,
             device: self.device,
             threads: self.threads,
+            folder: crate::data::FolderOptions {
+                val_split: self.val_split,
+                resize: self.resize,
+                skip_bad: self.skip_bad,
+                seed: self.seed,
+            },
+            flip: self.flip,
+            channels: self.channels.map(usize::from),
         };
+        if cfg.channels == Some(2) {
+            return Err(TrainError::Config(
+                "--channels 2: expected 1 (grey) or 3 (RGB)".into(),
+            ));
+        }
         let out = self.out.ok_or_else(|| {
             TrainError::Config("--out DIR is required (where the run folder goes)".into())
         })?;

@@ -70,6 +70,15 @@ pub struct TrainConfig {
     pub seed: u64,
     pub device: Device,
     pub threads: usize,
+    /// Folder datasets: the held-out share, the resize mode, skipping bad files.
+    #[serde(default)]
+    pub folder: data::FolderOptions,
+    /// `--flip`: overrides the dataset's horizontal-flip augmentation.
+    #[serde(default)]
+    pub flip: Option<bool>,
+    /// `--channels`: the network's input channels (1 grey, 3 RGB) for folder data.
+    #[serde(default)]
+    pub channels: Option<usize>,
 }
 
 impl Default for TrainConfig {
@@ -91,6 +100,9 @@ impl Default for TrainConfig {
             threads: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1),
+            folder: data::FolderOptions::default(),
+            flip: None,
+            channels: None,
         }
     }
 }

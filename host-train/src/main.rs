@@ -30,11 +30,7 @@ fn run(cli: Cli) -> Result<(), train::TrainError> {
         Command::Zoo(ZooArgs {
             graph: Some(name), ..
         }) => {
-            let arch =
-                host_train::zoo::arch(&name).ok_or_else(|| train::TrainError::UnknownModel {
-                    name: name.clone(),
-                    known: host_train::zoo::NAMES.join(", "),
-                })?;
+            let arch = host_train::zoo::resolve(&name)?;
             println!(
                 "{}",
                 serde_json::to_string_pretty(&arch.graph()).expect("plain data")
@@ -62,10 +58,7 @@ fn bench_gpu(args: BenchGpuArgs) -> Result<(), train::TrainError> {
         steps,
     } = args;
     for name in models {
-        let arch = zoo::arch(&name).ok_or_else(|| train::TrainError::UnknownModel {
-            name: name.clone(),
-            known: zoo::NAMES.join(", "),
-        })?;
+        let arch = zoo::resolve(&name)?;
         let (h, w, c, classes) = (arch.input.h, arch.input.w, arch.input.c, arch.classes);
         let mut model = Model::new(arch);
         model.init(1);

@@ -60,10 +60,7 @@ pub fn train(
             "--batch and --epochs must be at least 1".into(),
         ));
     }
-    let arch = zoo::arch(&cfg.model).ok_or_else(|| TrainError::UnknownModel {
-        name: cfg.model.clone(),
-        known: zoo::NAMES.join(", "),
-    })?;
+    let mut arch = zoo::resolve(&cfg.model)?;
     let spec: DataSpec = cfg.data.parse()?;
     std::fs::create_dir_all(out).map_err(io::io_err(out))?;
     // Probe writability now, not after an epoch of work.
@@ -72,7 +69,32 @@ pub fn train(
         serde_json::to_string_pretty(&cfg).unwrap().as_bytes(),
     )?;
 
-    let splits: Splits = data::load(&spec)?;
+    let folder = matches!(spec, DataSpec::Folder(_));
+    if let Some(c) = cfg.channels {
+        if !folder {
+            return Err(TrainError::Config(format!(
+                "--channels applies to folder data (folder:DIR); {} has its own",
+                cfg.data
+            )));
+        }
+        arch = arch.with_channels(c);
+    }
+    let load = data::LoadOptions {
+        input: Some(data::Target {
+            h: arch.input.h,
+            w: arch.input.w,
+            c: arch.input.c,
+        }),
+        folder: cfg.folder.clone(),
+        cache_dir: Some(out.to_path_buf()),
+        flip: cfg.flip,
+        quiet,
+    };
+    let splits: Splits = data::load_with(&spec, &load)?;
+    if folder {
+        // The classes are the folder's.
+        arch = arch.with_classes(splits.class_names.len());
+    }
     let (h, w, c) = (splits.train.h, splits.train.w, splits.train.c);
     if (arch.input.h, arch.input.w, arch.input.c) != (h, w, c) {
         return Err(TrainError::InputMismatch {

@@ -1,11 +1,14 @@
 //! The model zoo: every network of the paper (docs/paper.md) by its table name, plus edge
-//! presets.
+//! presets, and any size of their families as a spec ([`spec`]); [`resolve`] takes either.
 //!
 //! Names and blocks follow docs/paper.md exactly (the `zoo_counts` tests check params and MACs
 //! against its table). Parameter names follow torchvision: `stem.conv`, `layer2.0.bn1`,
 //! `layer2.0.shortcut.conv`, `fc`.
 use crate::graph::{Graph, Neighbourhood, Op, Shape, ShiftSpec, TensorId};
 use serde::{Deserialize, Serialize};
+
+pub mod spec;
+pub use spec::ModelError;
 
 /// The residual block variants of the paper (docs/paper.md), plus the basic block of ResNet-8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,6 +35,8 @@ pub enum BlockKind {
 pub enum Stem {
     /// 3x3/1 conv, BN, ReLU.
     Conv3,
+    /// 3x3/2 conv (pad 1), BN, ReLU: specs' `stem-stride=2`.
+    Conv3s2,
     /// 7x7/2 conv, BN, ReLU, 3x3/2 max pool.
     ImageNet,
 }
@@ -251,6 +256,27 @@ impl Arch {
         self
     }
 
+    /// The same network with `classes` outputs (the trainer takes them from the data). When the
+    /// count changes, the network is renamed by its canonical spec ([`Arch::spec`]): a zoo name
+    /// or the old spec would no longer describe it.
+    pub fn with_classes(mut self, classes: usize) -> Arch {
+        if classes != self.classes {
+            self.classes = classes;
+            self.name = self.spec();
+        }
+        self
+    }
+
+    /// The same network taking `c` input channels (1 grey, 3 RGB), renamed like
+    /// [`Arch::with_classes`] when the count changes.
+    pub fn with_channels(mut self, c: usize) -> Arch {
+        if c != self.input.c {
+            self.input.c = c;
+            self.name = self.spec();
+        }
+        self
+    }
+
     /// Builds the op graph.
     pub fn graph(&self) -> Graph {
         let mut b = Builder::new(&self.name, self.input);
@@ -258,6 +284,11 @@ impl Arch {
         let mut x = match self.stem {
             Stem::Conv3 => {
                 let t = b.conv("stem.conv", x, self.stem_width, 3, 1, 1, None);
+                let t = b.bn("stem.bn", t);
+                b.relu(t)
+            }
+            Stem::Conv3s2 => {
+                let t = b.conv("stem.conv", x, self.stem_width, 3, 2, 1, None);
                 let t = b.bn("stem.bn", t);
                 b.relu(t)
             }
@@ -307,19 +338,48 @@ pub fn arch(name: &str) -> Option<Arch> {
     Arch::by_name(name)
 }
 
+/// The network a `--model` value names: a zoo name exactly as [`arch`] takes it, or a spec
+/// `FAMILY[:KEY=VALUE,...]` ([`spec::parse`]; docs/design.md, "Model specs").
+pub fn resolve(s: &str) -> Result<Arch, ModelError> {
+    match arch(s) {
+        Some(a) => Ok(a),
+        None => spec::parse(s),
+    }
+}
+
+/// An unknown name keeps the trainer's `UnknownModel` error; a spec that cannot work is its one line.
+impl From<ModelError> for crate::config::TrainError {
+    fn from(e: ModelError) -> Self {
+        match e {
+            ModelError::Unknown { name } => crate::config::TrainError::UnknownModel {
+                name,
+                known: format!(
+                    "{}; or a spec FAMILY[:KEY=VALUE,...], FAMILY one of {}",
+                    NAMES.join(", "),
+                    spec::family_list()
+                ),
+            },
+            e @ ModelError::Spec { .. } => crate::config::TrainError::Config(e.to_string()),
+        }
+    }
+}
+
+/// The `zoo` figures of one network, named by its `name`.
+pub fn entry(arch: &Arch) -> ZooEntry {
+    let g = arch.graph();
+    ZooEntry {
+        name: arch.name.clone(),
+        params: g.param_count(),
+        macs: g.macs(),
+        peak_activation_bytes: g.peak_activation_bytes(),
+    }
+}
+
 /// The `zoo` listing for every network.
 pub fn entries() -> Vec<ZooEntry> {
     NAMES
         .iter()
-        .map(|n| {
-            let g = arch(n).expect("every NAMES entry builds").graph();
-            ZooEntry {
-                name: n.to_string(),
-                params: g.param_count(),
-                macs: g.macs(),
-                peak_activation_bytes: g.peak_activation_bytes(),
-            }
-        })
+        .map(|n| entry(&arch(n).expect("every NAMES entry builds")))
         .collect()
 }
 

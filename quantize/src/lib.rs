@@ -19,11 +19,13 @@ pub mod conventional;
 pub mod engine;
 pub mod fold;
 pub mod plan;
+pub mod predict;
 pub mod quant;
 pub mod reference;
 pub mod report;
 pub mod requant;
 pub mod skq;
+pub mod testset;
 
 use host_train::io::{self, FileError, ModelJson};
 use host_train::model::{Model, Normalization};
@@ -125,27 +127,49 @@ pub fn quantize_model(
     // file's stay index for index).
     plan::schedule_folded(&mut folded)?;
     let q = calib::calibrate(&mut fm.model, &folded, &norm, images, count, method);
-    let qm = quant::lower(&folded, &q)?;
+    let mut qm = quant::lower(&folded, &q)?;
+    // The run's class names go into the file (format 5) when there is one per class.
+    if fm.json.class_names.len() == qm.header.classes as usize {
+        qm.class_names = fm.json.class_names.clone();
+    }
     Ok((folded, qm))
 }
 
 /// The dataset spec of a run: `--data`, else its `train-config.json`, else the bundled MNIST.
 pub fn data_spec(dir: &Path, data: Option<&str>) -> Result<host_train::data::DataSpec, QuantError> {
-    let s = match data {
-        Some(d) => d.to_string(),
-        None => host_train::train::saved_config(dir)
-            .map(|c| c.data)
-            .unwrap_or_else(|_| "mnist".into()),
+    Ok(run_data(dir, data, None)?.0)
+}
+
+/// The dataset of the run folder `dir` ([`data_spec`]) and how to load it: the run's folder
+/// options and `--flip` from its `train-config.json`, the network's `input` (h, w, c: folder
+/// images are resized to it), and `dir` as the cache of decoded folder images.
+pub fn run_data(
+    dir: &Path,
+    data: Option<&str>,
+    input: Option<(usize, usize, usize)>,
+) -> Result<(host_train::data::DataSpec, host_train::data::LoadOptions), QuantError> {
+    let saved = host_train::train::saved_config(dir).ok();
+    let s = match (data, &saved) {
+        (Some(d), _) => d.to_string(),
+        (None, Some(c)) => c.data.clone(),
+        (None, None) => "mnist".into(),
     };
-    Ok(s.parse()?)
+    let opts = host_train::data::LoadOptions {
+        input: input.map(|(h, w, c)| host_train::data::Target { h, w, c }),
+        folder: saved.as_ref().map(|c| c.folder.clone()).unwrap_or_default(),
+        cache_dir: Some(dir.to_path_buf()),
+        flip: saved.as_ref().and_then(|c| c.flip),
+        quiet: false,
+    };
+    Ok((s.parse()?, opts))
 }
 
 /// `quantize DIR`: writes `DIR/model.skq` and `DIR/quant-report.json`; returns the report.
 pub fn quantize_dir(dir: &Path, opts: &Options) -> Result<report::Report, QuantError> {
     let mut fm = read_run(dir)?;
-    let spec = data_spec(dir, opts.data.as_deref())?;
-    let splits = host_train::data::load(&spec)?;
     let inp = fm.model.graph.input_shape();
+    let (spec, load) = run_data(dir, opts.data.as_deref(), Some((inp.h, inp.w, inp.c)))?;
+    let splits = host_train::data::load_with(&spec, &load)?;
     for ds in [&splits.train, &splits.test] {
         if (ds.h, ds.w, ds.c) != (inp.h, inp.w, inp.c) || ds.classes != fm.model.graph.classes() {
             return Err(QuantError::Usage(format!(

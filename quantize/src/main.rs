@@ -13,12 +13,18 @@ const USAGE: &str = "usage:
       min/max, 99.99th percentile or MSE-optimal clipping (default mse); --data: the dataset
       (default: the run's own, from train-config.json).
   shiftkit-quantize eval MODEL.skq [--data SPEC] [--json]
-      int8 accuracy on the test split through the firmware engine (--json: {\"accuracy\",\"images\"}).
-  shiftkit-quantize zoo [--json]
-      every zoo network: params, MACs, int8 peak activation bytes of a plain liveness plan, and the
-      arena of our memory plan next to a conventional engine's (shift as Pad+Slice+Concat, TFLite
-      Micro's greedy planner).
-SPEC: mnist (bundled) | mnist:DIR | cifar10:DIR | cifar100:DIR";
+      int8 accuracy on the test split through the firmware engine (--json: {\"accuracy\",\"images\"});
+      the data defaults to what the model was trained on (train-config.json beside MODEL.skq),
+      else the bundled MNIST.
+  shiftkit-quantize predict MODEL.skq IMAGE... [--top N] [--json]
+      the top N (default 3) classes of each image file through the firmware engine, resized as
+      in training (class names from model.json beside the model).
+  shiftkit-quantize zoo [--json] [--model NAME|SPEC]...
+      every zoo network (or each --model: a zoo name or a spec FAMILY[:KEY=VALUE,...] such as
+      flat-4c:in=96x96x3,w=16,blocks=2-2-2; see `shiftkit-train train --help`): params, MACs, int8
+      peak activation bytes of a plain liveness plan, and the arena of our memory plan next to a
+      conventional engine's (shift as Pad+Slice+Concat, TFLite Micro's greedy planner).
+SPEC: mnist (bundled) | mnist:DIR | cifar10:DIR | cifar100:DIR | folder:DIR";
 
 fn value<T: std::str::FromStr>(flag: &str, v: Option<String>, what: &str) -> Result<T, QuantError> {
     let v = v.ok_or_else(|| QuantError::Usage(format!("{flag} needs a value ({what})")))?;
@@ -76,12 +82,12 @@ fn quantize_cmd(args: Vec<String>) -> Result<(), QuantError> {
 
 fn eval_cmd(args: Vec<String>) -> Result<(), QuantError> {
     let mut path: Option<PathBuf> = None;
-    let mut data = "mnist".to_string();
+    let mut data: Option<String> = None;
     let mut json = false;
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--data" => data = value(&a, it.next(), "a dataset SPEC")?,
+            "--data" => data = Some(value(&a, it.next(), "a dataset SPEC")?),
             "--json" => json = true,
             s if s.starts_with("--") => {
                 return Err(QuantError::Usage(format!("unknown option {s}\n{USAGE}")))
@@ -99,12 +105,35 @@ fn eval_cmd(args: Vec<String>) -> Result<(), QuantError> {
     let bytes = std::fs::read(&path).map_err(host_train::io::io_err(&path))?;
     let eng = engine::Firmware::new(&bytes)
         .map_err(|e| QuantError::Engine(format!("{}: {e}", path.display())))?;
-    let spec: host_train::data::DataSpec = data.parse()?;
-    let splits = host_train::data::load(&spec)?;
+    // The data the model was trained on (its run folder's train-config.json, beside it), at
+    // the model's input, unless --data names other data.
+    let x = *eng.model().input();
+    let run = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let (spec, load) = quantize::run_data(
+        run,
+        data.as_deref(),
+        Some((x.h as usize, x.w as usize, x.c as usize)),
+    )?;
+    let splits = host_train::data::load_with(&spec, &load)?;
     let test = &splits.test;
+    if (test.h, test.w, test.c) != (x.h as usize, x.w as usize, x.c as usize) {
+        return Err(QuantError::Usage(format!(
+            "{}: the model takes {}x{}x{} images, {spec} has {}x{}x{}; pass the data it was trained on with --data SPEC",
+            path.display(),
+            x.h,
+            x.w,
+            x.c,
+            test.h,
+            test.w,
+            test.c
+        )));
+    }
     if test.classes != quantize::engine::Engine::classes(&eng) {
         return Err(QuantError::Usage(format!(
-            "{}: the model has {} classes, {spec} has {}",
+            "{}: the model has {} classes, {spec} has {}; pass the data it was trained on with --data SPEC",
             path.display(),
             quantize::engine::Engine::classes(&eng),
             test.classes
@@ -140,11 +169,21 @@ struct ZooRow {
     arena_saving_percent: f64,
 }
 
-fn zoo_cmd(args: Vec<String>) -> Result<(), QuantError> {
+/// `zoo [--json] [--model NAME|SPEC]...`: the listing (every zoo network, or the `--model`
+/// networks: zoo names or specs, docs/design.md "Model specs") as a table or JSON.
+fn zoo_report(args: Vec<String>) -> Result<String, QuantError> {
     let mut json = false;
-    for a in args {
+    let mut archs = vec![];
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
         match a.as_str() {
             "--json" => json = true,
+            "--model" => {
+                let m: String = value(&a, it.next(), "a zoo name or a spec FAMILY:KEY=VALUE,...")?;
+                archs.push(
+                    host_train::zoo::resolve(&m).map_err(|e| QuantError::Usage(e.to_string()))?,
+                );
+            }
             _ => {
                 return Err(QuantError::Usage(format!(
                     "unexpected argument {a}\n{USAGE}"
@@ -152,15 +191,20 @@ fn zoo_cmd(args: Vec<String>) -> Result<(), QuantError> {
             }
         }
     }
+    let listed = !archs.is_empty();
+    if !listed {
+        for name in host_train::zoo::NAMES {
+            archs.push(host_train::zoo::arch(name).ok_or_else(|| {
+                QuantError::Unsupported(format!("zoo network {name} has no architecture"))
+            })?);
+        }
+    }
     let mut rows = vec![];
-    for entry in host_train::zoo::entries() {
-        let arch = host_train::zoo::arch(&entry.name).ok_or_else(|| {
-            QuantError::Unsupported(format!("zoo network {} has no architecture", entry.name))
-        })?;
+    for arch in archs {
         let g = arch.graph();
         let a = quantize::conventional::arenas_of_graph(&g)?;
         rows.push(ZooRow {
-            entry,
+            entry: host_train::zoo::entry(&arch),
             arena_bytes: a.ours,
             conventional_arena_bytes: a.conventional,
             conventional_live_peak_bytes: quantize::conventional::of_graph(&g)?.live_peak,
@@ -174,15 +218,25 @@ fn zoo_cmd(args: Vec<String>) -> Result<(), QuantError> {
             serde_json::to_string_pretty(&rows).map_err(|e| QuantError::Encode(e.to_string()))?;
         text.push('\n');
     } else {
+        // Specs are longer than the zoo's names: their column widens to fit.
+        let nw = if listed {
+            rows.iter()
+                .map(|r| r.entry.name.len())
+                .max()
+                .unwrap_or(0)
+                .max(24)
+        } else {
+            24
+        };
         let _ = writeln!(
             text,
-            "{:<24} {:>11} {:>14} {:>13} {:>12} {:>14} {:>7}",
+            "{:<nw$} {:>11} {:>14} {:>13} {:>12} {:>14} {:>7}",
             "name", "params", "MACs", "liveness B", "arena B", "convent. B", "saving"
         );
         for r in &rows {
             let _ = writeln!(
                 text,
-                "{:<24} {:>11} {:>14} {:>13} {:>12} {:>14} {:>6.1}%",
+                "{:<nw$} {:>11} {:>14} {:>13} {:>12} {:>14} {:>6.1}%",
                 r.entry.name,
                 r.entry.params,
                 r.entry.macs,
@@ -202,6 +256,11 @@ fn zoo_cmd(args: Vec<String>) -> Result<(), QuantError> {
              order, input outside the arena); saving: 1 - arena / conventional"
         );
     }
+    Ok(text)
+}
+
+fn zoo_cmd(args: Vec<String>) -> Result<(), QuantError> {
+    let text = zoo_report(args)?;
     // One write; a reader that stops early (`| head`) is not an error.
     use std::io::Write as _;
     let mut out = std::io::stdout().lock();
@@ -219,6 +278,8 @@ fn main() -> ExitCode {
     let r = match args.next().as_deref() {
         Some("quantize") => quantize_cmd(args.collect()),
         Some("eval") => eval_cmd(args.collect()),
+        Some("predict") => quantize::predict::command(args.collect()),
+        Some("test-idx") => quantize::testset::command(args.collect()),
         Some("zoo") => zoo_cmd(args.collect()),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
@@ -235,6 +296,129 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn rows(a: &[&str]) -> Vec<serde_json::Value> {
+        let text = zoo_report(args(a)).unwrap();
+        serde_json::from_str::<Vec<serde_json::Value>>(&text).unwrap()
+    }
+
+    #[test]
+    fn zoo_sizes_a_spec_as_it_sizes_the_zoo_network_it_describes() {
+        let spec = rows(&[
+            "--json",
+            "--model",
+            "flat-4c:in=28x28x1,stem=16,w=32,strides=2-2",
+        ]);
+        let named = rows(&["--model", "mnist-flat-4c", "--json"]);
+        assert_eq!((spec.len(), named.len()), (1, 1));
+        assert_eq!(
+            spec[0]["name"],
+            "flat-4c:in=28x28x1,stem=16,w=32,strides=2-2"
+        );
+        assert_eq!(named[0]["name"], "mnist-flat-4c");
+        for k in [
+            "params",
+            "macs",
+            "peak_activation_bytes",
+            "arena_bytes",
+            "conventional_arena_bytes",
+            "conventional_live_peak_bytes",
+            "arena_saving_percent",
+        ] {
+            assert!(spec[0][k].is_number(), "{k}");
+            assert_eq!(spec[0][k], named[0][k], "{k}");
+        }
+        let g = host_train::zoo::arch("mnist-flat-4c").unwrap().graph();
+        assert_eq!(named[0]["params"], g.param_count());
+    }
+
+    #[test]
+    fn zoo_takes_several_models_in_order_and_canonical_names() {
+        let r = rows(&[
+            "--json",
+            "--model",
+            "flat-4c:w=16,in=96x96x3,blocks=2-2-2",
+            "--model",
+            "resnet8",
+            "--model",
+            "basic-8c:in=64x64x1,w=9",
+        ]);
+        let names: Vec<&str> = r.iter().map(|r| r["name"].as_str().unwrap()).collect();
+        assert_eq!(
+            names,
+            ["flat-4c:in=96x96x3", "resnet8", "basic-8c:in=64x64x1,w=9"]
+        );
+        // The same family at 9x the pixels: the same weights, 9x the MACs of every conv (the
+        // FC, 64 x 10, stays).
+        let small = rows(&["--json", "--model", "flat-4c"]);
+        assert_eq!(r[0]["params"], small[0]["params"]);
+        let fc = 64 * 10;
+        assert_eq!(
+            r[0]["macs"].as_u64().unwrap() - fc,
+            9 * (small[0]["macs"].as_u64().unwrap() - fc)
+        );
+        for row in &r {
+            let (ours, conv) = (
+                row["arena_bytes"].as_u64().unwrap(),
+                row["conventional_arena_bytes"].as_u64().unwrap(),
+            );
+            assert!(0 < ours && ours <= conv, "{row}");
+        }
+    }
+
+    #[test]
+    fn zoo_text_rows_fit_long_specs() {
+        let spec = "multishift-8c:in=96x96x3,classes=2,stem-stride=2,blocks=1-1-1";
+        let text = zoo_report(args(&["--model", spec, "--model", "resnet8"])).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        assert!(lines[0].starts_with("name ") && lines[0].ends_with("saving"));
+        assert!(lines[1].starts_with(&format!("{spec} ")), "{text}");
+        assert!(lines[2].starts_with("resnet8 "));
+        // Every row's columns line up with the header's.
+        assert!(
+            lines[..3].iter().all(|l| l.len() == lines[0].len()),
+            "{text}"
+        );
+        assert!(lines[3].starts_with("liveness B:"));
+    }
+
+    #[test]
+    fn zoo_refuses_a_bad_model_with_one_line() {
+        let e = |a: &[&str]| match zoo_report(args(a)) {
+            Err(QuantError::Usage(m)) => m,
+            other => panic!("{a:?}: {:?}", other.map(|_| ())),
+        };
+        assert_eq!(
+            e(&["--model", "flat-4c:in=30x30x3"]),
+            "model spec 'flat-4c:in=30x30x3': in=30x30x3: stage 3 gets 15x15, which its \
+             stride-2 2x2 average pool cannot halve (it needs even sizes); try in=32x32x3 (the \
+             nearest above; the smallest that works is 4x4)"
+        );
+        assert_eq!(
+            e(&["--model", "flat-8c:w=4"]),
+            "model spec 'flat-8c:w=4': the stem (stem=4) has 4 channels, fewer than the 9 shift \
+             groups of 8C with a centre group: give it at least 9"
+        );
+        assert!(e(&["--model", "resnet9000"]).starts_with("unknown model 'resnet9000'"));
+        assert!(e(&["--model"]).starts_with("--model needs a value"));
+        assert!(e(&["--graph"]).starts_with("unexpected argument --graph"));
+        for m in [
+            e(&["--model", "flat-4c:w=0"]),
+            e(&["--model", "resnet9000"]),
+        ] {
+            assert_eq!(m.lines().count(), 1, "{m}");
         }
     }
 }

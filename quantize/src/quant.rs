@@ -65,6 +65,8 @@ pub struct QModel {
     pub names: Vec<String>,
     /// Op kind per op, for reports.
     pub kinds: Vec<&'static str>,
+    /// The class names the file carries (format 5; empty: none).
+    pub class_names: Vec<String>,
 }
 
 impl QModel {
@@ -376,6 +378,7 @@ pub fn lower(folded: &Folded, q: &[Option<QParams>]) -> Result<QModel, QuantErro
         weights: ww.bytes,
         names: folded.ops.iter().map(|o| o.name().to_string()).collect(),
         kinds: folded.ops.iter().map(|o| o.kind()).collect(),
+        class_names: Vec::new(),
     })
 }
 

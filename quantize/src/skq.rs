@@ -21,6 +21,26 @@ pub fn to_bytes(m: &QModel) -> Result<Vec<u8>, QuantError> {
     for op in &m.ops {
         encode(op, &mut graph)?;
     }
+    if !m.class_names.is_empty() {
+        if m.class_names.len() != m.header.classes as usize {
+            return Err(QuantError::Encode(format!(
+                "{} class names for {} classes",
+                m.class_names.len(),
+                m.header.classes
+            )));
+        }
+        if let Some(n) = m
+            .class_names
+            .iter()
+            .find(|n| n.is_empty() || n.len() > firmware::wire::MAX_NAME)
+        {
+            return Err(QuantError::Encode(format!(
+                "class name {n:?}: a name must be 1 to {} bytes of UTF-8",
+                firmware::wire::MAX_NAME
+            )));
+        }
+        encode(&m.class_names, &mut graph)?;
+    }
     let g = graph.len();
     let w = (PREAMBLE + g).div_ceil(WEIGHT_ALIGN) * WEIGHT_ALIGN;
     let total = w + m.weights.len();
@@ -81,6 +101,11 @@ pub fn read(bytes: &[u8]) -> Result<QModel, String> {
         ops.push(o);
         rest = r;
     }
+    let class_names = if rest.is_empty() {
+        vec![]
+    } else {
+        postcard::from_bytes(rest).map_err(|e| format!("class names: {e}"))?
+    };
     Ok(QModel {
         header,
         tensors,
@@ -88,5 +113,6 @@ pub fn read(bytes: &[u8]) -> Result<QModel, String> {
         weights: bytes[w..].to_vec(),
         names: vec![],
         kinds: vec![],
+        class_names,
     })
 }

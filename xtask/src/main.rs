@@ -11,6 +11,7 @@ mod bench_firmware;
 mod bench_peer;
 mod boards;
 mod deploy;
+mod export_c;
 mod fuzz;
 mod kernel_check;
 mod measure;
@@ -42,8 +43,11 @@ enum Cmd {
     /// (ARGS: DIR [--calib N] [--method minmax|percentile|mse])
     Quantize(PassThrough),
     /// Int8 accuracy on the host through the firmware engine
-    /// (ARGS: MODEL.skq [--data SPEC] [--json])
+    /// (ARGS: MODEL.skq [--data SPEC] [--json]; the data defaults to the model's training data)
     Eval(PassThrough),
+    /// The top classes of image files through the firmware engine
+    /// (ARGS: MODEL.skq IMAGE... [--top N] [--json])
+    Predict(PassThrough),
     /// Check the memory budget, build the board firmware with the model, run it (QEMU boards),
     /// flash it with probe-rs (real boards) or run it over ssh or under qemu-aarch64 (jetson);
     /// every int8 logit is compared with the host engine's
@@ -51,11 +55,24 @@ enum Cmd {
     /// Deploy, then the per-layer cost/memory table and measure-BOARD.svg (per-layer bars + arena
     /// bytes live per op) next to the model
     Measure(deploy::Args),
-    /// The main job on the defaults: train -> quantize -> deploy on qemu-an386
+    /// The main job: train -> quantize -> deploy on qemu-an386 (defaults: mnist-flat-4c on the
+    /// bundled MNIST, into runs/default)
     Pipeline {
         /// Do not install qemu-system-arm when it is missing (the deploy stage is then skipped)
         #[arg(long)]
         no_install: bool,
+        /// The dataset (e.g. folder:DIR, your own images; the board runs its test images)
+        #[arg(long, value_name = "SPEC")]
+        data: Option<String>,
+        /// The network: a zoo name or a spec (`cargo xtask zoo`)
+        #[arg(long, value_name = "NAME|SPEC")]
+        model: Option<String>,
+        /// The run folder [default: runs/default, or runs/pipeline with --data or --model]
+        #[arg(long, value_name = "DIR")]
+        out: Option<String>,
+        /// Training epochs [default: the trainer's]
+        #[arg(long, value_name = "N")]
+        epochs: Option<usize>,
     },
     /// Fuzz the parsers with libFuzzer (cargo-fuzz, nightly): the .skq loader and engine, the
     /// graph record reader, the data loaders; each target for a fixed time from fuzz/corpus
@@ -63,6 +80,10 @@ enum Cmd {
     /// Benchmarks
     #[command(subcommand)]
     Bench(bench::Bench),
+    /// Export the model for other firmware: `export c` writes a C library, header, model array
+    /// and example (docs/c-api.md)
+    #[command(subcommand)]
+    Export(export_c::Export),
     /// Install what the tests and the pipeline need (rustup targets and components, Debian
     /// packages)
     Setup {
@@ -169,9 +190,27 @@ fn train(mut args: Vec<String>) -> Result<(), String> {
     pass_through(shiftkit_train(&full))
 }
 
+/// What `pipeline` trains, on what, and where.
+#[derive(Debug, Default)]
+struct PipelineArgs {
+    data: Option<String>,
+    model: Option<String>,
+    out: Option<String>,
+    epochs: Option<usize>,
+}
+
 /// train -> quantize -> deploy on QEMU Cortex-M4 (when qemu-system-arm is there).
-fn pipeline(no_install: bool) -> Result<(), String> {
-    let out = "runs/default";
+fn pipeline(no_install: bool, p: PipelineArgs) -> Result<(), String> {
+    let custom = p.data.is_some() || p.model.is_some();
+    let out = p.out.clone().unwrap_or_else(|| {
+        if custom {
+            "runs/pipeline"
+        } else {
+            "runs/default"
+        }
+        .to_string()
+    });
+    let out = out.as_str();
     let dir = root().join(out);
     let board = "qemu-an386";
     if !boards::qemu_available(board) {
@@ -184,12 +223,26 @@ fn pipeline(no_install: bool) -> Result<(), String> {
             }
         }
     }
-    println!("== pipeline 1/3: train mnist-flat-4c on the bundled MNIST (CPU) -> {out}");
-    pass_through(shiftkit_train(&[
-        "train".into(),
-        "--out".into(),
-        out.into(),
-    ]))?;
+    let (model, data) = (
+        p.model.as_deref().unwrap_or("mnist-flat-4c"),
+        p.data.as_deref().unwrap_or("mnist"),
+    );
+    let what = if data == "mnist" {
+        "the bundled MNIST"
+    } else {
+        data
+    };
+    println!("== pipeline 1/3: train {model} on {what} (CPU) -> {out}");
+    let mut train = vec!["train".to_string(), "--out".into(), out.into()];
+    for (flag, v) in [("--model", &p.model), ("--data", &p.data)] {
+        if let Some(v) = v {
+            train.extend([flag.to_string(), v.clone()]);
+        }
+    }
+    if let Some(e) = p.epochs {
+        train.extend(["--epochs".into(), e.to_string()]);
+    }
+    pass_through(shiftkit_train(&train))?;
     let train: serde_json::Value = read_json(&dir.join("summary.json"))?;
     println!("== pipeline 2/3: quantize {out} (int8, calibrated on the training digits)");
     pass_through(shiftkit_quantize(&["quantize".into(), out.into()]))?;
@@ -207,11 +260,15 @@ fn pipeline(no_install: bool) -> Result<(), String> {
     if boards::qemu_available(board) {
         println!("== pipeline 3/3: deploy on {board} (QEMU Cortex-M4)");
         let images = 20;
-        let r = deploy::deploy(
+        let model = dir.join("model.skq");
+        // The run's own test images when it was not trained on the bundled MNIST.
+        let over = deploy::data_overrides(&model, None, images)?;
+        let r = deploy::deploy_with(
             board,
-            &dir.join("model.skq"),
+            &model,
             images,
             deploy::default_timeout(images),
+            &over,
         )?;
         summary["board"] = r.board.clone().into();
         summary["device_images"] = r.images.into();
@@ -269,11 +326,27 @@ fn main() -> ExitCode {
         Cmd::Train(p) => train(p.args),
         Cmd::Quantize(p) => pass_through(shiftkit_quantize(&stage_args("quantize", &p.args))),
         Cmd::Eval(p) => pass_through(shiftkit_quantize(&stage_args("eval", &p.args))),
+        Cmd::Predict(p) => pass_through(shiftkit_quantize(&stage_args("predict", &p.args))),
         Cmd::Deploy(a) => deploy::main(&a),
         Cmd::Measure(a) => measure::main(&a),
-        Cmd::Pipeline { no_install } => pipeline(no_install),
+        Cmd::Pipeline {
+            no_install,
+            data,
+            model,
+            out,
+            epochs,
+        } => pipeline(
+            no_install,
+            PipelineArgs {
+                data,
+                model,
+                out,
+                epochs,
+            },
+        ),
         Cmd::Fuzz(a) => fuzz::fuzz(&a),
         Cmd::Bench(b) => bench::main(&b),
+        Cmd::Export(e) => export_c::main(&e),
         Cmd::Setup { check } => setup::main(check),
         Cmd::Test => test::main(),
     };
@@ -388,8 +461,29 @@ mod tests {
         assert_eq!(p.args, ["runs/x", "--calib", "8", "--help"]);
         assert!(matches!(
             parse(&["pipeline", "--no-install"]).unwrap().command,
-            Cmd::Pipeline { no_install: true }
+            Cmd::Pipeline {
+                no_install: true,
+                data: None,
+                model: None,
+                ..
+            }
         ));
+        let Cmd::Pipeline { data, model, .. } = parse(&[
+            "pipeline",
+            "--data",
+            "folder:imgs",
+            "--model",
+            "flat-4c:in=32x32x3",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not pipeline")
+        };
+        assert_eq!(
+            (data.as_deref(), model.as_deref()),
+            (Some("folder:imgs"), Some("flat-4c:in=32x32x3"))
+        );
         assert!(matches!(
             parse(&["setup", "--check"]).unwrap().command,
             Cmd::Setup { check: true }

@@ -60,7 +60,8 @@ pub fn main(args: &deploy::Args) -> Result<(), String> {
     } else if ssh.is_some() {
         return Err(format!("--ssh is for --board {}", boards::JETSON.name));
     } else {
-        Costs::from(&deploy::deploy(board, model, images, timeout)?)
+        let over = deploy::data_overrides(model, args.data.as_deref(), images)?;
+        Costs::from(&deploy::deploy_with(board, model, images, timeout, &over)?)
     };
     let path = picture(model, board, &costs)?;
     println!("picture: {}", path.display());

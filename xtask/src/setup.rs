@@ -41,6 +41,22 @@ pub const PACKAGES: &[Package] = &[
         name: "libc6-dev-arm64-cross",
         why: "the aarch64 C library the jetson binary links",
     },
+    Package {
+        name: "gcc-arm-none-eabi",
+        why: "the C library's header tests and its examples for Cortex-M (export c --check)",
+    },
+    Package {
+        name: "libnewlib-arm-none-eabi",
+        why: "newlib and its semihosting (rdimon) for the Cortex-M C examples",
+    },
+    Package {
+        name: "g++",
+        why: "the C library's header compiled as C++ (capi/tests/header.rs)",
+    },
+    Package {
+        name: "make",
+        why: "the Makefile that export c writes builds the C examples",
+    },
 ];
 
 fn quiet(cmd: &mut Command) -> Option<String> {
@@ -168,9 +184,14 @@ pub fn ensure_packages(packages: &[&Package]) -> Result<(), String> {
         v
     };
     run_step("package lists", program, &with(&["update", "-qq"]))?;
-    let mut install = with(&["install", "-y", "-qq", "--no-install-recommends"]);
-    install.extend(missing.iter().copied());
-    run_step("Debian packages", program, &install)
+    // One package per `apt-get install`: a single install of all of them was once refused by
+    // the dependency resolver on these machines where the same packages one by one installed.
+    for name in missing {
+        let mut install = with(&["install", "-y", "-qq", "--no-install-recommends"]);
+        install.push(name);
+        run_step(&format!("Debian package {name}"), program, &install)?;
+    }
+    Ok(())
 }
 
 /// `cargo xtask setup [--check]`.

@@ -212,6 +212,39 @@ pub fn main() -> Result<(), String> {
             .args(["--board", board, "runs/default/model.skq"]);
         steps.push((format!("deploy on {board} (QEMU)"), d));
     }
+    // The C library (capi/, docs/c-api.md): clippy on a Cortex-M target with the staticlib's
+    // panic handler, then `export c --check` of the pipeline's model for every target: the C
+    // example built with its Makefile runs the test digits on QEMU mps2-an386 (M4, and the M0+
+    // build), mps2-an505 (M33), the host (x86_64) and qemu-aarch64, every int8 logit compared
+    // with the host engine's, and the code sizes printed next to the Rust boards'.
+    let mut c = cargo();
+    c.args([
+        "clippy",
+        "--release",
+        "-p",
+        "shiftkit-c",
+        "--features",
+        "panic-handler",
+    ])
+    .args(["--target", "thumbv7em-none-eabihf", "--", "-D", "warnings"]);
+    steps.push(("clippy (shiftkit-c staticlib, thumbv7em)".into(), c));
+    for target in crate::export_c::TARGET_TRIPLES {
+        #[cfg(target_arch = "x86_64")]
+        if target.starts_with("x86_64") && !std::arch::is_x86_feature_detected!("avx2") {
+            println!("== xtask test: C library for {target} not run: this CPU has no AVX2, which its kernels are built with");
+            continue;
+        }
+        let mut e = cargo();
+        e.args(["run", "--quiet", "-p", "xtask", "--", "export", "c"])
+            .args(["runs/default/model.skq", "--target", target, "--out"])
+            .arg(
+                crate::root()
+                    .join(crate::export_c::EXPORT_TARGET_DIR)
+                    .join(format!("out-{target}")),
+            )
+            .arg("--check");
+        steps.push((format!("C library for {target}: export c --check"), e));
+    }
     let mut failed = Vec::new();
     for (name, cmd) in steps {
         println!("== xtask test: {name}");

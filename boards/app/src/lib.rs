@@ -10,7 +10,7 @@
 //! ```text
 //! shiftkit BOARD: model M B, arena A B (align X), input I B, C classes, O ops, N images, counter UNIT (S per tick)
 //! load ticks T UNIT U plan_check_ticks P UNIT Q    (`Model::from_bytes` once; Q its plan check)
-//! image I label L pred P logits [..]
+//! image I label L pred P logits [..] class NAME   (` class NAME` when the model has names)
 //! accuracy C/N
 //! layer I KIND ticks T UNIT U                     (summed over the N images)
 //! total ticks T UNIT_per_inference U              (whole `firmware::run`, mean per image)
@@ -246,6 +246,7 @@ pub fn run<const OPS: usize, C: Counter, P: OutputPin, S: Sink>(
                     label,
                     pred,
                     logits,
+                    name: model.class_name(pred),
                 });
             }
             Err(error) => {

@@ -55,6 +55,8 @@ impl embedded_hal::digital::OutputPin for FakePin {
 #[derive(Default)]
 struct Recorder {
     starts: Vec<(usize, usize, String, u32)>,
+    /// (load ticks, plan-check ticks) of each `load` line.
+    loads: Vec<(u64, u64)>,
     images: Vec<(usize, u8, usize, Vec<i8>)>,
     accuracy: Vec<(usize, usize)>,
     layers: Vec<(usize, String, u64, u64)>,
@@ -91,6 +93,7 @@ impl Sink for Recorder {
                 label,
                 pred,
                 logits,
+                ..
             } => self.images.push((index, label, pred, logits.to_vec())),
             Line::Accuracy { correct, images } => self.accuracy.push((correct, images)),
             Line::Layer {
@@ -117,6 +120,11 @@ impl Sink for Recorder {
             Line::RunError { image, error } => self.errors.push(format!("image {image}: {error}")),
             Line::Failed(what) => self.errors.push(what.to_string()),
             Line::Calibration { .. } => self.errors.push("unexpected calibration".into()),
+            Line::Load {
+                ticks,
+                plan_check_ticks,
+                ..
+            } => self.loads.push((ticks, plan_check_ticks)),
         }
     }
 }
@@ -165,6 +173,8 @@ fn report_has_the_engines_logits_and_every_layer() {
         let s = s.expect("a summary");
 
         assert_eq!(r.starts, vec![(ops, n, "fake_units".to_string(), 3)]);
+        // Loading and the plan check are each timed by one pair of readings.
+        assert_eq!(r.loads, vec![(u64::from(STEP), u64::from(STEP))]);
         let mut host_arena = vec![0i8; m.arena_bytes()];
         let mut correct = 0;
         for (i, (px, &label)) in pixels.chunks(len).zip(&labels).enumerate() {
@@ -195,8 +205,8 @@ fn report_has_the_engines_logits_and_every_layer() {
         assert_eq!(s.per_inference, per_image * 3);
         // No linker-script stack on the host: the mark is 0 there (painted on the boards).
         assert_eq!(r.memory, vec![(file.len(), m.arena_bytes(), Some(0))]);
-        // The text: start, one line per image, accuracy, one per op, total, memory.
-        assert_eq!(r.text.len(), 1 + n + 1 + ops + 2, "net {net}");
+        // The text: start, load, one line per image, accuracy, one per op, total, memory.
+        assert_eq!(r.text.len(), 2 + n + 1 + ops + 2, "net {net}");
         assert!(
             r.text[0].starts_with("shiftkit host: model "),
             "{}",
@@ -207,9 +217,17 @@ fn report_has_the_engines_logits_and_every_layer() {
             "{}",
             r.text[0]
         );
-        let logits: Vec<String> = r.images[0].3.iter().map(i8::to_string).collect();
         assert_eq!(
             r.text[1],
+            format!(
+                "load ticks {STEP} fake_units {} plan_check_ticks {STEP} fake_units {}",
+                3 * STEP,
+                3 * STEP
+            )
+        );
+        let logits: Vec<String> = r.images[0].3.iter().map(i8::to_string).collect();
+        assert_eq!(
+            r.text[2],
             format!(
                 "image 0 label {} pred {} logits [{}]",
                 r.images[0].1,
@@ -218,7 +236,7 @@ fn report_has_the_engines_logits_and_every_layer() {
             )
         );
         assert_eq!(
-            r.text[2 + n],
+            r.text[3 + n],
             format!(
                 "layer 0 {} ticks {} fake_units {}",
                 kinds[0],

@@ -193,6 +193,7 @@ fn run(args: &Args, out: &mut impl Write) -> Result<(), String> {
             label,
             pred,
             logits,
+            name: model.class_name(pred),
         })?;
     }
     emit(Line::Accuracy { correct, images: n })?;

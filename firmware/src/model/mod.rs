@@ -103,6 +103,8 @@ pub struct Model<'a> {
     op_records: &'a [u8],
     /// The weight section, `[W, length)`.
     weights: &'a [u8],
+    /// The class-name record after the last op (format 5), empty when the file has none.
+    names: &'a [u8],
 }
 
 /// Iterator over `left` consecutive postcard records of type `T`; yields an error (never
@@ -350,6 +352,7 @@ impl<'a> Model<'a> {
             indexed: indexed as u8,
             op_records: tensors.rest,
             weights,
+            names: &[],
         };
 
         // Ops: each one on its own, then the dataflow between them.
@@ -366,12 +369,22 @@ impl<'a> Model<'a> {
             model.check_op(&op, i)?;
             last_y = Some(op.output());
         }
-        if !ops.rest.is_empty() {
-            return Err(invalid(
-                "header: bytes left in the graph section after the last op",
-                0,
-            ));
+        let names = ops.rest;
+        if !names.is_empty() {
+            if version < 5 {
+                return Err(invalid(
+                    "header: bytes left in the graph section after the last op",
+                    0,
+                ));
+            }
+            if crate::wire::check_names(names) != Some(u32::from(h.classes)) {
+                return Err(invalid(
+                    "names: the bytes after the last op are not one class name (1 to 64 bytes of UTF-8) per class",
+                    0,
+                ));
+            }
         }
+        let model = Model { names, ..model };
         if last_y != Some(h.output) {
             return Err(invalid(
                 "op: the last op does not write the output tensor",
@@ -388,6 +401,12 @@ impl<'a> Model<'a> {
     /// check costs at load (the report's `load` line).
     pub fn check_plan(&self) -> Result<(), ModelError> {
         liveness::check(self)
+    }
+
+    /// The name of class `i` (`None` if the file has no names: format 3 and 4 files, or a
+    /// quantizer that wrote none, or `i` out of range).
+    pub fn class_name(&self, i: usize) -> Option<&'a str> {
+        crate::wire::name(self.names, u32::try_from(i).ok()?)
     }
 
     /// The header record.

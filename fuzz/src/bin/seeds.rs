@@ -4,7 +4,6 @@
 //!
 //! `cargo run --manifest-path fuzz/Cargo.toml --no-default-features --bin seeds -- [MODEL.skq...]`
 #[path = "../../../firmware/tests/common/mod.rs"]
-#[allow(dead_code, unused_imports)]
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -5,6 +5,7 @@
 //! - [`mnist`]: the bundled MNIST (`data/mnist`, see `data/README.md`) or a user's MNIST in
 //!   uncompressed IDX format, read through the shared [`firmware::idx::Idx`] reader;
 //! - [`cifar`]: the *binary* versions of CIFAR-10/100;
+//! - [`folder`]: a folder of class folders of images (`folder:DIR`), decoded, resized and cached;
 //! - [`augment`]: random translation with zero padding ("pad and crop") and horizontal flip;
 //! - [`rng`]: the small deterministic PRNG (SplitMix64) that the rest of the trainer reuses for
 //!   initialisation, batching and augmentation.
@@ -15,11 +16,13 @@
 //! naming the file, what is wrong and how to fix it; no file contents can make this module panic.
 pub mod augment;
 pub mod cifar;
+pub mod folder;
 pub mod mnist;
 pub mod rng;
 pub mod spec;
 
 pub use augment::{augment_into, Augment};
+pub use folder::{FolderOptions, Resize, Target};
 pub use rng::Rng;
 pub use spec::{DataError, DataSpec, Dataset, Splits};
 
@@ -33,9 +36,35 @@ pub fn bundled_mnist_dir() -> PathBuf {
         .join("mnist")
 }
 
-/// Loads the dataset `spec` names, validating every file.
+/// What loading needs besides the spec: the network's input (folder images are resized to it),
+/// the folder options, the run folder that caches decoded images, `--flip`, and quiet.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    pub input: Option<Target>,
+    pub folder: FolderOptions,
+    pub cache_dir: Option<PathBuf>,
+    /// Overrides the dataset's horizontal-flip augmentation (`--flip true|false`).
+    pub flip: Option<bool>,
+    pub quiet: bool,
+}
+
+/// Loads the dataset `spec` names, validating every file ([`load_with`] with no input size: a
+/// folder dataset needs one).
 pub fn load(spec: &DataSpec) -> Result<Splits, DataError> {
-    let (train, test, class_names, augment) = match spec {
+    load_with(spec, &LoadOptions::default())
+}
+
+/// Whether every class name is one digit: the digit datasets, which are never mirrored.
+pub fn digits(names: &[String]) -> bool {
+    names
+        .iter()
+        .all(|n| n.len() == 1 && n.as_bytes()[0].is_ascii_digit())
+}
+
+/// Loads the dataset `spec` names with `opts`, validating every file.
+pub fn load_with(spec: &DataSpec, opts: &LoadOptions) -> Result<Splits, DataError> {
+    let mut report = None;
+    let (train, test, class_names, mut augment) = match spec {
         DataSpec::BundledMnist => {
             let (tr, te) = mnist::load_mnist(&bundled_mnist_dir(), true)?;
             (tr, te, mnist::digit_names(), Augment::MNIST)
@@ -52,7 +81,37 @@ pub fn load(spec: &DataSpec) -> Result<Splits, DataError> {
             let (tr, te, names) = cifar::load_cifar100(dir)?;
             (tr, te, names, Augment::CIFAR)
         }
+        DataSpec::Folder(dir) => {
+            let t = opts.input.ok_or_else(|| {
+                DataError::BadSpec(format!(
+                    "{spec}: a folder dataset is resized to the network's input, and none was given"
+                ))
+            })?;
+            let (tr, te, names, r) =
+                folder::load_folder(dir, t, &opts.folder, opts.cache_dir.as_deref(), opts.quiet)?;
+            if !opts.quiet {
+                eprintln!(
+                    "{}",
+                    folder::summary(dir, &tr, &te, &names, &opts.folder, &r)
+                );
+            }
+            report = Some(r);
+            // Digits translate by 2 pixels and never flip; other images pad-and-crop by an
+            // eighth of the side and flip.
+            let aug = if digits(&names) {
+                Augment::MNIST
+            } else {
+                Augment {
+                    pad_crop: (t.h.min(t.w) / 8).max(1),
+                    hflip: true,
+                }
+            };
+            (tr, te, names, aug)
+        }
     };
+    if let Some(flip) = opts.flip {
+        augment.hflip = flip;
+    }
     let (mean, std) = channel_stats(&train);
     Ok(Splits {
         train,
@@ -61,6 +120,7 @@ pub fn load(spec: &DataSpec) -> Result<Splits, DataError> {
         augment,
         mean,
         std,
+        folder: report,
     })
 }
 

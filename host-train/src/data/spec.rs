@@ -50,6 +50,24 @@ pub enum DataError {
     },
     #[error("bad --data value: {0}")]
     BadSpec(String),
+    #[error("{path}: {what}", path = .path.display())]
+    Folder { path: PathBuf, what: String },
+    #[error(
+        "{path}: cannot decode this image: {why} (remove or re-save the file, or pass --skip-bad to skip files that do not decode)",
+        path = .path.display()
+    )]
+    Decode { path: PathBuf, why: String },
+    #[error(
+        "{path}: {size} is smaller than the {need} input (with --resize {resize}), and {count} image(s) in all are; images are not scaled up: use a smaller input, --resize pad, or larger images",
+        path = .path.display()
+    )]
+    TooSmall {
+        path: PathBuf,
+        size: String,
+        count: usize,
+        need: String,
+        resize: String,
+    },
 }
 
 /// One split of a dataset, images as u8 HWC (NHWC flattened), labels as u8 class ids.
@@ -109,10 +127,12 @@ pub enum DataSpec {
     Cifar10(PathBuf),
     /// A folder with the CIFAR-100 binary version (`train.bin`, `test.bin`).
     Cifar100(PathBuf),
+    /// A folder of class folders of images ([`super::folder`]).
+    Folder(PathBuf),
 }
 
 const SPEC_FORMS: &str =
-    "valid forms: `mnist` (bundled), `mnist:DIR`, `cifar10:DIR`, `cifar100:DIR`";
+    "valid forms: `mnist` (bundled), `mnist:DIR`, `cifar10:DIR`, `cifar100:DIR`, `folder:DIR` (DIR/<class>/*.png|jpg|bmp|pgm|ppm)";
 
 impl FromStr for DataSpec {
     type Err = DataError;
@@ -125,7 +145,11 @@ impl FromStr for DataSpec {
         let bad = |why: &str| Err(DataError::BadSpec(format!("`{s}`: {why}; {SPEC_FORMS}")));
         match (kind, dir) {
             ("mnist", None) => Ok(DataSpec::BundledMnist),
-            ("mnist" | "cifar10" | "cifar100", Some("")) => bad("the folder after ':' is empty"),
+            ("mnist" | "cifar10" | "cifar100" | "folder", Some("")) => {
+                bad("the folder after ':' is empty")
+            }
+            ("folder", Some(d)) => Ok(DataSpec::Folder(PathBuf::from(d))),
+            ("folder", None) => bad("name the folder: `folder:DIR`"),
             ("mnist", Some(d)) => Ok(DataSpec::Mnist(PathBuf::from(d))),
             ("cifar10", Some(d)) => Ok(DataSpec::Cifar10(PathBuf::from(d))),
             ("cifar100", Some(d)) => Ok(DataSpec::Cifar100(PathBuf::from(d))),
@@ -144,6 +168,7 @@ impl fmt::Display for DataSpec {
             DataSpec::Mnist(d) => write!(f, "mnist:{}", d.display()),
             DataSpec::Cifar10(d) => write!(f, "cifar10:{}", d.display()),
             DataSpec::Cifar100(d) => write!(f, "cifar100:{}", d.display()),
+            DataSpec::Folder(d) => write!(f, "folder:{}", d.display()),
         }
     }
 }
@@ -158,6 +183,8 @@ pub struct Splits {
     pub augment: Augment,
     pub mean: Vec<f32>,
     pub std: Vec<f32>,
+    /// What a folder dataset's loading found (`None` for the other kinds).
+    pub folder: Option<super::folder::FolderReport>,
 }
 
 #[cfg(test)]
@@ -171,16 +198,27 @@ mod tests {
             ("mnist:/data/mnist", DataSpec::Mnist("/data/mnist".into())),
             ("cifar10:rel/c10", DataSpec::Cifar10("rel/c10".into())),
             ("cifar100:/x/c:100", DataSpec::Cifar100("/x/c:100".into())),
+            ("folder:my images", DataSpec::Folder("my images".into())),
         ] {
             let parsed: DataSpec = text.parse().unwrap();
             assert_eq!(parsed, spec);
             assert_eq!(parsed.to_string(), text);
         }
-        for bad in ["imagenet:/x", "cifar10", "mnist:", "", "MNIST"] {
+        for bad in [
+            "imagenet:/x",
+            "cifar10",
+            "mnist:",
+            "",
+            "MNIST",
+            "folder",
+            "folder:",
+        ] {
             match bad.parse::<DataSpec>() {
                 Err(DataError::BadSpec(msg)) => {
                     assert!(
-                        msg.contains("cifar10:DIR") && msg.contains("mnist:DIR"),
+                        msg.contains("cifar10:DIR")
+                            && msg.contains("mnist:DIR")
+                            && msg.contains("folder:DIR"),
                         "{msg}"
                     )
                 }

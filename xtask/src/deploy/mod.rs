@@ -67,9 +67,14 @@ pub struct Args {
     /// The int8 model (`cargo xtask quantize DIR` writes DIR/model.skq)
     #[arg(value_name = "MODEL.skq")]
     pub model: PathBuf,
-    /// How many of the bundled MNIST test digits to run
+    /// How many test images to run (the bundled MNIST digits, or the --data test split)
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub images: usize,
+    /// The test images to embed: a dataset SPEC (e.g. folder:DIR), resized to the model's input
+    /// as in training [default: the data the model was trained on, from train-config.json
+    /// beside it; else the bundled MNIST digits]
+    #[arg(long, value_name = "SPEC")]
+    pub data: Option<String>,
     /// Seconds allowed for building and running [default: 120 + 2 per image]
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<u64>,
@@ -90,6 +95,13 @@ impl Args {
 /// `cargo xtask deploy`: the board's deploy, jetson's included.
 pub fn main(args: &Args) -> Result<(), String> {
     let b = boards::find(&args.board)?;
+    let over = data_overrides(&args.model, args.data.as_deref(), args.images)?;
+    if b.run == Run::Linux && over.idx.is_some() {
+        return Err(format!(
+            "--board {}: runs the bundled MNIST digits only; --data (or a model trained on other data) is for the microcontroller boards",
+            boards::JETSON.name
+        ));
+    }
     if b.run == Run::Linux {
         return jetson::deploy(
             &args.model,
@@ -102,21 +114,57 @@ pub fn main(args: &Args) -> Result<(), String> {
     if args.ssh.is_some() {
         return Err(format!("--ssh is for --board {}", boards::JETSON.name));
     }
-    deploy(&args.board, &args.model, args.images, args.timeout()).map(|_| ())
+    deploy_with(&args.board, &args.model, args.images, args.timeout(), &over).map(|_| ())
 }
 
-/// Builds, runs and checks; prints as it goes. `Err` if anything fails or the device's logits
-/// differ from the host's (the report is printed first).
-pub fn deploy(
-    board: &str,
+/// The data a model's run folder says it was trained on (`train-config.json` beside it), when
+/// that is not the bundled MNIST.
+fn trained_on(model: &Path) -> Option<String> {
+    let dir = model.parent()?;
+    let text = std::fs::read_to_string(dir.join("train-config.json")).ok()?;
+    let cfg: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let data = cfg.get("data")?.as_str()?.to_string();
+    (data != "mnist").then_some(data)
+}
+
+/// The test images to embed: with `--data`, or for a model trained on other data than the
+/// bundled MNIST, its first `images` test images at the model's input, written as an IDX pair
+/// by `shiftkit-quantize test-idx` (which decodes and resizes folder images as in training).
+pub fn data_overrides(
     model: &Path,
+    data: Option<&str>,
     images: usize,
-    timeout: Duration,
-) -> Result<Report, String> {
-    deploy_with(board, model, images, timeout, &Overrides::default())
+) -> Result<Overrides, String> {
+    let spec = match data {
+        Some(d) => Some(d.to_string()),
+        None => trained_on(model),
+    };
+    let Some(spec) = spec else {
+        return Ok(Overrides::default());
+    };
+    let out = root().join("target/deploy-data");
+    let mut args = vec![
+        "test-idx".to_string(),
+        model.display().to_string(),
+        "--out".into(),
+        out.display().to_string(),
+        "--images".into(),
+        images.to_string(),
+    ];
+    if data.is_some() {
+        args.extend(["--data".into(), spec.clone()]);
+    }
+    println!("== deploy: the test images of {spec}");
+    crate::pass_through(crate::shiftkit_quantize(&args))?;
+    Ok(Overrides {
+        idx: Some((out.join("test-images-idx3"), out.join("test-labels-idx1"))),
+        ..Overrides::default()
+    })
 }
 
-/// [`deploy`] with [`Overrides`].
+/// Builds, runs and checks with [`Overrides`] (the test images, portable kernels); prints as it
+/// goes. `Err` if anything fails or the device's logits differ from the host's (the report is
+/// printed first).
 pub fn deploy_with(
     board: &str,
     model: &Path,
@@ -166,9 +214,10 @@ pub fn deploy_with(
     println!("{budget}");
     if digits.first().is_some_and(|d| d.len() != m.input_len()) {
         return Err(format!(
-            "{}: takes {} input bytes, the bundled test digits are 28x28x1 ({} bytes)",
+            "{}: takes {} input bytes, the test images in {} are {} bytes; pass the data it was trained on with --data SPEC",
             model.display(),
             m.input_len(),
+            idx_images.display(),
             digits[0].len()
         ));
     }
@@ -225,6 +274,23 @@ pub fn deploy_with(
         100.0 * report.device_accuracy
     );
     println!("device_matches_host: {}", report.device_matches_host);
+    if dev.names.iter().any(Option::is_some) {
+        let shown: Vec<String> = dev
+            .images
+            .iter()
+            .zip(&dev.names)
+            .take(5)
+            .map(|((label, _, _), name)| {
+                let truth = m.class_name(*label as usize).unwrap_or("?");
+                format!("{} (true: {truth})", name.as_deref().unwrap_or("?"))
+            })
+            .collect();
+        println!(
+            "device classes: {}{}",
+            shown.join(", "),
+            if n > 5 { ", .." } else { "" }
+        );
+    }
     let how = match b.run {
         Run::Qemu => "SysTick ticks x instructions per tick under -icount shift=0; not cycles",
         Run::Probe { .. } | Run::Linux => "measured on the board",

@@ -9,6 +9,8 @@ use std::path::Path;
 pub struct DeviceRun {
     /// (label, pred, logits) per image, in order.
     pub images: Vec<(u8, usize, Vec<i8>)>,
+    /// The predicted class's name per image, when the board printed one (models with names).
+    pub names: Vec<Option<String>>,
     /// (kind, summed units over all images) per op.
     pub layers: Vec<(String, u64)>,
     pub per_inference: u64,
@@ -47,14 +49,25 @@ pub fn parse(out: &str, n: usize) -> Result<DeviceRun, String> {
                     (Some(l), Some(p)) => (l.parse().ok(), p.parse().ok()),
                     _ => (None, None),
                 };
-                let list = l
-                    .trim_end()
-                    .split_once('[')
-                    .and_then(|x| x.1.strip_suffix(']'));
+                // ... logits [a, b, ..] (then ` class NAME` for models with names)
+                let (list, name) = match l.trim_end().split_once('[').map(|x| x.1) {
+                    Some(rest) => match rest.split_once(']') {
+                        Some((list, "")) => (Some(list), None),
+                        Some((list, tail)) => match tail.strip_prefix(" class ") {
+                            Some(n) if !n.is_empty() => (Some(list), Some(n.to_string())),
+                            _ => (None, None),
+                        },
+                        None => (None, None),
+                    },
+                    None => (None, None),
+                };
                 let logits: Option<Vec<i8>> =
                     list.map(|s| s.split(',').filter_map(|v| v.trim().parse().ok()).collect());
                 match (label, pred, logits) {
-                    (Some(a), Some(b), Some(c)) => d.images.push((a, b, c)),
+                    (Some(a), Some(b), Some(c)) => {
+                        d.images.push((a, b, c));
+                        d.names.push(name);
+                    }
                     _ => return Err(bad(l)),
                 }
             }
@@ -273,12 +286,14 @@ mod tests {
                 label: 7,
                 pred: 2,
                 logits: &[-1, 2, 127, -128],
+                name: Some("two birds"),
             },
             Line::Image {
                 index: 1,
                 label: 0,
                 pred: 0,
                 logits: &[5, 0, 0, -5],
+                name: None,
             },
             Line::Accuracy {
                 correct: 1,
@@ -322,6 +337,7 @@ mod tests {
         assert_eq!(d.per_inference_name, "qemu_instructions_per_inference");
         assert_eq!(d.stack_bytes, Some(4032));
         assert_eq!(d.load, Some((2000, 240)));
+        assert_eq!(d.names, vec![Some("two birds".to_string()), None]);
         // A count other than the image lines is refused, with the output.
         let e = parse(&out, 3).unwrap_err();
         assert!(e.contains("printed 2 image lines, expected 3"), "{e}");
@@ -342,6 +358,7 @@ mod tests {
                 label: 7,
                 pred: 3,
                 logits: &[-1, 2, 127, -128],
+                name: None,
             },
             Line::Accuracy {
                 correct: 0,
@@ -395,6 +412,7 @@ mod tests {
             label: 7,
             pred: 7,
             logits: &[-1, 2, 127, -128],
+            name: None,
         };
         let total = Line::Total {
             ticks: 1200,
@@ -425,6 +443,8 @@ mod tests {
         for bad in [
             "image 0 label 7 pred x logits [1]\n",
             "image 0 label 7 pred 7 logits [1, 2\n",
+            "image 0 label 7 pred 7 logits [1, 2] clas x\n",
+            "image 0 label 7 pred 7 logits [1, 2] class \n",
             "layer 0 conv3x3 ns\n",
             "total ticks 12 qemu_instructions_per_inference\n",
             "memory model_bytes 9 arena_bytes 8 stack_bytes many\n",
