@@ -89,6 +89,7 @@ pub fn train(
         cache_dir: Some(out.to_path_buf()),
         flip: cfg.flip,
         quiet,
+        test_only: false,
     };
     let splits: Splits = data::load_with(&spec, &load)?;
     if folder {

@@ -160,6 +160,7 @@ pub fn run_data(
         cache_dir: Some(dir.to_path_buf()),
         flip: saved.as_ref().and_then(|c| c.flip),
         quiet: false,
+        test_only: false,
     };
     Ok((s.parse()?, opts))
 }

@@ -112,11 +112,13 @@ fn eval_cmd(args: Vec<String>) -> Result<(), QuantError> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(std::path::Path::new("."));
-    let (spec, load) = quantize::run_data(
+    let (spec, mut load) = quantize::run_data(
         run,
         data.as_deref(),
         Some((x.h as usize, x.w as usize, x.c as usize)),
     )?;
+    // Evaluating needs the test split only: not the training files.
+    load.test_only = true;
     let splits = host_train::data::load_with(&spec, &load)?;
     let test = &splits.test;
     if (test.h, test.w, test.c) != (x.h as usize, x.w as usize, x.c as usize) {

@@ -2,7 +2,8 @@
 //! model's dataset, at the model's input (a folder dataset decoded and resized as in training),
 //! written as the IDX pair `DIR/test-images-idx3` + `DIR/test-labels-idx1` (each image one
 //! `h x (w*c)` record), so that `cargo xtask deploy` embeds the user's own images on the board.
-//! The data defaults to the model's own (its run folder's `train-config.json`).
+//! The data defaults to the model's own (its run folder's `train-config.json`). The images are
+//! taken a class at a time in turn, so that the first N cover every class.
 use crate::QuantError;
 use std::path::{Path, PathBuf};
 
@@ -17,6 +18,27 @@ fn idx(dims: &[usize], data: &[u8]) -> Vec<u8> {
     }
     f.extend_from_slice(data);
     f
+}
+
+/// `n` indices of `labels` taking one image of each class in turn (each class in its order), so
+/// that the first images of a folder dataset, which lists class by class, cover every class.
+pub fn round_robin(labels: &[u8], n: usize) -> Vec<usize> {
+    let classes = labels.iter().map(|&l| l as usize + 1).max().unwrap_or(0);
+    let mut by_class: Vec<std::collections::VecDeque<usize>> = vec![Default::default(); classes];
+    for (i, &l) in labels.iter().enumerate() {
+        by_class[l as usize].push_back(i);
+    }
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n.min(labels.len()) {
+        for q in by_class.iter_mut() {
+            if let Some(i) = q.pop_front() {
+                if out.len() < n {
+                    out.push(i);
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Writes the pair for the model at `model` into `out`; returns (images written, the data spec).
@@ -37,6 +59,7 @@ pub fn write_test_idx(
         .unwrap_or(Path::new("."));
     let (spec, mut load) = crate::run_data(run, data, Some((h, w, c)))?;
     load.quiet = true;
+    load.test_only = true;
     let splits = host_train::data::load_with(&spec, &load)?;
     let test = &splits.test;
     if (test.h, test.w, test.c) != (h, w, c) {
@@ -51,11 +74,14 @@ pub fn write_test_idx(
     let n = images.min(test.len());
     std::fs::create_dir_all(out).map_err(host_train::io::io_err(out))?;
     let il = test.image_len();
-    host_train::io::write_atomic(
-        &out.join(IMAGES),
-        &idx(&[n, h, w * c], &test.images[..n * il]),
-    )?;
-    host_train::io::write_atomic(&out.join(LABELS), &idx(&[n], &test.labels[..n]))?;
+    let order = round_robin(&test.labels, n);
+    let mut pixels = Vec::with_capacity(n * il);
+    for &i in &order {
+        pixels.extend_from_slice(test.image(i));
+    }
+    let labels: Vec<u8> = order.iter().map(|&i| test.labels[i]).collect();
+    host_train::io::write_atomic(&out.join(IMAGES), &idx(&[n, h, w * c], &pixels))?;
+    host_train::io::write_atomic(&out.join(LABELS), &idx(&[n], &labels))?;
     Ok((n, spec.to_string()))
 }
 
@@ -96,4 +122,17 @@ pub fn command(args: Vec<String>) -> Result<(), QuantError> {
     let (n, spec) = write_test_idx(&model, data.as_deref(), &out, images)?;
     println!("{n} test images of {spec} in {}", out.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::round_robin;
+
+    #[test]
+    fn the_first_images_cover_every_class() {
+        let labels = [0, 0, 0, 1, 1, 2];
+        assert_eq!(round_robin(&labels, 4), [0, 3, 5, 1]);
+        assert_eq!(round_robin(&labels, 9), [0, 3, 5, 1, 4, 2]);
+        assert_eq!(round_robin(&[], 3), Vec::<usize>::new());
+    }
 }

@@ -11,6 +11,8 @@
 //!   recomputes the CRC) and loaded; the firmware accepts exactly the mutations that the
 //!   quantizer's plan checker (`quantize::plan::check`) accepts, and refuses the others with the
 //!   overlap errors, never with an unrelated one.
+//! - through the C API (`shiftkit-c`), `sk_model_load` refuses the two reported files with
+//!   `SK_ERR_MODEL_INVALID` and loads the quantizer's.
 use firmware::{Model as FwModel, ModelError};
 use host_train::data::Rng;
 use host_train::model::{Model, Normalization};
@@ -65,11 +67,21 @@ fn moved(qm: &QModel, u: usize, offset: u32) -> (QModel, Vec<u8>) {
     (m, bytes)
 }
 
+/// `sk_model_load` of `bytes` into a fresh handle: its status and message.
+fn c_load(bytes: &[u8]) -> (shiftkit::SkStatus, String) {
+    // SAFETY: the handle is plain `u64` words, and all-zero is its "not loaded" state.
+    let mut h: shiftkit::SkModel = unsafe { std::mem::zeroed() };
+    // SAFETY: `h` is a writable, aligned handle; `bytes` is `len` readable bytes that outlive it.
+    let s = unsafe { shiftkit::sk_model_load(&mut h, bytes.as_ptr(), bytes.len()) };
+    (s, shiftkit::message(s).to_string_lossy().into_owned())
+}
+
 #[test]
 fn the_two_broken_plans_found_outside_are_refused() {
     let qm = quantized(zoo::DEFAULT_MODEL);
     let bytes = skq::to_bytes(&qm).expect("encodes");
     FwModel::from_bytes(&bytes).expect("the quantizer's plan loads");
+    assert_eq!(c_load(&bytes).0, shiftkit::SK_OK, "the C API loads it too");
     let (first, last) = plan::lifetimes(qm.tensors.len(), &qm.ops, qm.header.output as usize);
     // (moved tensor, its offset, new offset, the live tensor it lands on, the op that writes
     // that one, the op that writes the moved tensor, the op that still reads the other): as the
@@ -99,6 +111,9 @@ fn the_two_broken_plans_found_outside_are_refused() {
             }
         );
         println!("tensor {u} moved onto tensor {t}: {err}");
+        let (status, message) = c_load(&bad);
+        assert_eq!(status, shiftkit::SK_ERR_MODEL_INVALID, "C API: {message}");
+        println!("  through the C API: status {status}: {message}");
     }
 }
 

@@ -127,42 +127,87 @@ fn read_names(dir: &Path, file: &str, classes: usize) -> Result<Option<Vec<Strin
     Ok(Some(names))
 }
 
-pub(super) fn load_cifar10(dir: &Path) -> Result<(Dataset, Dataset, Vec<String>), DataError> {
+/// The class names of `file` in `dir`, or `default` with a warning line saying so.
+fn names_or(
+    dir: &Path,
+    file: &str,
+    classes: usize,
+    what: &str,
+    default: impl FnOnce() -> Vec<String>,
+) -> Result<Vec<String>, DataError> {
+    Ok(match read_names(dir, file, classes)? {
+        Some(n) => n,
+        None => {
+            eprintln!(
+                "warning: {}: no {file}, so the classes are named {what}; add the file (one name per line) if these are not CIFAR's classes",
+                dir.display()
+            );
+            default()
+        }
+    })
+}
+
+/// CIFAR-10's five training batches and its test batch; with `test_only` the training split
+/// is left empty and its files are not needed.
+pub(super) fn load_cifar10(
+    dir: &Path,
+    test_only: bool,
+) -> Result<(Dataset, Dataset, Vec<String>), DataError> {
     check_dir(
         dir,
         "the CIFAR-10 binary version (data_batch_1.bin … test_batch.bin)",
     )?;
     let mut files: Vec<String> = (1..=5).map(|i| format!("data_batch_{i}.bin")).collect();
     files.push("test_batch.bin".into());
-    for f in &files {
+    let needed = if test_only { &files[5..] } else { &files[..] };
+    for f in needed {
         if !dir.join(f).is_file() {
             return Err(cifar_missing(dir, f, "CIFAR-10"));
         }
     }
     let mut train = empty_cifar(10);
-    for f in &files[..5] {
-        read_cifar_file(&dir.join(f), 1, 10, &mut train)?;
+    if !test_only {
+        for f in &files[..5] {
+            read_cifar_file(&dir.join(f), 1, 10, &mut train)?;
+        }
     }
     let mut test = empty_cifar(10);
     read_cifar_file(&dir.join(&files[5]), 1, 10, &mut test)?;
-    let names = read_names(dir, "batches.meta.txt", 10)?
-        .unwrap_or_else(|| CIFAR10_NAMES.iter().map(|s| s.to_string()).collect());
+    let names = names_or(dir, "batches.meta.txt", 10, "airplane .. truck", || {
+        CIFAR10_NAMES.iter().map(|s| s.to_string()).collect()
+    })?;
     Ok((train, test, names))
 }
 
-pub(super) fn load_cifar100(dir: &Path) -> Result<(Dataset, Dataset, Vec<String>), DataError> {
+/// CIFAR-100's training and test files; with `test_only` only `test.bin`.
+pub(super) fn load_cifar100(
+    dir: &Path,
+    test_only: bool,
+) -> Result<(Dataset, Dataset, Vec<String>), DataError> {
     check_dir(dir, "the CIFAR-100 binary version (train.bin, test.bin)")?;
-    for f in ["train.bin", "test.bin"] {
+    let needed: &[&str] = if test_only {
+        &["test.bin"]
+    } else {
+        &["train.bin", "test.bin"]
+    };
+    for f in needed {
         if !dir.join(f).is_file() {
             return Err(cifar_missing(dir, f, "CIFAR-100"));
         }
     }
     let mut train = empty_cifar(100);
-    read_cifar_file(&dir.join("train.bin"), 2, 100, &mut train)?;
+    if !test_only {
+        read_cifar_file(&dir.join("train.bin"), 2, 100, &mut train)?;
+    }
     let mut test = empty_cifar(100);
     read_cifar_file(&dir.join("test.bin"), 2, 100, &mut test)?;
-    let names = read_names(dir, "fine_label_names.txt", 100)?
-        .unwrap_or_else(|| (0..100).map(|i| format!("class{i}")).collect());
+    let names = names_or(
+        dir,
+        "fine_label_names.txt",
+        100,
+        "class0 .. class99",
+        || (0..100).map(|i| format!("class{i}")).collect(),
+    )?;
     Ok((train, test, names))
 }
 
@@ -183,6 +228,24 @@ mod tests {
             }
         }
         r
+    }
+
+    #[test]
+    fn the_test_split_alone_needs_only_the_test_file() {
+        let t = TempDir::new("c10-test-only");
+        t.write("test_batch.bin", &cifar_record(&[3]));
+        let spec = DataSpec::Cifar10(t.0.clone());
+        // Training needs the training batches, naming the first missing one.
+        let e = load(&spec).unwrap_err().to_string();
+        assert!(e.contains("data_batch_1.bin"), "{e}");
+        let opts = super::super::LoadOptions {
+            test_only: true,
+            ..Default::default()
+        };
+        let s = super::super::load_with(&spec, &opts).unwrap();
+        assert_eq!((s.train.len(), s.test.len(), s.test.labels[0]), (0, 1, 3));
+        // No batches.meta.txt: the standard names (with a warning line on stderr).
+        assert_eq!(s.class_names[0], "airplane");
     }
 
     #[test]

@@ -150,10 +150,23 @@ pub fn parse_mnist(ip: &Path, mut ib: Vec<u8>, lp: &Path, lb: &[u8]) -> Result<D
     })
 }
 
-pub(super) fn load_mnist(dir: &Path, bundled: bool) -> Result<(Dataset, Dataset), DataError> {
+/// Both MNIST splits; with `test_only` only the `t10k` files (the training split empty).
+pub(super) fn load_mnist(
+    dir: &Path,
+    bundled: bool,
+    test_only: bool,
+) -> Result<(Dataset, Dataset), DataError> {
     check_dir(dir, "the MNIST IDX files (train-images-idx3-ubyte, …)")?;
-    let train = load_mnist_split(dir, "train", bundled)?;
     let test = load_mnist_split(dir, "t10k", bundled)?;
+    if test_only {
+        let train = Dataset {
+            images: Vec::new(),
+            labels: Vec::new(),
+            ..test.clone()
+        };
+        return Ok((train, test));
+    }
+    let train = load_mnist_split(dir, "train", bundled)?;
     if (train.h, train.w) != (test.h, test.w) {
         return Err(DataError::Mismatch {
             path: dir.to_path_buf(),

@@ -46,6 +46,9 @@ pub struct LoadOptions {
     /// Overrides the dataset's horizontal-flip augmentation (`--flip true|false`).
     pub flip: Option<bool>,
     pub quiet: bool,
+    /// Only the test split is needed (eval, predict, deploy's images): MNIST and CIFAR leave
+    /// the training split empty and do not need its files.
+    pub test_only: bool,
 }
 
 /// Loads the dataset `spec` names, validating every file ([`load_with`] with no input size: a
@@ -66,19 +69,19 @@ pub fn load_with(spec: &DataSpec, opts: &LoadOptions) -> Result<Splits, DataErro
     let mut report = None;
     let (train, test, class_names, mut augment) = match spec {
         DataSpec::BundledMnist => {
-            let (tr, te) = mnist::load_mnist(&bundled_mnist_dir(), true)?;
+            let (tr, te) = mnist::load_mnist(&bundled_mnist_dir(), true, opts.test_only)?;
             (tr, te, mnist::digit_names(), Augment::MNIST)
         }
         DataSpec::Mnist(dir) => {
-            let (tr, te) = mnist::load_mnist(dir, false)?;
+            let (tr, te) = mnist::load_mnist(dir, false, opts.test_only)?;
             (tr, te, mnist::digit_names(), Augment::MNIST)
         }
         DataSpec::Cifar10(dir) => {
-            let (tr, te, names) = cifar::load_cifar10(dir)?;
+            let (tr, te, names) = cifar::load_cifar10(dir, opts.test_only)?;
             (tr, te, names, Augment::CIFAR)
         }
         DataSpec::Cifar100(dir) => {
-            let (tr, te, names) = cifar::load_cifar100(dir)?;
+            let (tr, te, names) = cifar::load_cifar100(dir, opts.test_only)?;
             (tr, te, names, Augment::CIFAR)
         }
         DataSpec::Folder(dir) => {
