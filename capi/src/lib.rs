@@ -338,23 +338,37 @@ pub unsafe extern "C" fn sk_model_input_shape(
     SK_OK
 }
 
+/// Writes `figure(model)` to `*out`: the shared body of the calls that return one number of a
+/// loaded model.
+///
+/// # Safety
+/// `model` as for every call; `out` is NULL or a writable `size_t`.
+unsafe fn size_of_model(
+    model: *const SkModel,
+    out: *mut usize,
+    figure: impl FnOnce(&firmware::Model<'_>) -> usize,
+) -> SkStatus {
+    // SAFETY: the caller's contract for `model`.
+    let l = match unsafe { loaded(model) } {
+        Ok(l) => l,
+        Err(s) => return s,
+    };
+    if out.is_null() {
+        return SK_ERR_NULL;
+    }
+    // SAFETY: non-null and writable (the caller's contract).
+    unsafe { put(out, figure(&l.model)) };
+    SK_OK
+}
+
 /// The input length in bytes (h * w * c): the `input_len` that `sk_run` takes.
 ///
 /// # Safety
 /// `model` as for every call; `len` is NULL or a writable `size_t`.
 #[no_mangle]
 pub unsafe extern "C" fn sk_model_input_len(model: *const SkModel, len: *mut usize) -> SkStatus {
-    // SAFETY: the caller's contract for `model`.
-    let l = match unsafe { loaded(model) } {
-        Ok(l) => l,
-        Err(s) => return s,
-    };
-    if len.is_null() {
-        return SK_ERR_NULL;
-    }
-    // SAFETY: non-null and writable (the caller's contract).
-    unsafe { put(len, l.model.input_len()) };
-    SK_OK
+    // SAFETY: the caller's contract for `model` and `len`.
+    unsafe { size_of_model(model, len, |m| m.input_len()) }
 }
 
 /// The number of classes: the int8 logits a run writes.
@@ -363,17 +377,8 @@ pub unsafe extern "C" fn sk_model_input_len(model: *const SkModel, len: *mut usi
 /// `model` as for every call; `classes` is NULL or a writable `size_t`.
 #[no_mangle]
 pub unsafe extern "C" fn sk_model_classes(model: *const SkModel, classes: *mut usize) -> SkStatus {
-    // SAFETY: the caller's contract for `model`.
-    let l = match unsafe { loaded(model) } {
-        Ok(l) => l,
-        Err(s) => return s,
-    };
-    if classes.is_null() {
-        return SK_ERR_NULL;
-    }
-    // SAFETY: non-null and writable (the caller's contract).
-    unsafe { put(classes, l.model.classes()) };
-    SK_OK
+    // SAFETY: the caller's contract for `model` and `classes`.
+    unsafe { size_of_model(model, classes, |m| m.classes()) }
 }
 
 /// The number of ops a run executes (the op indices a per-op callback sees: 0 to ops - 1).
@@ -382,17 +387,8 @@ pub unsafe extern "C" fn sk_model_classes(model: *const SkModel, classes: *mut u
 /// `model` as for every call; `ops` is NULL or a writable `size_t`.
 #[no_mangle]
 pub unsafe extern "C" fn sk_model_ops(model: *const SkModel, ops: *mut usize) -> SkStatus {
-    // SAFETY: the caller's contract for `model`.
-    let l = match unsafe { loaded(model) } {
-        Ok(l) => l,
-        Err(s) => return s,
-    };
-    if ops.is_null() {
-        return SK_ERR_NULL;
-    }
-    // SAFETY: non-null and writable (the caller's contract).
-    unsafe { put(ops, usize::from(l.model.header().ops)) };
-    SK_OK
+    // SAFETY: the caller's contract for `model` and `ops`.
+    unsafe { size_of_model(model, ops, |m| usize::from(m.header().ops)) }
 }
 
 /// The name of class `index`: `*name` points to `*len` UTF-8 bytes inside the model bytes (not
