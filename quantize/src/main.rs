@@ -141,12 +141,20 @@ fn eval_cmd(args: Vec<String>) -> Result<(), QuantError> {
             test.classes
         )));
     }
-    let acc = report::int8_accuracy(&eng, test)
+    let classes = report::per_class(&eng, test)
         .map_err(|e| QuantError::Engine(format!("{}: {e}", path.display())))?;
+    let right: usize = classes.iter().map(|c| c.1).sum();
+    let acc = right as f64 / test.len().max(1) as f64;
+    let names = quantize::predict::class_names(eng.model(), &path);
     if json {
+        let per: Vec<serde_json::Value> = classes
+            .iter()
+            .zip(&names)
+            .map(|(&(n, r), name)| serde_json::json!({"class": name, "images": n, "right": r}))
+            .collect();
         println!(
             "{}",
-            serde_json::json!({"accuracy": acc, "images": test.len()})
+            serde_json::json!({"accuracy": acc, "images": test.len(), "classes": per})
         );
     } else {
         println!(
@@ -155,6 +163,12 @@ fn eval_cmd(args: Vec<String>) -> Result<(), QuantError> {
             100.0 * acc,
             test.len()
         );
+        for (&(n, r), name) in classes.iter().zip(&names) {
+            println!(
+                "  {name:<20} {r:>6}/{n:<6} {:>6.2}%",
+                100.0 * r as f64 / n.max(1) as f64
+            );
+        }
     }
     Ok(())
 }

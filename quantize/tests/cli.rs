@@ -123,6 +123,18 @@ fn quantize_then_eval_then_corrupt_file() {
         ev["accuracy"], rep["int8_accuracy"],
         "eval and the report disagree"
     );
+    // Per class, by name: the classes' images add up to the test set, their right ones to the
+    // accuracy.
+    let per = ev["classes"].as_array().expect("per-class results");
+    let sum = |k: &str| per.iter().map(|c| c[k].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(sum("images"), 200);
+    assert_eq!(
+        sum("right") as f64 / 200.0,
+        ev["accuracy"].as_f64().unwrap()
+    );
+    assert!(per
+        .iter()
+        .all(|c| c["class"].as_str().is_some_and(|n| !n.is_empty())));
 
     // A flipped byte in the weights: the CRC catches it; one line, exit 1.
     let mut bytes = std::fs::read(&skq).unwrap();
