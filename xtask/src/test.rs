@@ -246,12 +246,27 @@ pub fn main() -> Result<(), String> {
         steps.push((format!("C library for {target}: export c --check"), e));
     }
     let mut failed = Vec::new();
+    let mut times = Vec::new();
+    let all = std::time::Instant::now();
     for (name, cmd) in steps {
         println!("== xtask test: {name}");
+        let start = std::time::Instant::now();
         if let Err(e) = run(cmd) {
             failed.push(format!("{name}: {e}"));
         }
+        times.push((start.elapsed().as_secs_f64(), name));
     }
+    // Where CI's time goes: the slowest steps, then the whole run.
+    times.sort_by(|a, b| b.0.total_cmp(&a.0));
+    println!("== xtask test: the slowest steps");
+    for (secs, name) in times.iter().take(10) {
+        println!("   {secs:>7.1} s  {name}");
+    }
+    println!(
+        "   {:>7.1} s  all {} steps",
+        all.elapsed().as_secs_f64(),
+        times.len()
+    );
     if failed.is_empty() {
         println!("== xtask test: all steps passed");
         Ok(())
