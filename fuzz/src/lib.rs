@@ -3,7 +3,7 @@
 //! defect (a disagreement, or an engine result that breaks its contract); every error a bad
 //! input earns is the expected outcome.
 use firmware::engine::{self, NoProfiler};
-use firmware::format::{crc32, Header, Op, Tensor, MAGIC, PREAMBLE, WEIGHT_ALIGN};
+use firmware::format::{Header, Op, Tensor, MAGIC, PREAMBLE};
 use firmware::model::Model;
 use firmware::wire::{take, Record};
 use serde::{de::DeserializeOwned, Serialize};
@@ -201,20 +201,10 @@ fn le32(b: &[u8], at: usize) -> usize {
     u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]) as usize
 }
 
-fn put32(b: &mut [u8], at: usize, v: usize) {
-    b[at..at + 4].copy_from_slice(&(v as u32).to_le_bytes());
-}
-
 /// Sets the CRC field (bytes 12..16) to the CRC of `[16, length)`, with `length` the length
-/// field clamped to the file, so that a mutated file gets past the checksum.
-pub fn fix_crc(f: &mut [u8]) {
-    if f.len() < 16 {
-        return;
-    }
-    let end = le32(f, 8).clamp(16, f.len());
-    let crc = crc32(&f[16..end]);
-    f[12..16].copy_from_slice(&crc.to_le_bytes());
-}
+/// field clamped to the file, so that a mutated file gets past the checksum (the firmware
+/// tests' helper, which they build corrupt files with).
+pub use common::fix_crc;
 
 /// The sections of a `.skq` file whose preamble is sound: (graph bytes, weight bytes).
 fn sections(f: &[u8]) -> Option<(&[u8], &[u8])> {
@@ -230,16 +220,11 @@ fn sections(f: &[u8]) -> Option<(&[u8], &[u8])> {
 }
 
 /// The whole file from its preamble's first 8 bytes (magic, version, flags) and two sections,
-/// laid out as quantize lays it out: length, CRC, graph length and aligned weight offset right.
+/// laid out as quantize lays it out (the firmware tests' writer): length, CRC, graph length and
+/// aligned weight offset right.
 fn assemble(lead: &[u8], graph: &[u8], weights: &[u8]) -> Vec<u8> {
-    let weights_at = (PREAMBLE + graph.len()).div_ceil(WEIGHT_ALIGN) * WEIGHT_ALIGN;
-    let mut f = vec![0u8; weights_at];
+    let mut f = common::encode_raw(graph, weights);
     f[..8].copy_from_slice(&lead[..8]);
-    put32(&mut f, 8, weights_at + weights.len());
-    put32(&mut f, 16, graph.len());
-    put32(&mut f, 20, weights_at);
-    f[PREAMBLE..PREAMBLE + graph.len()].copy_from_slice(graph);
-    f.extend_from_slice(weights);
     fix_crc(&mut f);
     f
 }
@@ -385,7 +370,7 @@ pub fn mutate_skq(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::seeds;
+    use crate::common as seeds;
 
     /// A stand-in for libFuzzer's mutator: flips one byte.
     fn flip(data: &mut [u8], size: usize, _max: usize) -> usize {
@@ -405,14 +390,18 @@ mod tests {
             let n = mutate_skq(&mut buf, file.len(), file.len() + 4096, seed, flip);
             let f = &buf[..n];
             assert_eq!(le32(f, 8), n, "seed {seed}: length field");
-            assert_eq!(le32(f, 12) as u32, crc32(&f[16..n]), "seed {seed}: CRC");
+            assert_eq!(
+                le32(f, 12) as u32,
+                firmware::format::crc32(&f[16..n]),
+                "seed {seed}: CRC"
+            );
             kept += usize::from(f != file.as_slice());
         }
         assert!(kept > 300, "only {kept} of 400 mutations changed the file");
     }
 }
 
-/// The firmware tests' small-net builder, for the mutator's test.
-#[cfg(test)]
+/// The firmware tests' `.skq` writer and small-net builder: the mutator lays files out with
+/// it, and its test builds seeds with it.
 #[path = "../../firmware/tests/common/mod.rs"]
-mod seeds;
+mod common;

@@ -83,15 +83,7 @@ pub fn per_class(eng: &dyn Engine, ds: &Dataset) -> Result<Vec<(usize, usize)>, 
 }
 
 pub fn int8_accuracy(eng: &dyn Engine, ds: &Dataset) -> Result<f64, String> {
-    let correct: usize = (0..ds.len())
-        .into_par_iter()
-        .map(|i| {
-            let logits = eng.run(ds.image(i), &mut |_, _| {})?;
-            Ok(usize::from(argmax(&logits) == ds.labels[i] as usize))
-        })
-        .collect::<Result<Vec<usize>, String>>()?
-        .into_iter()
-        .sum();
+    let correct: usize = per_class(eng, ds)?.iter().map(|c| c.1).sum();
     Ok(correct as f64 / ds.len().max(1) as f64)
 }
 
