@@ -5,7 +5,7 @@
 //! logits. Two models loaded side by side run independently.
 use core::ffi::{c_char, c_void, CStr};
 use core::ptr;
-use shiftkit::*;
+use shiftkit_c::*;
 
 #[path = "../../firmware/tests/common/mod.rs"]
 mod common;

@@ -1,4 +1,4 @@
-//! The in-place conv rule of `firmware::plan_rules`, by brute force: a simulated blocked kernel
+//! The in-place conv rule of `shiftkit::plan_rules`, by brute force: a simulated blocked kernel
 //! reads and writes the arena byte by byte, on random shapes, shifts and block splits, with the
 //! output placed exactly `conv_lag` bytes below the input, and no read may see a byte that was
 //! already written; likewise the average pool. Then the real portable conv through a `Shared` io,
@@ -6,13 +6,15 @@
 //! in-place plans like the naive reference, and model validation must reject plans that break
 //! the rules.
 #![forbid(unsafe_code)]
+// tests/common is shared with crates that depend on this one as `firmware`.
+extern crate shiftkit as firmware;
 mod common;
 
 use common::{reference, second_net, tiny_net, Builder, Rng};
-use firmware::format::{shift_groups, Op, Shift};
-use firmware::kernels::{conv, I32s, Rescale, Shape, Shared, Split};
-use firmware::plan_rules::{avg_pool2_lag, conv_lag, in_place, reach, InPlace, IN_PLACE_BLOCK};
-use firmware::{run, Model, ModelError, Profiler};
+use shiftkit::format::{shift_groups, Op, Shift};
+use shiftkit::kernels::{conv, I32s, Rescale, Shape, Shared, Split};
+use shiftkit::plan_rules::{avg_pool2_lag, conv_lag, in_place, reach, InPlace, IN_PLACE_BLOCK};
+use shiftkit::{run, Model, ModelError, Profiler};
 
 const SHIFTS: [Shift; 5] = [
     Shift::None,

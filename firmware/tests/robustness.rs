@@ -3,11 +3,13 @@
 //! (including an arithmetic overflow: tests build with overflow checks) fails the test.
 //! No `catch_unwind`: the calls are made directly. Fixed seeds, so failures reproduce.
 #![forbid(unsafe_code)]
+// tests/common is shared with crates that depend on this one as `firmware`.
+extern crate shiftkit as firmware;
 mod common;
 
 use common::{encode, encode_raw, fix_crc, second_net, tiny_net, Builder, Rng};
-use firmware::format::{AddMultipliers, Header, Op, Requant, Shift, Span, Tensor};
-use firmware::{run, Model, NoProfiler};
+use shiftkit::format::{AddMultipliers, Header, Op, Requant, Shift, Span, Tensor};
+use shiftkit::{run, Model, NoProfiler};
 
 /// Loads `f`; if it validates, runs it on a random input (and a wrong-size one, and a short
 /// arena). Returns whether it validated.

@@ -68,12 +68,12 @@ fn moved(qm: &QModel, u: usize, offset: u32) -> (QModel, Vec<u8>) {
 }
 
 /// `sk_model_load` of `bytes` into a fresh handle: its status and message.
-fn c_load(bytes: &[u8]) -> (shiftkit::SkStatus, String) {
+fn c_load(bytes: &[u8]) -> (shiftkit_c::SkStatus, String) {
     // SAFETY: the handle is plain `u64` words, and all-zero is its "not loaded" state.
-    let mut h: shiftkit::SkModel = unsafe { std::mem::zeroed() };
+    let mut h: shiftkit_c::SkModel = unsafe { std::mem::zeroed() };
     // SAFETY: `h` is a writable, aligned handle; `bytes` is `len` readable bytes that outlive it.
-    let s = unsafe { shiftkit::sk_model_load(&mut h, bytes.as_ptr(), bytes.len()) };
-    (s, shiftkit::message(s).to_string_lossy().into_owned())
+    let s = unsafe { shiftkit_c::sk_model_load(&mut h, bytes.as_ptr(), bytes.len()) };
+    (s, shiftkit_c::message(s).to_string_lossy().into_owned())
 }
 
 #[test]
@@ -81,7 +81,7 @@ fn the_two_broken_plans_found_outside_are_refused() {
     let qm = quantized(zoo::DEFAULT_MODEL);
     let bytes = skq::to_bytes(&qm).expect("encodes");
     FwModel::from_bytes(&bytes).expect("the quantizer's plan loads");
-    assert_eq!(c_load(&bytes).0, shiftkit::SK_OK, "the C API loads it too");
+    assert_eq!(c_load(&bytes).0, shiftkit_c::SK_OK, "the C API loads it too");
     let (first, last) = plan::lifetimes(qm.tensors.len(), &qm.ops, qm.header.output as usize);
     // (moved tensor, its offset, new offset, the live tensor it lands on, the op that writes
     // that one, the op that writes the moved tensor, the op that still reads the other): as the
@@ -112,7 +112,7 @@ fn the_two_broken_plans_found_outside_are_refused() {
         );
         println!("tensor {u} moved onto tensor {t}: {err}");
         let (status, message) = c_load(&bad);
-        assert_eq!(status, shiftkit::SK_ERR_MODEL_INVALID, "C API: {message}");
+        assert_eq!(status, shiftkit_c::SK_ERR_MODEL_INVALID, "C API: {message}");
         println!("  through the C API: status {status}: {message}");
     }
 }

@@ -344,7 +344,7 @@ fn build_library(t: &Target) -> Result<PathBuf, String> {
         "profile.release.opt-level=3",
     ];
     if t.mcu() {
-        config.push("profile.release.package.firmware.opt-level=\"s\"");
+        config.push("profile.release.package.shiftkit.opt-level=\"s\"");
     }
     for kv in config {
         c.args(["--config", kv]);
@@ -370,7 +370,7 @@ fn build_library(t: &Target) -> Result<PathBuf, String> {
             t.triple, t.triple
         ));
     }
-    let lib = dir.join(t.triple).join("release/libshiftkit.a");
+    let lib = dir.join(t.triple).join("release/libshiftkit_c.a");
     if !lib.is_file() {
         return Err(format!(
             "export c: cargo rustc for {} wrote no {}",

@@ -44,13 +44,13 @@ pub fn main() -> Result<(), String> {
     steps.push(("clippy (host-train without cuda)".into(), c));
     for target in crate::setup::TARGETS {
         let mut c = cargo();
-        c.args(["clippy", "--release", "-p", "firmware", "--target", target])
+        c.args(["clippy", "--release", "-p", "shiftkit", "--target", target])
             .args(["--", "-D", "warnings"]);
         steps.push((format!("clippy (firmware for {target})"), c));
     }
     let mut d = cargo();
     d.env("RUSTDOCFLAGS", "-D warnings")
-        .args(["doc", "-p", "firmware", "--no-deps"]);
+        .args(["doc", "-p", "shiftkit", "--no-deps"]);
     steps.push(("rustdoc (firmware, warnings denied)".into(), d));
     let mut t = cargo();
     t.args(["test", "--workspace", "--no-fail-fast"]);
@@ -62,7 +62,7 @@ pub fn main() -> Result<(), String> {
         "test",
         "--release",
         "-p",
-        "firmware",
+        "shiftkit",
         "--target",
         "aarch64-unknown-linux-gnu",
     ]);
@@ -72,7 +72,7 @@ pub fn main() -> Result<(), String> {
     let mut d = cargo();
     let flags = std::env::var("RUSTFLAGS").unwrap_or_default();
     d.env("RUSTFLAGS", format!("{flags} -C target-feature=+dotprod"))
-        .args(["test", "--release", "-p", "firmware"])
+        .args(["test", "--release", "-p", "shiftkit"])
         .args(["--target", "aarch64-unknown-linux-gnu", "--target-dir"])
         .arg(crate::root().join("target/aarch64-dotprod"));
     steps.push((
@@ -85,7 +85,7 @@ pub fn main() -> Result<(), String> {
     if std::arch::is_x86_feature_detected!("avx2") {
         let mut v = cargo();
         v.env("RUSTFLAGS", format!("{flags} -C target-feature=+avx2"))
-            .args(["test", "-p", "firmware", "--target-dir"])
+            .args(["test", "-p", "shiftkit", "--target-dir"])
             .arg(crate::root().join("target/x86-avx2"));
         steps.push(("firmware tests with +avx2 (host)".into(), v));
     } else {
@@ -95,7 +95,7 @@ pub fn main() -> Result<(), String> {
     steps.extend(crate::kernel_check::steps());
     for (target, features) in FIRMWARE_BUILDS {
         let mut b = cargo();
-        b.args(["build", "--release", "-p", "firmware", "--target", target]);
+        b.args(["build", "--release", "-p", "shiftkit", "--target", target]);
         let mut name = format!("firmware build for {target}");
         if !features.is_empty() {
             b.args(["--features", features]);
