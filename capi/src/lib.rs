@@ -1,4 +1,4 @@
-//! The C ABI over the shiftkit engine (`firmware`): load a `.skq` model from bytes (zero-copy,
+//! The C ABI over the shiftkit engine (the `shiftkit-engine` crate, here named `firmware`): load a `.skq` model from bytes (zero-copy,
 //! validated once), ask it for its arena, input and classes, run it in a caller's arena into a
 //! caller's output buffer, optionally with a per-op callback for the caller's timer. The header
 //! `capi/include/shiftkit.h` is generated from this file by cbindgen (capi/tests/header.rs
@@ -14,6 +14,21 @@
 //! - **The `unsafe` is the pointer-to-slice boundary.** Each `unsafe` block turns a checked C
 //!   pointer into a Rust reference or slice, or calls the caller's callback, with its `SAFETY:`
 //!   argument; the engine behind it is safe Rust.
+//!
+//! From Rust, the calls are as C makes them. Bytes that are not a model, and a NULL handle, are
+//! refused with their codes, and the handle stays "not loaded":
+//!
+//! ```
+//! use shiftkit_c::*;
+//! let mut handle: SkModel = unsafe { core::mem::zeroed() };
+//! let junk = [0u8; 64];
+//! let status = unsafe { sk_model_load(&mut handle, junk.as_ptr(), junk.len()) };
+//! assert_eq!(status, SK_ERR_MODEL_BAD_MAGIC);
+//! let mut classes = 0usize;
+//! assert_eq!(unsafe { sk_model_classes(&handle, &mut classes) }, SK_ERR_NOT_LOADED);
+//! let status = unsafe { sk_model_load(core::ptr::null_mut(), junk.as_ptr(), junk.len()) };
+//! assert_eq!(status, SK_ERR_NULL);
+//! ```
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(missing_docs)]
@@ -125,6 +140,15 @@ pub extern "C" fn sk_status_message(status: SkStatus) -> *const c_char {
 }
 
 /// The message of a status code (the text of `sk_status_message`).
+///
+/// ```
+/// use shiftkit_c::{message, SK_ERR_ARENA_TOO_SMALL};
+/// assert_eq!(
+///     message(SK_ERR_ARENA_TOO_SMALL).to_str(),
+///     Ok("the arena is shorter than sk_model_arena's size")
+/// );
+/// assert_eq!(message(999).to_str(), Ok("unknown shiftkit status code"));
+/// ```
 pub fn message(status: SkStatus) -> &'static CStr {
     match status {
         SK_OK => c"ok",

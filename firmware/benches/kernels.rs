@@ -7,16 +7,16 @@
 //! - `fast/avx2` (x86-64 with AVX2), `fast/neon` and `fast/sdot` (aarch64, sdot where the CPU
 //!   has the dot-product extension): the SIMD units with their real instructions.
 //!
-//! `cargo bench -p shiftkit --bench kernels`. Throughput is in MACs (`Melem/s` = million MACs per
+//! `cargo bench -p shiftkit-engine --bench kernels`. Throughput is in MACs (`Melem/s` = million MACs per
 //! second).
 use std::hint::black_box;
 use std::marker::PhantomData;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use shiftkit::format::Shift;
-use shiftkit::kernels::conv::{self, ConvParams};
-use shiftkit::kernels::fast::{self, dsp::Dsp, selftest::Rng, Mac};
-use shiftkit::kernels::{Element, I32s, Rescale, Shape, Split};
+use shiftkit_engine::format::Shift;
+use shiftkit_engine::kernels::conv::{self, ConvParams};
+use shiftkit_engine::kernels::fast::{self, dsp::Dsp, selftest::Rng, Mac};
+use shiftkit_engine::kernels::{Element, I32s, Rescale, Shape, Split};
 
 /// One conv of the default network.
 struct Case {

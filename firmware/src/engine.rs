@@ -43,11 +43,24 @@ impl Profiler for NoProfiler {}
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Error {
     /// The input slice is not `h * w * c` bytes of the model's input tensor.
-    InputSize { need: usize, have: usize },
+    InputSize {
+        /// Bytes needed.
+        need: usize,
+        /// Bytes given.
+        have: usize,
+    },
     /// The arena is shorter than the model's `arena_bytes`.
-    ArenaTooSmall { need: usize, have: usize },
+    ArenaTooSmall {
+        /// Bytes needed.
+        need: usize,
+        /// Bytes given.
+        have: usize,
+    },
     /// The arena's address is not a multiple of the model's `arena_align`.
-    ArenaMisaligned { align: usize },
+    ArenaMisaligned {
+        /// The alignment the model needs, in bytes.
+        align: usize,
+    },
     /// The model is invalid (cannot happen for a model from `Model::from_bytes`).
     Model(ModelError),
 }

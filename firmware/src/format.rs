@@ -66,6 +66,7 @@
 //! A shift is never a tensor: it is the input indexing of the 1x1 conv that follows it.
 use serde::{Deserialize, Serialize};
 
+/// The first four bytes of every `.skq` file.
 pub const MAGIC: [u8; 4] = *b"SKQ\x01";
 /// Version 2: the memory plan may place an op's output over its input (in-place ops).
 /// Version 3: an in-place conv's lag allows for blocks of 4 output pixels (was 2).
@@ -85,10 +86,13 @@ pub const WEIGHT_ALIGN: usize = 16;
 /// `offset` is a multiple of the element size (4 for i32, 1 for i8).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Span {
+    /// Byte offset from the start of the weight section.
     pub offset: u32,
+    /// Number of elements.
     pub count: u32,
 }
 
+/// The graph section's first record: counts, the input and output tensors, the arena.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Header {
     /// Number of `Tensor` records that follow.
@@ -110,17 +114,22 @@ pub struct Header {
 /// An activation tensor of one image, HWC int8 (the input tensor is u8 pixels).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Tensor {
+    /// Height in pixels.
     pub h: u16,
+    /// Width in pixels.
     pub w: u16,
+    /// Channels.
     pub c: u16,
     /// Real value = scale * (q - zero_point).
     pub scale: f32,
+    /// The integer that stands for real 0.
     pub zero_point: i8,
     /// Byte offset in the arena (the input tensor is not in the arena: it is the caller's slice).
     pub offset: u32,
 }
 
 impl Tensor {
+    /// Bytes of one image of this tensor: `h * w * c`.
     pub fn bytes(&self) -> usize {
         self.h as usize * self.w as usize * self.c as usize
     }
@@ -129,12 +138,16 @@ impl Tensor {
 /// Shift neighbourhood of a shifted 1x1 conv; see `shift_groups` for the channel split.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Shift {
+    /// No shift: a plain 1x1 conv.
     None,
     /// 4-connected; `centre` keeps an unshifted centre group.
     C4 {
+        /// Whether a centre group stays unshifted.
         centre: bool,
     },
+    /// 8-connected; `centre` keeps an unshifted centre group.
     C8 {
+        /// Whether a centre group stays unshifted.
         centre: bool,
     },
 }
@@ -147,7 +160,9 @@ pub struct Requant {
     pub multiplier: Span,
     /// i32 x cout: power-of-two exponents (positive = left shift), as TFLite.
     pub shift: Span,
+    /// Lowest output value (the output zero point for a fused ReLU, else -128).
     pub act_min: i8,
+    /// Highest output value.
     pub act_max: i8,
 }
 
@@ -160,14 +175,22 @@ pub struct Requant {
 /// were), so the engine's code is the same instruction for instruction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AddMultipliers {
+    /// Q31 multiplier of input `a` to the common scale.
     pub a_multiplier: i32,
+    /// Power-of-two exponent of input `a`'s rescaling (positive = left shift).
     pub a_shift: i32,
+    /// Q31 multiplier of input `b` to the common scale.
     pub b_multiplier: i32,
+    /// Power-of-two exponent of input `b`'s rescaling.
     pub b_shift: i32,
+    /// Q31 multiplier of the sum to the output scale.
     pub out_multiplier: i32,
+    /// Power-of-two exponent of the output rescaling.
     pub out_shift: i32,
 }
 
+/// One op of the graph, in execution order. Tensor fields (`x`, `y`, `a`, `b`) are tensor ids;
+/// the variant index is the record's postcard tag (the format's op table).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Op {
     /// k x k conv (k = 1 with an optional shift) over int8 input, or over the u8 input tensor for
@@ -175,14 +198,23 @@ pub enum Op {
     /// scale `s_in * s_w[c]`, with the input zero point already folded in:
     /// `acc = bias[c] + sum w * x_q` where out-of-image taps read `pad[ci]`.
     Conv {
+        /// Input tensor.
         x: u16,
+        /// Output tensor.
         y: u16,
+        /// Kernel size (k x k).
         k: u8,
+        /// Stride, the same in both directions.
         stride: u8,
+        /// Padding on every side, in pixels.
         pad: u8,
+        /// The shift of a 1x1 conv's input ([`Shift::None`] for k > 1).
         shift: Shift,
+        /// i8 weights, `cout * k * k * cin` of them (OHWI).
         weights: Span,
+        /// i32 biases, one per output channel.
         bias: Span,
+        /// The per-channel output rescaling.
         requant: Requant,
         /// Value of an out-of-image tap, per input channel (u8 for the stem, else the int8 zero
         /// point repeated): i8 or u8 bytes x cin, read as the input's element type.
@@ -191,26 +223,53 @@ pub enum Op {
     /// TFLite ADD: both inputs are shifted left by `left_shift`, rescaled to a common scale,
     /// summed, rescaled to the output ([`AddMultipliers`]), clamped to `act_min..=act_max`.
     Add {
+        /// First input tensor.
         a: u16,
+        /// Second input tensor.
         b: u16,
+        /// Output tensor.
         y: u16,
+        /// Left shift of both inputs before rescaling (20, as TFLite).
         left_shift: u8,
+        /// The three rescalings.
         multipliers: AddMultipliers,
+        /// Lowest output value.
         act_min: i8,
+        /// Highest output value.
         act_max: i8,
     },
     /// 2x2 average, stride 2, rounding half away from zero; same scale and zero point.
-    AvgPool2 { x: u16, y: u16 },
+    AvgPool2 {
+        /// Input tensor.
+        x: u16,
+        /// Output tensor.
+        y: u16,
+    },
     /// 3x3 max, stride 2, padding 1 (padding never wins); same scale and zero point.
-    MaxPool3s2 { x: u16, y: u16 },
+    MaxPool3s2 {
+        /// Input tensor.
+        x: u16,
+        /// Output tensor.
+        y: u16,
+    },
     /// Mean over H x W, rounding half away from zero; same scale and zero point.
-    GlobalAvgPool { x: u16, y: u16 },
+    GlobalAvgPool {
+        /// Input tensor.
+        x: u16,
+        /// Output tensor.
+        y: u16,
+    },
     /// Fully connected on a 1x1xCin tensor: weights `[cout][cin]` i8, bias i32, requant as Conv.
     FullyConnected {
+        /// Input tensor (1 x 1 x cin).
         x: u16,
+        /// Output tensor (1 x 1 x cout).
         y: u16,
+        /// i8 weights, `cout * cin` of them.
         weights: Span,
+        /// i32 biases, one per output channel.
         bias: Span,
+        /// The per-channel output rescaling.
         requant: Requant,
     },
 }

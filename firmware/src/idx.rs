@@ -23,17 +23,38 @@ pub struct Idx<'a> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IdxError {
     /// Shorter than its own header.
-    ShortHeader { len: usize, need: usize },
+    ShortHeader {
+        /// The file's length.
+        len: usize,
+        /// The header's length.
+        need: usize,
+    },
     /// The magic is not `00 00 08 R` with `R` in 1..=4.
-    BadMagic { magic: [u8; 4] },
+    BadMagic {
+        /// The file's first four bytes.
+        magic: [u8; 4],
+    },
     /// A rank other than the one the caller needs.
-    WrongRank { found: usize, expected: usize },
+    WrongRank {
+        /// The file's rank.
+        found: usize,
+        /// The rank wanted.
+        expected: usize,
+    },
     /// The header's dimensions multiply past `usize`.
     TooLarge,
     /// A dimension after the count is 0 (an image of no pixels).
-    ZeroDim { index: usize },
+    ZeroDim {
+        /// Which dimension (0 is the count).
+        index: usize,
+    },
     /// The payload is not exactly the product of the dimensions.
-    Length { expected: usize, found: usize },
+    Length {
+        /// Payload bytes the header implies.
+        expected: usize,
+        /// Payload bytes present.
+        found: usize,
+    },
 }
 
 impl fmt::Display for IdxError {

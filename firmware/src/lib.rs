@@ -1,21 +1,4 @@
-//! shiftkit firmware: the `no_std`, allocation-free int8 engine.
-//!
-//! - [`format`]: the `.skq` byte layout and records (shared with `quantize`, the writer);
-//! - [`idx`]: the IDX (MNIST) image and label file reader every host tool and board shares;
-//! - [`model`]: [`Model::from_bytes`], the zero-copy, validate-once reader;
-//! - [`requant`]: TFLite-exact integer rescaling and rounding;
-//! - [`kernels`]: one portable reference kernel per op, and the fast conv kernels of each MAC
-//!   unit ([`kernels::fast`]);
-//! - [`engine`]: [`run`], op by op in a caller-provided arena, with [`Profiler`] hooks;
-//! - [`plan_rules`]: when an op may write its output over its input (the in-place memory plan);
-//! - [`model::liveness`]: the whole memory plan checked at load (no live tensor overwritten);
-//! - [`report`]: the report lines the boards print and `cargo xtask deploy` parses.
-//!
-//! ```text
-//! let model = Model::from_bytes(MODEL_BYTES)?;
-//! let mut arena = [0i8; ARENA]; // >= model.arena_bytes()
-//! let logits = run(&model, &pixels, &mut arena, &mut NoProfiler)?;
-//! ```
+#![doc = include_str!("../README.md")]
 #![no_std]
 // `unsafe` is allowed only where an item says `#[allow(unsafe_code)]`, each block with a SAFETY
 // line:

@@ -104,7 +104,10 @@ pub enum InPlace {
     /// Only exactly: same offset (an add).
     Exact,
     /// Anywhere with `y_offset + lag <= x_offset` (a 1x1 stride-1 conv, a 2x2 average pool).
-    Below { lag: u64 },
+    Below {
+        /// Bytes the output must start below the input (`crate::plan_rules::conv_lag`).
+        lag: u64,
+    },
 }
 
 /// How `op` may write its output `y` over its arena input `x`, `None` if it may not.

@@ -25,7 +25,12 @@ use crate::{Error, ModelError};
 pub enum Clock<'a> {
     /// A board counter: ticks, each `units_per_tick` units of `unit` (`qemu_instructions`,
     /// `cycles`, `us`).
-    Counter { unit: &'a str, units_per_tick: u32 },
+    Counter {
+        /// What a unit is (`qemu_instructions`, `cycles`, `us`).
+        unit: &'a str,
+        /// Units per counter tick.
+        units_per_tick: u32,
+    },
     /// Wall-clock nanoseconds (`std::time::Instant`, the jetson binary): one unit per tick.
     Nanoseconds,
 }
@@ -33,66 +38,105 @@ pub enum Clock<'a> {
 /// One report line (the shapes are in the module documentation).
 #[derive(Clone, Copy, Debug)]
 pub enum Line<'a> {
+    /// The first line: the board, the model's sizes, the number of images, the clock.
     Start {
+        /// The board's name.
         board: &'a str,
+        /// The model file's bytes.
         model_bytes: usize,
+        /// [`crate::Model::arena_bytes`].
         arena_bytes: usize,
+        /// [`crate::Model::arena_align`].
         arena_align: usize,
+        /// [`crate::Model::input_len`].
         input_len: usize,
+        /// [`crate::Model::classes`].
         classes: usize,
+        /// Number of ops.
         ops: usize,
+        /// Number of images the board runs.
         images: usize,
+        /// What the costs count.
         clock: Clock<'a>,
     },
     /// A QEMU board's check of its instructions per tick.
     Calibration {
+        /// Instructions of the calibration loop.
         loop_instructions: u32,
+        /// Ticks it took.
         ticks: u32,
+        /// The instructions per tick that follow.
         instructions_per_tick: u32,
     },
     /// The ticks of `Model::from_bytes` (once), and of its memory-plan check alone (run once
     /// more through `Model::check_plan`).
     Load {
+        /// Ticks of `Model::from_bytes`.
         ticks: u64,
+        /// Ticks of `Model::check_plan`.
         plan_check_ticks: u64,
+        /// What a tick counts.
         clock: Clock<'a>,
     },
+    /// One image's result.
     Image {
+        /// The image's index.
         index: usize,
+        /// Its true label.
         label: u8,
+        /// The predicted class (argmax of `logits`, the first on ties).
         pred: usize,
+        /// The int8 logits.
         logits: &'a [i8],
         /// The predicted class's name, when the model has names (format 5).
         name: Option<&'a str>,
     },
+    /// Images predicted right, of all.
     Accuracy {
+        /// Images whose prediction is their label.
         correct: usize,
+        /// Images run.
         images: usize,
     },
     /// One op's ticks, summed over every image.
     Layer {
+        /// The op's index.
         index: usize,
+        /// Its kind ([`crate::format::Op::kind`]).
         kind: &'a str,
+        /// Ticks summed over every image.
         ticks: u64,
+        /// What a tick counts.
         clock: Clock<'a>,
     },
     /// Ticks summed over every image; units per inference (mean).
     Total {
+        /// Ticks summed over every image.
         ticks: u64,
+        /// Units per inference, the mean over the images.
         per_inference: u64,
+        /// What a tick counts.
         clock: Clock<'a>,
     },
     /// `stack_bytes`: the high-water mark where the board measures it.
     Memory {
+        /// The model file's bytes.
         model_bytes: usize,
+        /// The arena's bytes.
         arena_bytes: usize,
+        /// The stack's high-water mark, where measured.
         stack_bytes: Option<usize>,
     },
+    /// The embedded model did not load.
     ModelError(ModelError),
+    /// An image did not run.
     RunError {
+        /// The image's index.
         image: usize,
+        /// Why.
         error: Error,
     },
+    /// Any other failure, as a message.
     Failed(&'a str),
 }
 

@@ -249,6 +249,7 @@ pub fn smmlar(a: i32, b: i32, r: i32) -> i32 {
     out
 }
 
+/// `smmlar`: `floor((r * 2^32 + a * b + 2^31) / 2^32)`, wrapping (portable form).
 #[cfg(not(shiftkit_dsp))]
 #[inline(always)]
 pub fn smmlar(a: i32, b: i32, r: i32) -> i32 {

@@ -16,6 +16,7 @@ pub struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    /// A reader at the start of `bytes`.
     pub fn new(bytes: &'a [u8]) -> Self {
         Reader { bytes }
     }
@@ -122,6 +123,7 @@ pub fn name(bytes: &[u8], i: u32) -> Option<&str> {
 
 /// A type the graph section holds.
 pub trait Record: Sized {
+    /// Reads one record, `None` past the end or on a bad encoding.
     fn read(r: &mut Reader) -> Option<Self>;
 }
 

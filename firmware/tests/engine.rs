@@ -3,11 +3,11 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::single_range_in_vec_init, clippy::reversed_empty_ranges)]
 // tests/common is shared with crates that depend on this one as `firmware`.
-extern crate shiftkit as firmware;
+extern crate shiftkit_engine as firmware;
 mod common;
 
 use common::{reference, second_net, tiny_net, Builder, Rng};
-use shiftkit::{run, Model, NoProfiler, Profiler};
+use shiftkit_engine::{run, Model, NoProfiler, Profiler};
 
 /// Records every op's output.
 #[derive(Default)]
@@ -106,18 +106,18 @@ fn accessors_describe_the_model() {
 /// indexed record: every id still gives its own tensor, and the engine runs as the reference.
 #[test]
 fn tensor_lookups_past_the_index() {
-    use shiftkit::format::Shift;
+    use shiftkit_engine::format::Shift;
     let mut rng = Rng(7);
     let mut b = Builder::new();
     let x = b.input(2, 2, 3);
     let mut t = b.tensor(2, 2, 4, 0.05, -3);
     b.conv(&mut rng, x, t, 1, 1, 0, Shift::None, -7, false);
     let pooled = b.tensor_like(t, 1, 1, 4);
-    b.op(shiftkit::format::Op::GlobalAvgPool { x: t, y: pooled });
+    b.op(shiftkit_engine::format::Op::GlobalAvgPool { x: t, y: pooled });
     t = pooled;
-    while b.tensors.len() < shiftkit::model::TENSOR_INDEX + 10 {
+    while b.tensors.len() < shiftkit_engine::model::TENSOR_INDEX + 10 {
         let y = b.tensor_like(t, 1, 1, 4);
-        b.op(shiftkit::format::Op::GlobalAvgPool { x: t, y });
+        b.op(shiftkit_engine::format::Op::GlobalAvgPool { x: t, y });
         t = y;
     }
     let f = b.finish(t);
@@ -142,7 +142,7 @@ fn tensor_lookups_past_the_index() {
 
 #[test]
 fn split_arena_hands_out_disjoint_slices() {
-    use shiftkit::engine::split_arena;
+    use shiftkit_engine::engine::split_arena;
     let mut a: Vec<i8> = (0..20).collect();
     let (y, [x0, x1]) = split_arena(&mut a, 5..10, [0..5, 12..20]).unwrap();
     assert_eq!(

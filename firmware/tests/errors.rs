@@ -3,12 +3,12 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::type_complexity)]
 // tests/common is shared with crates that depend on this one as `firmware`.
-extern crate shiftkit as firmware;
+extern crate shiftkit_engine as firmware;
 mod common;
 
 use common::{encode, fix_crc, tiny_net, Builder};
-use shiftkit::format::{Op, Shift, Span};
-use shiftkit::{run, Error, Model, ModelError, NoProfiler};
+use shiftkit_engine::format::{Op, Shift, Span};
+use shiftkit_engine::{run, Error, Model, ModelError, NoProfiler};
 
 fn err(f: &[u8]) -> ModelError {
     Model::from_bytes(f)
@@ -340,7 +340,7 @@ fn messages_are_one_line_and_name_the_problem() {
     assert_eq!(msgs[4], "invalid .skq model: op: conv pad >= k (index 3)");
     assert!(msgs[3].contains("version 9"));
     // and a raw encode with no ops/tensors at all
-    let h = shiftkit::format::Header {
+    let h = shiftkit_engine::format::Header {
         tensors: 0,
         ops: 0,
         input: 0,

@@ -3,7 +3,7 @@
 //! instructions, so the kernels' own code is what is checked here; the same cases run with the
 //! real instructions under QEMU (`boards/kernel-check`, the aarch64 tests).
 use core::marker::PhantomData;
-use shiftkit::kernels::fast::{dsp::Dsp, selftest};
+use shiftkit_engine::kernels::fast::{dsp::Dsp, selftest};
 
 #[test]
 fn dsp_kernel_matches_the_reference_on_random_convs() {
@@ -20,8 +20,8 @@ fn dsp_kernel_matches_the_reference_on_random_convs() {
 #[test]
 fn the_selftest_catches_a_broken_kernel() {
     struct Broken;
-    impl shiftkit::kernels::fast::Mac for Broken {
-        type Packed = <Dsp as shiftkit::kernels::fast::Mac>::Packed;
+    impl shiftkit_engine::kernels::fast::Mac for Broken {
+        type Packed = <Dsp as shiftkit_engine::kernels::fast::Mac>::Packed;
         fn pack(b: [u8; 4], signed: bool) -> Self::Packed {
             Dsp::pack(b, signed)
         }
@@ -35,12 +35,12 @@ fn the_selftest_catches_a_broken_kernel() {
 }
 
 /// This build's native unit takes the convs the engine hands it (`fast::conv`, what
-/// `shiftkit::run` calls first): on aarch64 the engine tests (`tests/engine.rs`) then run the
+/// `shiftkit_engine::run` calls first): on aarch64 the engine tests (`tests/engine.rs`) then run the
 /// NEON or sdot kernel against the reference, on an x86-64 host built with AVX2 the AVX2 one,
 /// elsewhere the portable one.
 #[test]
 fn the_native_unit_is_the_one_this_build_selects() {
-    use shiftkit::kernels::{conv::ConvParams, fast, I32s, Rescale, Shape, Split};
+    use shiftkit_engine::kernels::{conv::ConvParams, fast, I32s, Rescale, Shape, Split};
     let want = if cfg!(feature = "portable") {
         "none"
     } else if cfg!(all(target_arch = "aarch64", target_feature = "dotprod")) {
@@ -64,7 +64,7 @@ fn the_native_unit_is_the_one_this_build_selects() {
         k: 1,
         stride: 1,
         pad: 0,
-        shift: shiftkit::format::Shift::None,
+        shift: shiftkit_engine::format::Shift::None,
         weights: &weights,
         bias: i32s(&bias),
         pad_value: &[0; 8],
@@ -87,7 +87,7 @@ fn the_native_unit_is_the_one_this_build_selects() {
         &p,
     );
     assert_eq!(took, Ok(want != "none"), "unit {want}");
-    shiftkit::kernels::conv::forward(
+    shiftkit_engine::kernels::conv::forward(
         &mut Split {
             x: &x,
             y: &mut y_ref,
@@ -105,7 +105,7 @@ fn the_native_unit_is_the_one_this_build_selects() {
 /// 3 x 3000 random convs with unit `M`, and 200 with patches longer than `MAX_PATCH` (taken in
 /// segments), every one taken and bit-exact.
 #[allow(dead_code)] // not every target has a unit that uses it
-fn check<M: shiftkit::kernels::fast::Mac>(name: &str) {
+fn check<M: shiftkit_engine::kernels::fast::Mac>(name: &str) {
     let cases = 3000;
     for seed in [1u64, 0xdead_beef, 42] {
         let taken = selftest::run(&mut selftest::With::<M>(PhantomData), seed, cases)
@@ -120,16 +120,16 @@ fn check<M: shiftkit::kernels::fast::Mac>(name: &str) {
 /// The SIMD units' packing (i8 blocks, u8 input as `x - 128` plus `128 * sum(w)`) with the
 /// plain-Rust product (what `Avx2` runs without AVX2).
 struct Scalar;
-impl shiftkit::kernels::fast::Mac for Scalar {
+impl shiftkit_engine::kernels::fast::Mac for Scalar {
     type Packed = u32;
     fn pack(b: [u8; 4], signed: bool) -> u32 {
-        shiftkit::kernels::fast::simd::pack(b, signed)
+        shiftkit_engine::kernels::fast::simd::pack(b, signed)
     }
     fn acc_offset(w: &[u8], signed: bool) -> i32 {
-        shiftkit::kernels::fast::simd::acc_offset(w, signed)
+        shiftkit_engine::kernels::fast::simd::acc_offset(w, signed)
     }
     fn dot2x2(x: &[[u32; 2]], w0: &[[u8; 4]], w1: &[[u8; 4]], acc: &mut [i32; 4]) {
-        shiftkit::kernels::fast::simd::dot2x2_scalar(x, w0, w1, acc)
+        shiftkit_engine::kernels::fast::simd::dot2x2_scalar(x, w0, w1, acc)
     }
 }
 
@@ -151,7 +151,7 @@ fn skipped(why: &str) {
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn avx2_kernel_matches_the_reference_on_random_convs() {
-    use shiftkit::kernels::fast::avx2::Avx2;
+    use shiftkit_engine::kernels::fast::avx2::Avx2;
     if !std::arch::is_x86_feature_detected!("avx2") {
         skipped("avx2_kernel_matches_the_reference_on_random_convs: skipped, this CPU has no AVX2");
         return;
@@ -166,7 +166,7 @@ fn avx2_kernel_matches_the_reference_on_random_convs() {
 #[cfg(target_arch = "aarch64")]
 mod aarch64 {
     use super::check;
-    use shiftkit::kernels::fast::aarch64::{Neon, Sdot};
+    use shiftkit_engine::kernels::fast::aarch64::{Neon, Sdot};
 
     #[test]
     fn neon_kernel_matches_the_reference_on_random_convs() {
@@ -196,8 +196,8 @@ mod aarch64 {
 /// 2x2 path.
 #[test]
 fn the_wide_path_takes_the_networks_shifted_convs() {
-    use shiftkit::format::Shift;
-    use shiftkit::kernels::{conv::ConvParams, fast::wide, I32s, Rescale, Shape, Split};
+    use shiftkit_engine::format::Shift;
+    use shiftkit_engine::kernels::{conv::ConvParams, fast::wide, I32s, Rescale, Shape, Split};
     let mut seed = 0x1234_5678u64;
     let mut next = move || {
         seed ^= seed << 13;
@@ -330,13 +330,13 @@ fn the_wide_path_matches_the_reference_on_random_convs() {
 
 /// The wide path's output (`None` if it did not take the conv) and the reference's, for input
 /// `x` in separate slices.
-fn wide_and_reference<X: shiftkit::kernels::Element>(
+fn wide_and_reference<X: shiftkit_engine::kernels::Element>(
     x: &[X],
-    ys: shiftkit::kernels::Shape,
-    xs: shiftkit::kernels::Shape,
-    p: &shiftkit::kernels::conv::ConvParams,
+    ys: shiftkit_engine::kernels::Shape,
+    xs: shiftkit_engine::kernels::Shape,
+    p: &shiftkit_engine::kernels::conv::ConvParams,
 ) -> (Option<Vec<i8>>, Vec<i8>) {
-    use shiftkit::kernels::{conv, fast::wide, Split};
+    use shiftkit_engine::kernels::{conv, fast::wide, Split};
     let n = ys.h * ys.w * ys.c;
     let mut want = vec![0i8; n];
     conv::forward(&mut Split { x, y: &mut want }, ys, xs, p).unwrap();

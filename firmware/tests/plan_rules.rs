@@ -1,4 +1,4 @@
-//! The in-place conv rule of `shiftkit::plan_rules`, by brute force: a simulated blocked kernel
+//! The in-place conv rule of `shiftkit_engine::plan_rules`, by brute force: a simulated blocked kernel
 //! reads and writes the arena byte by byte, on random shapes, shifts and block splits, with the
 //! output placed exactly `conv_lag` bytes below the input, and no read may see a byte that was
 //! already written; likewise the average pool. Then the real portable conv through a `Shared` io,
@@ -7,14 +7,16 @@
 //! the rules.
 #![forbid(unsafe_code)]
 // tests/common is shared with crates that depend on this one as `firmware`.
-extern crate shiftkit as firmware;
+extern crate shiftkit_engine as firmware;
 mod common;
 
 use common::{reference, second_net, tiny_net, Builder, Rng};
-use shiftkit::format::{shift_groups, Op, Shift};
-use shiftkit::kernels::{conv, I32s, Rescale, Shape, Shared, Split};
-use shiftkit::plan_rules::{avg_pool2_lag, conv_lag, in_place, reach, InPlace, IN_PLACE_BLOCK};
-use shiftkit::{run, Model, ModelError, Profiler};
+use shiftkit_engine::format::{shift_groups, Op, Shift};
+use shiftkit_engine::kernels::{conv, I32s, Rescale, Shape, Shared, Split};
+use shiftkit_engine::plan_rules::{
+    avg_pool2_lag, conv_lag, in_place, reach, InPlace, IN_PLACE_BLOCK,
+};
+use shiftkit_engine::{run, Model, ModelError, Profiler};
 
 const SHIFTS: [Shift; 5] = [
     Shift::None,

@@ -4,12 +4,12 @@
 //! No `catch_unwind`: the calls are made directly. Fixed seeds, so failures reproduce.
 #![forbid(unsafe_code)]
 // tests/common is shared with crates that depend on this one as `firmware`.
-extern crate shiftkit as firmware;
+extern crate shiftkit_engine as firmware;
 mod common;
 
 use common::{encode, encode_raw, fix_crc, second_net, tiny_net, Builder, Rng};
-use shiftkit::format::{AddMultipliers, Header, Op, Requant, Shift, Span, Tensor};
-use shiftkit::{run, Model, NoProfiler};
+use shiftkit_engine::format::{AddMultipliers, Header, Op, Requant, Shift, Span, Tensor};
+use shiftkit_engine::{run, Model, NoProfiler};
 
 /// Loads `f`; if it validates, runs it on a random input (and a wrong-size one, and a short
 /// arena). Returns whether it validated.

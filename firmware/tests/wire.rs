@@ -1,15 +1,15 @@
-//! The firmware's record reader (`shiftkit::wire`) against postcard's own deserializer: the
+//! The firmware's record reader (`shiftkit_engine::wire`) against postcard's own deserializer: the
 //! same record from every encoding postcard writes, and the same verdict (and value) on corrupt
 //! and truncated bytes.
 #![forbid(unsafe_code)]
 // tests/common is shared with crates that depend on this one as `firmware`.
-extern crate shiftkit as firmware;
+extern crate shiftkit_engine as firmware;
 mod common;
 
 use common::Rng;
-use shiftkit::format::{AddMultipliers, Header, Op, Requant, Shift, Span, Tensor};
-use shiftkit::wire::{take, Record};
 use serde::{de::DeserializeOwned, Serialize};
+use shiftkit_engine::format::{AddMultipliers, Header, Op, Requant, Shift, Span, Tensor};
+use shiftkit_engine::wire::{take, Record};
 
 /// Values that stress the varints: 0, each byte-length boundary, the type's extremes, random.
 fn u32v(rng: &mut Rng) -> u32 {

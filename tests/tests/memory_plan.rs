@@ -81,7 +81,11 @@ fn the_two_broken_plans_found_outside_are_refused() {
     let qm = quantized(zoo::DEFAULT_MODEL);
     let bytes = skq::to_bytes(&qm).expect("encodes");
     FwModel::from_bytes(&bytes).expect("the quantizer's plan loads");
-    assert_eq!(c_load(&bytes).0, shiftkit_c::SK_OK, "the C API loads it too");
+    assert_eq!(
+        c_load(&bytes).0,
+        shiftkit_c::SK_OK,
+        "the C API loads it too"
+    );
     let (first, last) = plan::lifetimes(qm.tensors.len(), &qm.ops, qm.header.output as usize);
     // (moved tensor, its offset, new offset, the live tensor it lands on, the op that writes
     // that one, the op that writes the moved tensor, the op that still reads the other): as the

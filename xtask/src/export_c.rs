@@ -344,7 +344,7 @@ fn build_library(t: &Target) -> Result<PathBuf, String> {
         "profile.release.opt-level=3",
     ];
     if t.mcu() {
-        config.push("profile.release.package.shiftkit.opt-level=\"s\"");
+        config.push("profile.release.package.shiftkit-engine.opt-level=\"s\"");
     }
     for kv in config {
         c.args(["--config", kv]);
@@ -691,6 +691,7 @@ fn check(t: &Target, a: &Args, m: &firmware::Model) -> Result<(), String> {
     }
     let check_dir = a.out.join("check");
     mkdir(&check_dir)?;
+    readme_example_compiles(t, &a.out, &check_dir)?;
     let (h, c) = test_digits(&digits, &labels);
     write(&check_dir.join("test_digits.h"), &h)?;
     write(&check_dir.join("test_digits.c"), &c)?;
@@ -793,6 +794,51 @@ fn check(t: &Target, a: &Args, m: &firmware::Model) -> Result<(), String> {
             println!("  Rust board       {elf}: not built (cargo xtask test builds every board; the pipeline qemu-an386)");
         }
     }
+    Ok(())
+}
+
+/// The C example of the crate's README (`capi/README.md`, the page crates.io shows) compiles
+/// with this target's compiler against the exported header and `model_data.h`, warnings as
+/// errors, so the README cannot drift from the API.
+fn readme_example_compiles(t: &Target, out: &Path, check_dir: &Path) -> Result<(), String> {
+    let readme = root().join("capi/README.md");
+    let text = std::fs::read_to_string(&readme)
+        .map_err(|e| format!("export c --check: {}: {e}", readme.display()))?;
+    let code: String = text
+        .split("```c\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .ok_or_else(|| format!("export c --check: {} has no ```c block", readme.display()))?
+        .into();
+    let src = check_dir.join("readme_example.c");
+    write(&src, &code)?;
+    let mut cc = Command::new(t.cc);
+    cc.args(t.cpu_flags.split_whitespace())
+        .args([
+            "-std=c99",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-fsyntax-only",
+            "-I",
+        ])
+        .arg(out)
+        .arg(&src);
+    let o = cc
+        .output()
+        .map_err(|e| format!("export c --check: could not start {}: {e}", t.cc))?;
+    if !o.status.success() {
+        return Err(format!(
+            "export c --check: the C example of {} does not compile with {}:\n{}",
+            readme.display(),
+            t.cc,
+            String::from_utf8_lossy(&o.stderr)
+        ));
+    }
+    println!(
+        "the C example of capi/README.md compiles with {} -std=c99 -Wall -Wextra -Werror",
+        t.cc
+    );
     Ok(())
 }
 

@@ -44,13 +44,20 @@ pub fn main() -> Result<(), String> {
     steps.push(("clippy (host-train without cuda)".into(), c));
     for target in crate::setup::TARGETS {
         let mut c = cargo();
-        c.args(["clippy", "--release", "-p", "shiftkit", "--target", target])
-            .args(["--", "-D", "warnings"]);
+        c.args([
+            "clippy",
+            "--release",
+            "-p",
+            "shiftkit-engine",
+            "--target",
+            target,
+        ])
+        .args(["--", "-D", "warnings"]);
         steps.push((format!("clippy (firmware for {target})"), c));
     }
     let mut d = cargo();
     d.env("RUSTDOCFLAGS", "-D warnings")
-        .args(["doc", "-p", "shiftkit", "--no-deps"]);
+        .args(["doc", "-p", "shiftkit-engine", "--no-deps"]);
     steps.push(("rustdoc (firmware, warnings denied)".into(), d));
     let mut t = cargo();
     t.args(["test", "--workspace", "--no-fail-fast"]);
@@ -62,7 +69,7 @@ pub fn main() -> Result<(), String> {
         "test",
         "--release",
         "-p",
-        "shiftkit",
+        "shiftkit-engine",
         "--target",
         "aarch64-unknown-linux-gnu",
     ]);
@@ -72,7 +79,7 @@ pub fn main() -> Result<(), String> {
     let mut d = cargo();
     let flags = std::env::var("RUSTFLAGS").unwrap_or_default();
     d.env("RUSTFLAGS", format!("{flags} -C target-feature=+dotprod"))
-        .args(["test", "--release", "-p", "shiftkit"])
+        .args(["test", "--release", "-p", "shiftkit-engine"])
         .args(["--target", "aarch64-unknown-linux-gnu", "--target-dir"])
         .arg(crate::root().join("target/aarch64-dotprod"));
     steps.push((
@@ -85,7 +92,7 @@ pub fn main() -> Result<(), String> {
     if std::arch::is_x86_feature_detected!("avx2") {
         let mut v = cargo();
         v.env("RUSTFLAGS", format!("{flags} -C target-feature=+avx2"))
-            .args(["test", "-p", "shiftkit", "--target-dir"])
+            .args(["test", "-p", "shiftkit-engine", "--target-dir"])
             .arg(crate::root().join("target/x86-avx2"));
         steps.push(("firmware tests with +avx2 (host)".into(), v));
     } else {
@@ -95,7 +102,14 @@ pub fn main() -> Result<(), String> {
     steps.extend(crate::kernel_check::steps());
     for (target, features) in FIRMWARE_BUILDS {
         let mut b = cargo();
-        b.args(["build", "--release", "-p", "shiftkit", "--target", target]);
+        b.args([
+            "build",
+            "--release",
+            "-p",
+            "shiftkit-engine",
+            "--target",
+            target,
+        ]);
         let mut name = format!("firmware build for {target}");
         if !features.is_empty() {
             b.args(["--features", features]);
@@ -245,6 +259,46 @@ pub fn main() -> Result<(), String> {
             .arg("--check");
         steps.push((format!("C library for {target}: export c --check"), e));
     }
+    // The publishable crates (the engine `shiftkit-engine`, the C library `shiftkit-c`): their
+    // docs with warnings denied (every public item documented), their doctests (the engine
+    // README's example classifies the shipped digits), `cargo publish --dry-run` of both (packs
+    // them, builds each from its package), and the embedded-Rust example: a plain cortex-m-rt
+    // program using the engine as a dependency, run on QEMU mps2-an386 (exits 0 only when every
+    // digit is right).
+    let mut d = cargo();
+    d.env("RUSTDOCFLAGS", "-D warnings")
+        .args(["doc", "-p", "shiftkit-c", "--no-deps"]);
+    steps.push(("rustdoc (shiftkit-c, warnings denied)".into(), d));
+    let mut p = cargo();
+    p.args(["publish", "--dry-run", "--allow-dirty"]).args([
+        "-p",
+        "shiftkit-engine",
+        "-p",
+        "shiftkit-c",
+    ]);
+    steps.push((
+        "cargo publish --dry-run (shiftkit-engine, shiftkit-c)".into(),
+        p,
+    ));
+    let mut e = cargo();
+    e.current_dir(crate::root().join("examples/embedded-rust"))
+        .env(
+            "CARGO_TARGET_DIR",
+            crate::root().join(crate::deploy::BOARDS_TARGET_DIR),
+        )
+        .args(["run", "--release"]);
+    steps.push((
+        "examples/embedded-rust on QEMU mps2-an386 (the engine as a dependency)".into(),
+        e,
+    ));
+    let mut c = cargo();
+    c.current_dir(crate::root().join("examples/embedded-rust"))
+        .env(
+            "CARGO_TARGET_DIR",
+            crate::root().join(crate::deploy::BOARDS_TARGET_DIR),
+        )
+        .args(["clippy", "--release", "--", "-D", "warnings"]);
+    steps.push(("clippy (examples/embedded-rust)".into(), c));
     let mut failed = Vec::new();
     let mut times = Vec::new();
     let all = std::time::Instant::now();

@@ -26,22 +26,49 @@ pub enum ModelError {
     /// The file does not start with `SKQ\x01`: not a shiftkit int8 model.
     BadMagic,
     /// The file is shorter than its preamble or its length field says.
-    Truncated { need: usize, have: usize },
+    Truncated {
+        /// Bytes needed.
+        need: usize,
+        /// Bytes given.
+        have: usize,
+    },
     /// The CRC-32 of bytes `[16, length)` does not match the stored one.
-    Checksum { stored: u32, computed: u32 },
+    Checksum {
+        /// The CRC the file states.
+        stored: u32,
+        /// The CRC of its bytes.
+        computed: u32,
+    },
     /// The file was written for another format version.
-    UnsupportedVersion { found: u16 },
+    UnsupportedVersion {
+        /// The file's version.
+        found: u16,
+    },
     /// A field, record, shape or constant breaks a rule; `what` says which, `index` is the op
     /// index for messages starting with "op", the tensor id for "tensor", else 0.
-    Invalid { what: &'static str, index: u32 },
+    Invalid {
+        /// Which rule, as a message ("op: ...", "tensor: ...", ...).
+        what: &'static str,
+        /// The op index or tensor id the message names, else 0.
+        index: u32,
+    },
     /// A tensor of the memory plan ends past the arena size the file states.
-    ArenaTooSmall { need: usize, have: usize },
+    ArenaTooSmall {
+        /// Bytes the tensor's end needs.
+        need: usize,
+        /// Arena bytes the file states.
+        have: usize,
+    },
     /// The memory plan is broken: op `op` writes tensor `by` over arena bytes of tensor
     /// `tensor`, which op `read_by` reads later ([`liveness`]).
     Clobbered {
+        /// The tensor overwritten while still live.
         tensor: u16,
+        /// The tensor written over it.
         by: u16,
+        /// The op that writes `by`.
         op: u32,
+        /// A later op that reads `tensor`.
         read_by: u32,
     },
 }
@@ -429,6 +456,7 @@ impl<'a> Model<'a> {
         &self.output
     }
 
+    /// Number of classes (the output's channels).
     pub fn classes(&self) -> usize {
         self.header.classes as usize
     }
