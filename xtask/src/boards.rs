@@ -80,6 +80,13 @@ pub const BOARDS: &[Board] = &[
         target: "thumbv6m-none-eabi",
         run: Run::Probe { chip: "RP2040" },
     },
+    Board {
+        name: "rp-pico2",
+        dir: "boards/rp-pico2",
+        unit: "cycles",
+        target: "thumbv8m.main-none-eabihf",
+        run: Run::Probe { chip: "RP235x" },
+    },
 ];
 
 /// The Jetson-class aarch64 Linux board: a std binary that reads the model and images from files
@@ -247,6 +254,7 @@ mod tests {
             ("stm32f746g-disco", 1 << 20, 320 << 10),
             ("nrf52840-dk", 1 << 20, 256 << 10),
             ("rp-pico", (2 << 20) - 256, 256 << 10),
+            ("rp-pico2", 4 << 20, 512 << 10),
         ];
         assert_eq!(BOARDS.len(), want.len());
         for (b, (name, flash, ram)) in BOARDS.iter().zip(want) {
@@ -306,6 +314,22 @@ mod tests {
         );
         // The Pico has 2 MiB of flash: this one fits.
         assert!(budget("rp-pico").is_ok());
+    }
+
+    #[test]
+    fn a_model_too_big_for_the_rp2040_fits_the_rp2350() {
+        // A model whose 262144-byte arena alone is the RP2040's whole RAM; the RP2350 has twice.
+        let budget = |name: &str| {
+            let b = find(name).unwrap();
+            let mem = memory_x(&root().join(b.dir).join("memory.x")).unwrap();
+            check_budget(name, mem, 600_000, 20 * 785, 262_144)
+        };
+        let e = budget("rp-pico").unwrap_err();
+        assert!(
+            e.contains("RAM needs 278528 B (arena 262144 + stack reserve 16384) of 262144 B (16384 B over)"),
+            "{e}"
+        );
+        assert!(budget("rp-pico2").is_ok());
     }
 
     #[test]
