@@ -10,6 +10,8 @@
 //! clones at tag [`CMSIS_NN_TAG`] the first time (git and network access needed). It is compiled
 //! with `arm-none-eabi-gcc` (Debian: `gcc-arm-none-eabi libnewlib-arm-none-eabi`).
 //! Results land in `target/bench-peer/results.md` (the table is also printed).
+//!
+//! `--engine tflm` runs TFLite Micro whole instead, on the exported `.tflite` ([`tflm`]).
 use crate::bench_firmware::{op_macs, positive, prepare, NETS};
 use crate::boards::runner;
 use crate::deploy::build::{build_command_in, build_executable, run_timed};
@@ -18,6 +20,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+mod tflm;
+
 pub const CMSIS_NN_TAG: &str = "v7.0.0";
 const CMSIS_NN_URL: &str = "https://github.com/ARM-software/CMSIS-NN";
 const BOARD_DIR: &str = "boards/peer-cmsis-nn";
@@ -25,9 +29,14 @@ const BOARD_DIR: &str = "boards/peer-cmsis-nn";
 /// `cargo xtask bench peer`'s flags.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Test images per run (positive)
-    #[arg(long, default_value_t = 4, value_name = "N", value_parser = positive)]
-    images: usize,
+    /// The peer: Arm's CMSIS-NN kernels layer by layer (`cmsis-nn`), or TFLite Micro whole,
+    /// with its CMSIS-NN kernels, on the exported .tflite (`tflm`)
+    #[arg(long, default_value = "cmsis-nn", value_name = "ENGINE",
+          value_parser = clap::builder::PossibleValuesParser::new(["cmsis-nn", "tflm"]))]
+    engine: String,
+    /// Test images per run (positive) [default: 4 with cmsis-nn, 20 with tflm]
+    #[arg(long, value_name = "N", value_parser = positive)]
+    images: Option<usize>,
     /// gcc -O levels for CMSIS-NN, comma-separated
     #[arg(long, value_delimiter = ',', default_values = ["3", "2", "s"], value_name = "LEVELS",
           value_parser = clap::builder::PossibleValuesParser::new(["0", "1", "2", "3", "s", "z", "fast"]))]
@@ -39,6 +48,9 @@ pub struct Args {
     /// CMSIS-NN sources [default: $CMSIS_NN_DIR, else target/peers/CMSIS-NN, cloned if missing]
     #[arg(long, value_name = "DIR")]
     cmsis_nn: Option<PathBuf>,
+    /// TFLite Micro sources, for --engine tflm [default: $TFLM_DIR, else target/peers/tflite-micro, cloned if missing]
+    #[arg(long, value_name = "DIR")]
+    tflm: Option<PathBuf>,
 }
 
 /// One layer: kind, MACs, and QEMU instructions per inference of each side.
@@ -64,12 +76,15 @@ struct Run {
 }
 
 pub fn main(args: &Args) -> Result<(), String> {
-    let (images, opts, nets) = (args.images, &args.opt, &args.nets);
-    let dir = args
+    let cmsis = args
         .cmsis_nn
         .clone()
         .or_else(|| std::env::var_os("CMSIS_NN_DIR").map(PathBuf::from));
-    let dir = cmsis_nn_dir(dir)?;
+    if args.engine == "tflm" {
+        return tflm::main(args, cmsis);
+    }
+    let (images, opts, nets) = (args.images.unwrap_or(4), &args.opt, &args.nets);
+    let dir = cmsis_nn_dir(cmsis)?;
     check_gcc()?;
     let work = root().join("target/bench-firmware");
     std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
