@@ -1,7 +1,7 @@
 //! The board registry: every board xtask deploys to (its crate folder, rustup target, cost unit
 //! and how it runs), the runner and memory figures read from its crate, and the memory budget a
 //! model must fit before anything is built.
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// A board xtask knows how to deploy to. A microcontroller board's memory budget is the FLASH
@@ -87,6 +87,13 @@ pub const BOARDS: &[Board] = &[
         target: "thumbv8m.main-none-eabihf",
         run: Run::Probe { chip: "RP235x" },
     },
+    Board {
+        name: "esp32c3-devkit",
+        dir: "boards/esp32c3-devkit",
+        unit: "microseconds",
+        target: "riscv32imc-unknown-none-elf",
+        run: Run::Probe { chip: "esp32c3" },
+    },
 ];
 
 /// The Jetson-class aarch64 Linux board: a std binary that reads the model and images from files
@@ -160,6 +167,17 @@ pub fn runner(board_dir: &Path) -> Result<Vec<String>, String> {
 }
 
 /// FLASH and RAM LENGTH from a memory.x (`LENGTH = 4M`, `256K`, `0x40000` or decimal).
+/// The file with a board's MEMORY block: `memory.x`, or `budget.x` on a board whose HAL links
+/// its own memory map (esp-hal), where a `memory.x` of ours would shadow the HAL's.
+pub fn memory_file(board_dir: &Path) -> PathBuf {
+    let budget = board_dir.join("budget.x");
+    if budget.is_file() {
+        budget
+    } else {
+        board_dir.join("memory.x")
+    }
+}
+
 pub fn memory_x(path: &Path) -> Result<(u64, u64), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let length = |region: &str| -> Option<u64> {
@@ -255,12 +273,13 @@ mod tests {
             ("nrf52840-dk", 1 << 20, 256 << 10),
             ("rp-pico", (2 << 20) - 256, 256 << 10),
             ("rp-pico2", 4 << 20, 512 << 10),
+            ("esp32c3-devkit", (4 << 20) - (64 << 10), 313 << 10),
         ];
         assert_eq!(BOARDS.len(), want.len());
         for (b, (name, flash, ram)) in BOARDS.iter().zip(want) {
             assert_eq!(b.name, name);
             assert_eq!(b.dir, format!("boards/{name}"));
-            let got = memory_x(&root().join(b.dir).join("memory.x")).unwrap();
+            let got = memory_x(&memory_file(&root().join(b.dir))).unwrap();
             assert_eq!(got, (flash, ram), "{name}");
             let runner = runner(&root().join(b.dir)).unwrap();
             match b.run {
@@ -293,7 +312,7 @@ mod tests {
         // 20 CIFAR images (3072 pixels + 1 label each); each board's numbers are its memory.x.
         let budget = |name: &str| {
             let b = find(name).unwrap();
-            let mem = memory_x(&root().join(b.dir).join("memory.x")).unwrap();
+            let mem = memory_x(&memory_file(&root().join(b.dir))).unwrap();
             check_budget(name, mem, 1_135_604, 20 * 3073, 198_784)
         };
         let e = budget("stm32f746g-disco").unwrap_err();
@@ -321,7 +340,7 @@ mod tests {
         // A model whose 262144-byte arena alone is the RP2040's whole RAM; the RP2350 has twice.
         let budget = |name: &str| {
             let b = find(name).unwrap();
-            let mem = memory_x(&root().join(b.dir).join("memory.x")).unwrap();
+            let mem = memory_x(&memory_file(&root().join(b.dir))).unwrap();
             check_budget(name, mem, 600_000, 20 * 785, 262_144)
         };
         let e = budget("rp-pico").unwrap_err();

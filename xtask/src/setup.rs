@@ -9,6 +9,8 @@ pub const TARGETS: &[&str] = &[
     "thumbv7em-none-eabihf",
     "thumbv8m.main-none-eabihf",
     "aarch64-unknown-linux-gnu",
+    "riscv32imc-unknown-none-elf",
+    "riscv32imac-unknown-none-elf",
 ];
 
 /// The rustup components `cargo xtask test` runs.

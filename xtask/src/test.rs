@@ -9,6 +9,8 @@ pub const FIRMWARE_BUILDS: &[(&str, &str)] = &[
     ("thumbv7em-none-eabihf", ""),
     ("thumbv8m.main-none-eabihf", ""),
     ("aarch64-unknown-linux-gnu", ""),
+    ("riscv32imc-unknown-none-elf", ""),
+    ("riscv32imac-unknown-none-elf", ""),
     ("thumbv7em-none-eabihf", "defmt"),
 ];
 

@@ -288,6 +288,7 @@ pub fn run<const OPS: usize, C: Counter, P: OutputPin, S: Sink>(
 
 /// Ends the program through semihosting (SYS_EXIT): QEMU exits with 0 or 1, `probe-rs run`
 /// stops and returns the same status. Without a debugger attached the semihosting call traps.
+#[cfg(not(target_arch = "riscv32"))]
 pub fn exit(success: bool) -> ! {
     use cortex_m_semihosting::debug;
     debug::exit(if success {
@@ -297,5 +298,34 @@ pub fn exit(success: bool) -> ! {
     });
     loop {
         cortex_m::asm::bkpt();
+    }
+}
+
+/// Ends the program through RISC-V semihosting (the RISC-V semihosting specification: the
+/// `slli x0, x0, 0x1f; ebreak; srai x0, x0, 7` sequence, uncompressed and in one aligned
+/// group): `SYS_EXIT_EXTENDED` (0x20) with `ADP_Stopped_ApplicationExit` and the exit code, which
+/// `probe-rs run` and QEMU turn into their exit status. Without a debugger the `ebreak` traps.
+#[cfg(target_arch = "riscv32")]
+pub fn exit(success: bool) -> ! {
+    // `ADP_Stopped_ApplicationExit`, then the exit code (the block `a1` points to).
+    let block: [usize; 2] = [0x20026, usize::from(!success)];
+    loop {
+        // SAFETY: the semihosting trap sequence: a0 = operation, a1 = the address of `block`,
+        // which lives across the call; the debugger (or QEMU) reads it and ends the program.
+        #[allow(unsafe_code)]
+        unsafe {
+            core::arch::asm!(
+                ".balign 16",
+                ".option push",
+                ".option norvc",
+                "slli x0, x0, 0x1f",
+                "ebreak",
+                "srai x0, x0, 7",
+                ".option pop",
+                inout("a0") 0x20usize => _,
+                in("a1") block.as_ptr(),
+                options(nostack),
+            )
+        };
     }
 }

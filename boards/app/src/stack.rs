@@ -76,8 +76,23 @@ impl Stack {
 }
 
 /// The current (main) stack pointer.
-#[cfg(target_os = "none")]
+#[cfg(all(target_os = "none", target_arch = "arm"))]
 #[inline(always)]
 fn stack_pointer() -> usize {
     cortex_m::register::msp::read() as usize
+}
+
+/// The current stack pointer (RISC-V: `sp`, x2). esp-hal's and riscv-rt's linker scripts
+/// define `_stack_start`/`_stack_end` as cortex-m-rt's do: the stack grows down from the first
+/// to the second.
+#[cfg(all(target_os = "none", target_arch = "riscv32"))]
+#[inline(always)]
+fn stack_pointer() -> usize {
+    let sp: usize;
+    // SAFETY: copies the stack pointer register into another; no memory is touched.
+    #[allow(unsafe_code)]
+    unsafe {
+        core::arch::asm!("mv {0}, sp", out(reg) sp, options(nomem, nostack, preserves_flags))
+    };
+    sp
 }

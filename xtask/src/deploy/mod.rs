@@ -195,7 +195,7 @@ pub fn deploy_with(
 
     // Budget check before building, flashing or running anything (and before the input check,
     // so that any model too big for the board is refused with the numbers).
-    let memory_x_path = board_dir.join("memory.x");
+    let memory_x_path = boards::memory_file(&board_dir);
     let (flash, ram) = boards::memory_x(&memory_x_path)?;
     println!(
         "== deploy {board}: {} ({} B model, {} B arena), {n} images",
