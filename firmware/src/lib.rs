@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 #![no_std]
+#![warn(missing_docs)]
 // `unsafe` is allowed only where an item says `#[allow(unsafe_code)]`, each block with a SAFETY
 // line:
 // - the Cortex-M DSP unit's `asm!` (built only with `shiftkit_dsp`): the instruction wrappers and

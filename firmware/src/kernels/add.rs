@@ -17,17 +17,29 @@ use crate::requant::{mbqm, requantize, Requantizer};
 /// Constants of one add (zero points from the three tensors, the rest from the op).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AddParams {
+    /// Zero point of input `a`.
     pub a_zero_point: i8,
+    /// Zero point of input `b`.
     pub b_zero_point: i8,
+    /// Zero point of the output.
     pub y_zero_point: i8,
+    /// Left shift of both inputs before rescaling (20, as TFLite).
     pub left_shift: u8,
+    /// Q31 multiplier of `a` to the common scale.
     pub a_multiplier: i32,
+    /// Power-of-two exponent of `a`'s rescaling.
     pub a_shift: i32,
+    /// Q31 multiplier of `b` to the common scale.
     pub b_multiplier: i32,
+    /// Power-of-two exponent of `b`'s rescaling.
     pub b_shift: i32,
+    /// Q31 multiplier of the sum to the output scale.
     pub out_multiplier: i32,
+    /// Power-of-two exponent of the output rescaling.
     pub out_shift: i32,
+    /// Lowest output value.
     pub act_min: i8,
+    /// Highest output value.
     pub act_max: i8,
 }
 
@@ -161,9 +173,15 @@ fn fast_loop(y: &mut [i8], a: Src, b: Src, a2: &[i32; 256], b2: &[i32; 256], c: 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Over<'a> {
     /// `y` holds `a`; `b` is separate.
-    A { b: &'a [i8] },
+    A {
+        /// The separate input `b`.
+        b: &'a [i8],
+    },
     /// `y` holds `b`; `a` is separate.
-    B { a: &'a [i8] },
+    B {
+        /// The separate input `a`.
+        a: &'a [i8],
+    },
     /// `y` holds both (the two inputs are the same bytes).
     Both,
 }

@@ -15,9 +15,13 @@ use crate::format::{shift_groups, Shift};
 /// Constants of one conv.
 #[derive(Clone, Copy, Debug)]
 pub struct ConvParams<'a> {
+    /// Kernel size (k x k).
     pub k: usize,
+    /// Stride in both directions.
     pub stride: usize,
+    /// Padding on every side, in pixels.
     pub pad: usize,
+    /// The shift of a 1x1 conv's input.
     pub shift: Shift,
     /// i8 x `[cout][k][k][cin]` (OHWI), as raw bytes.
     pub weights: &'a [u8],
@@ -25,6 +29,7 @@ pub struct ConvParams<'a> {
     pub bias: I32s<'a>,
     /// cin bytes: the value of an out-of-image tap, read as the input's element type.
     pub pad_value: &'a [u8],
+    /// The per-channel output stage.
     pub rescale: Rescale<'a>,
 }
 

@@ -18,12 +18,16 @@ use crate::requant;
 /// Shape of one HWC tensor (one image).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Shape {
+    /// Height in pixels.
     pub h: usize,
+    /// Width in pixels.
     pub w: usize,
+    /// Channels.
     pub c: usize,
 }
 
 impl Shape {
+    /// An `h x w x c` shape.
     pub const fn new(h: usize, w: usize, c: usize) -> Self {
         Shape { h, w, c }
     }
@@ -62,7 +66,9 @@ pub trait Element: Copy {
 /// An input tensor's elements, u8 (the model input) or i8 (an activation).
 #[derive(Clone, Copy, Debug)]
 pub enum XView<'a> {
+    /// The model input: u8 pixels.
     U8(&'a [u8]),
+    /// An activation: int8.
     I8(&'a [i8]),
 }
 
@@ -115,7 +121,9 @@ impl Element for i8 {
 pub trait Io {
     /// The input element type: the u8 model input or an i8 activation.
     type X: Element;
+    /// Elements of the input tensor.
     fn x_len(&self) -> usize;
+    /// Elements of the output tensor.
     fn y_len(&self) -> usize;
     /// Input element `i`.
     fn x(&self, i: usize) -> Self::X;
@@ -152,7 +160,9 @@ pub fn copy_i8(dst: &mut [i8], src: &[i8]) {
 
 /// Input and output in separate slices.
 pub struct Split<'a, X> {
+    /// The input tensor.
     pub x: &'a [X],
+    /// The output tensor.
     pub y: &'a mut [i8],
 }
 
@@ -321,10 +331,12 @@ impl<'a> I32s<'a> {
         bytes.len().is_multiple_of(4).then_some(I32s { bytes })
     }
 
+    /// Number of i32 values.
     pub fn len(&self) -> usize {
         self.bytes.len() / 4
     }
 
+    /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.bytes.is_empty()
     }
@@ -338,6 +350,7 @@ impl<'a> I32s<'a> {
         Some(i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 
+    /// The values in order.
     pub fn iter(&self) -> impl Iterator<Item = i32> + 'a {
         self.bytes
             .chunks_exact(4)
@@ -355,7 +368,9 @@ pub struct Rescale<'a> {
     pub shift: I32s<'a>,
     /// Output zero point.
     pub zero_point: i8,
+    /// Lowest output value (the zero point for a fused ReLU).
     pub act_min: i8,
+    /// Highest output value.
     pub act_max: i8,
 }
 

@@ -169,6 +169,7 @@ mod emulated {
     }
 
     #[inline(always)]
+    /// `sxtb16`: bytes 0 and 2 sign-extended to two 16-bit lanes.
     pub fn sxtb16(w: u32) -> u32 {
         lanes(
             w as u8 as i8 as i32 as u32,
@@ -177,21 +178,25 @@ mod emulated {
     }
 
     #[inline(always)]
+    /// `sxtb16` of `w` rotated right by 8: bytes 1 and 3.
     pub fn sxtb16_ror8(w: u32) -> u32 {
         sxtb16(w.rotate_right(8))
     }
 
     #[inline(always)]
+    /// `uxtb16`: bytes 0 and 2 zero-extended to two 16-bit lanes.
     pub fn uxtb16(w: u32) -> u32 {
         w & 0x00FF_00FF
     }
 
     #[inline(always)]
+    /// `uxtb16` of `w` rotated right by 8: bytes 1 and 3.
     pub fn uxtb16_ror8(w: u32) -> u32 {
         uxtb16(w.rotate_right(8))
     }
 
     #[inline(always)]
+    /// `sadd16`: two wrapping 16-bit lane sums.
     pub fn sadd16(a: u32, b: u32) -> u32 {
         lanes(
             (a as i16).wrapping_add(b as i16) as u16 as u32,
@@ -200,6 +205,7 @@ mod emulated {
     }
 
     #[inline(always)]
+    /// `smlad`: `acc` plus the two 16-bit lane products.
     pub fn smlad(a: u32, b: u32, acc: i32) -> i32 {
         let lo = (a as i16 as i32) * (b as i16 as i32);
         let hi = ((a >> 16) as i16 as i32) * ((b >> 16) as i16 as i32);
@@ -207,6 +213,7 @@ mod emulated {
     }
 
     #[inline(always)]
+    /// The 2x2 block product (two pixels by two output channels) in Rust.
     pub fn dot2x2(x: &[[[u32; 2]; 2]], w0: &[[u8; 4]], w1: &[[u8; 4]], acc: &mut [i32; 4]) {
         super::dot2x2_rust(x, w0, w1, acc)
     }

@@ -90,36 +90,42 @@ pub type Native = dsp::Dsp;
 /// The name of this build's MAC unit (`"none"`: portable kernels only).
 #[cfg(shiftkit_dsp)]
 pub const NATIVE_UNIT: &str = "dsp";
+/// The MAC unit the engine's convs run on in this build.
 #[cfg(all(
     target_arch = "aarch64",
     target_feature = "dotprod",
     not(feature = "portable")
 ))]
 pub type Native = aarch64::Sdot;
+/// The name of this build's MAC unit.
 #[cfg(all(
     target_arch = "aarch64",
     target_feature = "dotprod",
     not(feature = "portable")
 ))]
 pub const NATIVE_UNIT: &str = "sdot";
+/// The MAC unit the engine's convs run on in this build.
 #[cfg(all(
     target_arch = "aarch64",
     not(target_feature = "dotprod"),
     not(feature = "portable")
 ))]
 pub type Native = aarch64::Neon;
+/// The name of this build's MAC unit.
 #[cfg(all(
     target_arch = "aarch64",
     not(target_feature = "dotprod"),
     not(feature = "portable")
 ))]
 pub const NATIVE_UNIT: &str = "neon";
+/// The MAC unit the engine's convs run on in this build.
 #[cfg(all(
     target_arch = "x86_64",
     target_feature = "avx2",
     not(feature = "portable")
 ))]
 pub type Native = avx2::Avx2;
+/// The name of this build's MAC unit.
 #[cfg(all(
     target_arch = "x86_64",
     target_feature = "avx2",
@@ -136,6 +142,7 @@ pub const NATIVE_UNIT: &str = "avx2";
         )
     )
 )))]
+/// This build's MAC unit: none, the portable kernels run.
 pub const NATIVE_UNIT: &str = "none";
 
 /// Whether this build has a native fast unit. It then takes every conv ([`conv()`] returns
@@ -194,9 +201,13 @@ pub fn conv_with<M: Mac, I: Io>(
 /// [`Io`] (the u8 model input, separate slices, one shared buffer), which keeps the firmware
 /// small; the two calls per gathered group or written pixel cost nothing next to the MACs.
 pub trait Bytes {
+    /// Copies input bytes from element `at` into `dst` (the raw bytes, u8 or i8).
     fn x_bytes(&self, at: usize, dst: &mut [u8]);
+    /// The whole input, typed.
     fn x_view(&self) -> XView<'_>;
+    /// The whole output.
     fn y_mut(&mut self) -> &mut [i8];
+    /// Writes `src` to the output from element `at`.
     fn y_bytes(&mut self, at: usize, src: &[i8]);
 }
 

@@ -26,9 +26,13 @@ const MAX_COUT: usize = 72;
 /// A case whose fast output differs from the reference: its seed and first differing index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Mismatch {
+    /// The case's seed.
     pub case: u32,
+    /// The first output element that differs.
     pub index: usize,
+    /// The fast kernel's value there.
     pub fast: i8,
+    /// The portable kernel's value there.
     pub reference: i8,
 }
 
@@ -43,9 +47,11 @@ impl Rng {
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
+    /// A value in `0..n` (`0` for `n = 0`).
     pub fn below(&mut self, n: usize) -> usize {
         (self.next() >> 33) as usize % n.max(1)
     }
+    /// A random byte.
     pub fn byte(&mut self) -> u8 {
         (self.next() >> 40) as u8
     }
@@ -57,6 +63,7 @@ impl Rng {
 
 /// The fast kernel under test, called like `fast::conv_with::<M, _>`; `Ok(false)` = not taken.
 pub trait FastConv {
+    /// Runs the fast conv on `io`; `Ok(false)` when it does not take this shape.
     fn conv<I: Io>(
         &mut self,
         io: &mut I,
@@ -288,6 +295,7 @@ fn cases_from(
 pub struct With<M>(pub core::marker::PhantomData<M>);
 
 impl<M: super::Mac> FastConv for With<M> {
+    /// Runs the fast conv on `io`; `Ok(false)` when it does not take this shape.
     fn conv<I: Io>(
         &mut self,
         io: &mut I,
@@ -304,6 +312,7 @@ impl<M: super::Mac> FastConv for With<M> {
 pub struct Wide;
 
 impl FastConv for Wide {
+    /// Runs the fast conv on `io`; `Ok(false)` when it does not take this shape.
     fn conv<I: Io>(
         &mut self,
         io: &mut I,
