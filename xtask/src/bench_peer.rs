@@ -138,28 +138,35 @@ pub fn main(args: &Args) -> Result<(), String> {
 
 /// The CMSIS-NN source tree: the one given, or `target/peers/CMSIS-NN`, cloned if missing.
 fn cmsis_nn_dir(given: Option<PathBuf>) -> Result<PathBuf, String> {
+    tree(
+        given,
+        "CMSIS-NN",
+        CMSIS_NN_URL,
+        CMSIS_NN_TAG,
+        "Include/arm_nnfunctions.h",
+        "--cmsis-nn DIR (or set CMSIS_NN_DIR)",
+    )
+}
+
+/// A source tree holding `marker`: `given`, or `target/peers/NAME` (cloned at `rev`, a tag or a
+/// commit, when missing).
+pub(super) fn tree(
+    given: Option<PathBuf>,
+    name: &str,
+    url: &str,
+    rev: &str,
+    marker: &str,
+    how: &str,
+) -> Result<PathBuf, String> {
     let dir = match given {
         Some(d) => d,
         None => {
-            let d = root().join("target/peers/CMSIS-NN");
-            if !d.join("Include").is_dir() {
-                println!("== cloning CMSIS-NN {CMSIS_NN_TAG} into {}", d.display());
-                let ok = Command::new("git")
-                    .args([
-                        "clone",
-                        "--depth",
-                        "1",
-                        "--branch",
-                        CMSIS_NN_TAG,
-                        CMSIS_NN_URL,
-                    ])
-                    .arg(&d)
-                    .status()
-                    .is_ok_and(|s| s.success());
-                if !ok {
+            let d = root().join("target/peers").join(name);
+            if !d.join(marker).is_file() {
+                println!("== cloning {url} at {rev} into {}", d.display());
+                if !clone(url, rev, &d) {
                     return Err(format!(
-                        "could not clone {CMSIS_NN_URL} (tag {CMSIS_NN_TAG}) into {}: fetch it \
-                         yourself and pass --cmsis-nn DIR (or set CMSIS_NN_DIR)",
+                        "could not clone {url} (at {rev}) into {}: fetch it yourself and pass {how}",
                         d.display()
                     ));
                 }
@@ -167,16 +174,30 @@ fn cmsis_nn_dir(given: Option<PathBuf>) -> Result<PathBuf, String> {
             d
         }
     };
-    let dir = dir
-        .canonicalize()
-        .map_err(|e| format!("CMSIS-NN directory {}: {e}", dir.display()))?;
-    if !dir.join("Include/arm_nnfunctions.h").is_file() {
+    if !dir.join(marker).is_file() {
         return Err(format!(
-            "{}: not a CMSIS-NN source tree (no Include/arm_nnfunctions.h)",
+            "{}: not a {name} source tree (no {marker})",
             dir.display()
         ));
     }
-    Ok(dir)
+    dir.canonicalize()
+        .map_err(|e| format!("{name} directory {}: {e}", dir.display()))
+}
+
+/// `git clone` of one revision: a shallow fetch of the tag or commit, then a detached checkout.
+fn clone(url: &str, rev: &str, dir: &Path) -> bool {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    std::fs::create_dir_all(dir).is_ok()
+        && git(&["init", "-q"])
+        && git(&["fetch", "-q", "--depth", "1", url, rev])
+        && git(&["checkout", "-q", "--detach", "FETCH_HEAD"])
 }
 
 fn check_gcc() -> Result<(), String> {

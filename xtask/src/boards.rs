@@ -166,7 +166,6 @@ pub fn runner(board_dir: &Path) -> Result<Vec<String>, String> {
     Ok(argv)
 }
 
-/// FLASH and RAM LENGTH from a memory.x (`LENGTH = 4M`, `256K`, `0x40000` or decimal).
 /// The file with a board's MEMORY block: `memory.x`, or `budget.x` on a board whose HAL links
 /// its own memory map (esp-hal), where a `memory.x` of ours would shadow the HAL's.
 pub fn memory_file(board_dir: &Path) -> PathBuf {
@@ -178,6 +177,7 @@ pub fn memory_file(board_dir: &Path) -> PathBuf {
     }
 }
 
+/// FLASH and RAM LENGTH from a memory.x (`LENGTH = 4M`, `256K`, `0x40000` or decimal).
 pub fn memory_x(path: &Path) -> Result<(u64, u64), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let length = |region: &str| -> Option<u64> {

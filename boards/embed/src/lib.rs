@@ -25,24 +25,7 @@ pub const DEFAULT_IMAGES: usize = 20;
 
 /// Runs the build script; on failure prints one `error:` line and exits non-zero.
 pub fn build_script() {
-    build_script_with(MemoryX::LinkerPath)
-}
-
-/// What the board's `memory.x` is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MemoryX {
-    /// The board's linker script includes it (cortex-m-rt, riscv-rt): put it on the link path.
-    LinkerPath,
-    /// The HAL brings its own memory map (esp-hal's linker scripts include a `memory.x` of their
-    /// own, which one of ours must not shadow): the board has `budget.x` instead, the same
-    /// MEMORY block read only by `cargo xtask deploy`'s budget check, and nothing goes on the
-    /// link path.
-    BudgetOnly,
-}
-
-/// [`build_script`] for a board whose `memory.x` is of the given kind.
-pub fn build_script_with(memory: MemoryX) {
-    if let Err(e) = build_with(memory) {
+    if let Err(e) = build() {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
@@ -57,13 +40,12 @@ pub struct Embedded {
     pub images: usize,
 }
 
-/// Copies `memory.x`, embeds the model and images, writes `embedded.rs`.
+/// Copies `memory.x`, embeds the model and images, writes `embedded.rs`. A board whose HAL
+/// links its own memory map (esp-hal, whose linker scripts include a `memory.x` of their own
+/// that one of ours would shadow) has `budget.x` instead, the same MEMORY block read only by
+/// `cargo xtask deploy`'s budget check (`boards::memory_file`): then nothing goes on the link
+/// path.
 pub fn build() -> Result<Embedded, String> {
-    build_with(MemoryX::LinkerPath)
-}
-
-/// [`build`], with `memory.x` on the link path or not ([`MemoryX`]).
-pub fn build_with(memory: MemoryX) -> Result<Embedded, String> {
     let out = PathBuf::from(
         env::var("OUT_DIR").map_err(|_| "OUT_DIR is not set (run from a build script)")?,
     );
@@ -74,7 +56,7 @@ pub fn build_with(memory: MemoryX) -> Result<Embedded, String> {
     // The repository root: boards/<board>/ -> ../..
     let repo = dir.join("../..");
 
-    if memory == MemoryX::LinkerPath {
+    if !dir.join("budget.x").is_file() {
         let memory_x = dir.join("memory.x");
         fs::copy(&memory_x, out.join("memory.x"))
             .map_err(|e| format!("{}: {e}", memory_x.display()))?;

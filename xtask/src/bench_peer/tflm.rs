@@ -10,7 +10,7 @@
 //! are compiled once by `tools/peer-tflm/Makefile` into `target/peers/tflm-build/libtflm.a`;
 //! each network is then linked with `tools/peer-tflm/main.cc` and a generated `model.cc` (the
 //! model and images as C arrays and `AddOps`, registering exactly the model's operators).
-use super::{check_gcc, cmsis_nn_dir, Args};
+use super::{check_gcc, cmsis_nn_dir, tree, Args};
 use crate::bench_firmware::prepare;
 use crate::boards::{runner, IDX_IMAGES, IDX_LABELS};
 use crate::deploy::build::run_timed;
@@ -145,58 +145,6 @@ fn sources(tflm: Option<PathBuf>, cmsis: Option<PathBuf>) -> Result<Sources, Str
         gemmlowp,
         ruy,
     })
-}
-
-/// A source tree holding `marker`: `given`, or `target/peers/NAME` (cloned at `rev`, a tag or a
-/// commit, when missing).
-fn tree(
-    given: Option<PathBuf>,
-    name: &str,
-    url: &str,
-    rev: &str,
-    marker: &str,
-    how: &str,
-) -> Result<PathBuf, String> {
-    let dir = match given {
-        Some(d) => d,
-        None => {
-            let d = root().join("target/peers").join(name);
-            if !d.join(marker).is_file() {
-                println!("== cloning {url} at {rev} into {}", d.display());
-                if !clone(url, rev, &d) {
-                    return Err(format!(
-                        "could not clone {url} (at {rev}) into {}: fetch it yourself and pass {how}",
-                        d.display()
-                    ));
-                }
-            }
-            d
-        }
-    };
-    if !dir.join(marker).is_file() {
-        return Err(format!(
-            "{}: not a {name} source tree (no {marker})",
-            dir.display()
-        ));
-    }
-    dir.canonicalize()
-        .map_err(|e| format!("{name} directory {}: {e}", dir.display()))
-}
-
-/// `git clone` of one revision: a shallow fetch of the tag or commit, then a detached checkout.
-fn clone(url: &str, rev: &str, dir: &Path) -> bool {
-    let git = |args: &[&str]| {
-        Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(args)
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    std::fs::create_dir_all(dir).is_ok()
-        && git(&["init", "-q"])
-        && git(&["fetch", "-q", "--depth", "1", url, rev])
-        && git(&["checkout", "-q", "--detach", "FETCH_HEAD"])
 }
 
 /// `make -f tools/peer-tflm/Makefile TARGETS` with the source trees (two jobs).
@@ -539,9 +487,8 @@ fn section_bytes(elf: &Path, name: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{}: no {name} section", elf.display()))
 }
 
-/// The engine crate's names in symbols, over its renames (`firmware`, `shiftkit`,
-/// `shiftkit_engine`).
-const ENGINE_CRATES: [&str; 3] = ["firmware", "shiftkit", "shiftkit_engine"];
+/// The engine crate's name in symbols.
+const ENGINE_CRATE: &str = "shiftkit_engine";
 
 /// Our engine's code in a board ELF, BENCHMARKS.md's recipe: the text symbols of the engine
 /// crate, without its report writer.
@@ -559,9 +506,8 @@ fn engine_code(elf: &Path) -> Result<u64, String> {
         let w: Vec<&str> = l.splitn(4, ' ').collect();
         if w.len() == 4
             && w[2].eq_ignore_ascii_case("t")
-            && ENGINE_CRATES
-                .iter()
-                .any(|c| w[3].contains(&format!("{c}::")) || w[3].contains(&format!("{c}..")))
+            && (w[3].contains(&format!("{ENGINE_CRATE}::"))
+                || w[3].contains(&format!("{ENGINE_CRATE}..")))
             && !w[3].contains("report")
         {
             sum += u64::from_str_radix(w[1], 16).map_err(|_| format!("llvm-nm line: {l}"))?;

@@ -213,10 +213,10 @@ pub fn run_timed(mut cmd: Command, timeout: Duration, install: &str) -> Result<S
 }
 
 /// Bytes in flash and in RAM of an ELF32 (little-endian) from its section headers: allocated
-/// sections that are not NOBITS occupy flash, writable ones occupy RAM (.data both). Two kinds
-/// of reservation are not counted: a read-only NOBITS section (esp-hal's `.rotext_dummy`, which
-/// only moves flash-mapped addresses past an alias) and `.stack` (esp-hal gives the stack all
-/// RAM the statics leave: the budget counts a stack reserve instead).
+/// sections that are not NOBITS occupy flash, writable ones occupy RAM (.data both). Read-only
+/// NOBITS sections are reservations, not counted: esp-hal's `.rotext_dummy` (it only moves
+/// flash-mapped addresses past an alias) and its `.stack` (all the RAM the statics leave; the
+/// budget counts a stack reserve instead).
 pub fn elf_sizes(path: &Path) -> Result<(u64, u64), String> {
     let b = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let bad = || format!("{}: not a 32-bit little-endian ELF", path.display());
@@ -234,24 +234,16 @@ pub fn elf_sizes(path: &Path) -> Result<(u64, u64), String> {
     let shoff = u32_at(0x20).ok_or_else(bad)? as usize;
     let shentsize = u16_at(0x2e).ok_or_else(bad)?;
     let shnum = u16_at(0x30).ok_or_else(bad)?;
-    // The section-name string table, to recognise `.stack`.
-    let shstrndx = u16_at(0x32).ok_or_else(bad)?;
-    let names = u32_at(shoff + shstrndx * shentsize + 0x10).ok_or_else(bad)? as usize;
-    let is_stack = |name_off: usize| {
-        b.get(names + name_off..)
-            .is_some_and(|n| n.starts_with(b".stack\0"))
-    };
     let (mut flash, mut ram) = (0, 0);
     for i in 0..shnum {
         let h = shoff + i * shentsize;
-        let name = u32_at(h).ok_or_else(bad)? as usize;
         let kind = u32_at(h + 4).ok_or_else(bad)?;
         let flags = u32_at(h + 8).ok_or_else(bad)?;
         let size = u32_at(h + 0x14).ok_or_else(bad)?;
         const SHF_WRITE: u64 = 1;
         const SHF_ALLOC: u64 = 2;
         const SHT_NOBITS: u64 = 8;
-        if flags & SHF_ALLOC == 0 || is_stack(name) {
+        if flags & SHF_ALLOC == 0 {
             continue;
         }
         if kind != SHT_NOBITS {
