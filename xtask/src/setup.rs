@@ -32,6 +32,10 @@ pub const QEMU_ARM: Package = Package {
 pub const PACKAGES: &[Package] = &[
     QEMU_ARM,
     Package {
+        name: "qemu-system-misc",
+        why: "qemu-system-riscv32 runs the QEMU RISC-V board (qemu-riscv32)",
+    },
+    Package {
         name: "qemu-user",
         why: "qemu-aarch64 runs the aarch64 firmware tests and the jetson board",
     },
