@@ -1,6 +1,7 @@
-//! The counter the app times inferences and layers with, and the two Cortex-M core counters:
+//! The counter the app times inferences and layers with, the two Cortex-M core counters,
 //! [`SysTick`] (QEMU boards, counting executed instructions under `-icount shift=0`) and
-//! [`Dwt`] (real Cortex-M3+ boards, counting core cycles). A board without either (the M0+)
+//! [`Dwt`] (real Cortex-M3+ boards, counting core cycles), and the RISC-V one, [`Minstret`]
+//! (the QEMU RISC-V board: instructions). A board without any of them (the M0+, the ESP32-C3)
 //! implements [`Counter`] over one of its own timers.
 
 use cortex_m::peripheral::{syst::SystClkSource, SYST};
@@ -106,7 +107,43 @@ impl Counter for Dwt {
     }
 }
 
-/// Instructions executed by one turn of [`spin`]'s loop (`subs` + `bne`).
+/// `minstret`, the RISC-V machine instructions-retired counter (its low 32 bits), one
+/// instruction per tick. Under QEMU with `-icount shift=0` QEMU derives it (and `mcycle`) from
+/// its instruction count, so it counts executed instructions exactly and repeatably; without
+/// `-icount` it reads the host's cycle counter instead (and [`calibrate`] shows it). These are
+/// QEMU instructions, not cycles.
+#[cfg(all(target_arch = "riscv32", feature = "minstret"))]
+pub struct Minstret {
+    unit: &'static str,
+}
+
+#[cfg(all(target_arch = "riscv32", feature = "minstret"))]
+impl Minstret {
+    /// The counter, reported in `unit` (`qemu_instructions` under QEMU). It runs from reset.
+    pub fn new(unit: &'static str) -> Self {
+        Minstret { unit }
+    }
+}
+
+#[cfg(all(target_arch = "riscv32", feature = "minstret"))]
+impl Counter for Minstret {
+    fn unit(&self) -> &'static str {
+        self.unit
+    }
+    fn units_per_tick(&self) -> u32 {
+        1
+    }
+    fn now(&self) -> u32 {
+        // The low 32 bits: `since` is exact for windows under 2^32 instructions.
+        riscv::register::minstret::read() as u32
+    }
+    fn since(&self, start: u32) -> u32 {
+        self.now().wrapping_sub(start)
+    }
+}
+
+/// Instructions executed by one turn of [`spin`]'s loop (`subs` + `bne` on Arm, `addi` +
+/// `bnez` on RISC-V).
 pub const SPIN_INSTRUCTIONS_PER_TURN: u32 = 2;
 
 /// Executes exactly `turns` x [`SPIN_INSTRUCTIONS_PER_TURN`] instructions (plus a few to
@@ -128,7 +165,19 @@ pub fn spin(turns: u32) {
             options(nomem, nostack),
         );
     }
-    #[cfg(not(target_arch = "arm"))]
+    #[cfg(target_arch = "riscv32")]
+    // SAFETY: the loop only decrements a scratch register and branches; no memory, no stack.
+    #[allow(unsafe_code)]
+    unsafe {
+        core::arch::asm!(
+            "2:",
+            "addi {n}, {n}, -1",
+            "bnez {n}, 2b",
+            n = inout(reg) turns => _,
+            options(nomem, nostack),
+        );
+    }
+    #[cfg(not(any(target_arch = "arm", target_arch = "riscv32")))]
     for i in 0..turns {
         core::hint::black_box(i);
     }
@@ -146,7 +195,7 @@ pub struct Calibration {
 }
 
 /// Times a loop of known length (`turns` x 2 instructions) with `counter`: under QEMU
-/// `-icount shift=0` this measures the instructions per SysTick tick.
+/// `-icount shift=0` this measures the instructions per SysTick tick (per `minstret` tick: 1).
 pub fn calibrate<C: Counter>(counter: &C, turns: u32) -> Calibration {
     let start = counter.now();
     spin(turns);

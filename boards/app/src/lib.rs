@@ -23,7 +23,7 @@
 #![deny(unsafe_code)]
 
 pub mod counter;
-/// The program of the QEMU MPS2 boards.
+/// The program of the QEMU boards (MPS2 Cortex-M, RISC-V `virt`).
 #[cfg(feature = "semihosting")]
 pub mod qemu;
 pub mod sink;

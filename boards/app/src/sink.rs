@@ -10,14 +10,19 @@ pub trait Sink {
     fn emit(&mut self, line: Line<'_>);
 }
 
-/// Plain text over semihosting (QEMU `-semihosting-config enable=on,target=native`).
+/// Plain text over semihosting (QEMU `-semihosting-config enable=on,target=native`): Arm's
+/// (cortex-m-semihosting) or, on RISC-V, the RISC-V semihosting specification's
+/// (riscv-semihosting), the same operations behind another trap sequence.
 #[cfg(feature = "semihosting")]
 pub struct Semihosting;
 
 #[cfg(feature = "semihosting")]
 impl Sink for Semihosting {
     fn emit(&mut self, line: Line<'_>) {
+        #[cfg(not(target_arch = "riscv32"))]
         cortex_m_semihosting::hprintln!("{}", line);
+        #[cfg(target_arch = "riscv32")]
+        riscv_semihosting::hprintln!("{}", line);
     }
 }
 

@@ -3,7 +3,9 @@
 //! the first word that changed. Everything above it was used at some point.
 //!
 //! Uses the symbols of cortex-m-rt's `link.x`: the stack grows down from `_stack_start` to
-//! `_stack_end` (the end of `.bss`/`.uninit`; no heap here).
+//! `_stack_end` (the end of `.bss`/`.uninit`; no heap here). esp-hal's linker scripts define
+//! both; riscv-rt's define `_stack_start` and name the stack's bottom `__estack`, so a riscv-rt
+//! board's memory.x defines `_stack_end` from it (`boards/qemu-riscv32`).
 
 use core::ptr;
 
@@ -82,9 +84,7 @@ fn stack_pointer() -> usize {
     cortex_m::register::msp::read() as usize
 }
 
-/// The current stack pointer (RISC-V: `sp`, x2). esp-hal's and riscv-rt's linker scripts
-/// define `_stack_start`/`_stack_end` as cortex-m-rt's do: the stack grows down from the first
-/// to the second.
+/// The current stack pointer (RISC-V: `sp`, x2).
 #[cfg(all(target_os = "none", target_arch = "riscv32"))]
 #[inline(always)]
 fn stack_pointer() -> usize {

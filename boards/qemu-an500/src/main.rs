@@ -20,7 +20,7 @@ const MACHINE: Machine = Machine {
     board: "qemu-an500",
     instructions_per_tick: 40,
     // The FPGA I/O block (`mps2-fpgaio`, hw/arm/mps2.c); LED register at offset 0.
-    fpgaio_led: 0x4002_8000,
+    led: Some(0x4002_8000),
 };
 
 #[entry]

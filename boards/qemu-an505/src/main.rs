@@ -23,7 +23,7 @@ const MACHINE: Machine = Machine {
     board: "qemu-an505",
     instructions_per_tick: 50,
     // The FPGA I/O block (`mps2-fpgaio`, hw/arm/mps2-tz.c; the Secure alias of 0x40302000 behind the APB PPC); LED register at offset 0.
-    fpgaio_led: 0x5030_2000,
+    led: Some(0x5030_2000),
 };
 
 #[entry]
