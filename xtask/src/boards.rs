@@ -22,7 +22,7 @@ pub struct Board {
 /// How a board runs its firmware: the commands live in the crate's `.cargo/config.toml` runner.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Run {
-    /// `qemu-system-arm ... -kernel ELF`, here.
+    /// `qemu-system-arm ... -kernel ELF` (or `qemu-system-riscv32`), here.
     Qemu,
     /// `probe-rs run --chip CHIP ELF`: flash a board on a debug probe and stream its defmt log.
     Probe { chip: &'static str },
@@ -53,6 +53,13 @@ pub const BOARDS: &[Board] = &[
         dir: "boards/qemu-an505",
         unit: "QEMU instructions",
         target: "thumbv8m.main-none-eabihf",
+        run: Run::Qemu,
+    },
+    Board {
+        name: "qemu-riscv32",
+        dir: "boards/qemu-riscv32",
+        unit: "QEMU instructions",
+        target: "riscv32imc-unknown-none-elf",
         run: Run::Qemu,
     },
     Board {
@@ -135,17 +142,32 @@ pub const IDX_LABELS: &str = "data/mnist/t10k-labels-idx1-ubyte";
 /// RAM kept free for the stack and the app's own statics when checking the arena budget.
 pub const STACK_RESERVE: u64 = 16 * 1024;
 
-/// Whether the emulator a QEMU board needs is installed (other boards: always true).
+/// Whether the emulator a QEMU board needs (its runner's program) is installed (other boards:
+/// always true).
 pub fn qemu_available(board: &str) -> bool {
-    if !board.starts_with("qemu-") {
+    let Ok(b) = find(board) else {
+        return false;
+    };
+    if b.run != Run::Qemu {
         return true;
     }
-    Command::new("qemu-system-arm")
+    let Ok(argv) = runner(&crate::root().join(b.dir)) else {
+        return false;
+    };
+    Command::new(&argv[0])
         .arg("--version")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
+}
+
+/// The Debian package of a QEMU system emulator (a QEMU runner's program).
+pub fn qemu_package(program: &str) -> &'static str {
+    match program {
+        "qemu-system-riscv32" => "qemu-system-misc",
+        _ => "qemu-system-arm",
+    }
 }
 
 /// The runner from the board's `.cargo/config.toml` (the one place its QEMU or probe-rs
@@ -263,12 +285,14 @@ mod tests {
 
     #[test]
     fn every_board_has_its_datasheet_memory() {
-        // (flash, RAM) of the image: QEMU machine maps and the chips' datasheets; the RP2040's
-        // flash is the Pico's 2 MiB less the 256-byte second-stage bootloader.
+        // (flash, RAM) of the image: QEMU machine maps and the chips' datasheets (qemu-riscv32:
+        // the ESP32-C3's, carved out of virt's RAM); the RP2040's flash is the Pico's 2 MiB less
+        // the 256-byte second-stage bootloader.
         let want = [
             ("qemu-an386", 4 << 20, 4 << 20),
             ("qemu-an500", 4 << 20, 4 << 20),
             ("qemu-an505", 4 << 20, 4 << 20),
+            ("qemu-riscv32", 4 << 20, 400 << 10),
             ("stm32f746g-disco", 1 << 20, 320 << 10),
             ("nrf52840-dk", 1 << 20, 256 << 10),
             ("rp-pico", (2 << 20) - 256, 256 << 10),
@@ -283,7 +307,15 @@ mod tests {
             assert_eq!(got, (flash, ram), "{name}");
             let runner = runner(&root().join(b.dir)).unwrap();
             match b.run {
-                Run::Qemu => assert_eq!(runner[0], "qemu-system-arm", "{name}"),
+                Run::Qemu => {
+                    let want = if b.target.starts_with("riscv32") {
+                        "qemu-system-riscv32"
+                    } else {
+                        "qemu-system-arm"
+                    };
+                    assert_eq!(runner[0], want, "{name}");
+                    assert!(runner.iter().any(|a| a == "-icount"), "{name}");
+                }
                 Run::Probe { chip } => {
                     assert_eq!(runner[..4], ["probe-rs", "run", "--chip", chip], "{name}")
                 }

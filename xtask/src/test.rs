@@ -167,8 +167,8 @@ pub fn main() -> Result<(), String> {
     }
     // Every board crate, QEMU and real, builds in release with the pipeline's model and the
     // 20 images deploy embeds by default, into one shared target folder so that each target's
-    // dependencies compile once; then the Cortex-M7 and Cortex-M33 QEMU boards run it (deploy
-    // fails if any int8 logit differs from the host engine's).
+    // dependencies compile once; then the Cortex-M7, Cortex-M33 and RISC-V (RV32IMC) QEMU boards
+    // run it (deploy fails if any int8 logit differs from the host engine's).
     let model = crate::root().join("runs/default/model.skq");
     for b in crate::deploy::BOARDS {
         let build = crate::deploy::build_command(b, &model, 20);
@@ -222,7 +222,7 @@ pub fn main() -> Result<(), String> {
         "board peer-cmsis-nn passes clippy (bench peer, not run here: CMSIS-NN is fetched from GitHub)".into(),
         peer,
     ));
-    for board in ["qemu-an500", "qemu-an505"] {
+    for board in ["qemu-an500", "qemu-an505", "qemu-riscv32"] {
         let mut d = cargo();
         d.args(["run", "--quiet", "-p", "xtask", "--", "deploy"])
             .args(["--board", board, "runs/default/model.skq"]);

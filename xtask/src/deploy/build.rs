@@ -2,7 +2,9 @@
 //! images (for the microcontroller boards, embedded by `boards/embed`), the ELF's flash and RAM
 //! figures, and running it (QEMU here, probe-rs on a real board) with a timeout, its stdout
 //! captured for the report parser.
-use crate::boards::{runner, Board, BOARDS_TARGET_DIR, IDX_IMAGES, IDX_LABELS, PROBE_RS_INSTALL};
+use crate::boards::{
+    qemu_package, runner, Board, BOARDS_TARGET_DIR, IDX_IMAGES, IDX_LABELS, PROBE_RS_INSTALL,
+};
 use crate::{cargo, root};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -109,12 +111,8 @@ fn board_cargo(dir: &Path, model: &Path, images: usize, args: &[&str]) -> Comman
 /// Runs the ELF under the board's QEMU runner, killing it after `timeout`; returns stdout.
 pub fn run_qemu(board_dir: &Path, elf: &Path, timeout: Duration) -> Result<String, String> {
     let argv = runner(board_dir)?;
-    run_captured(
-        &argv,
-        elf,
-        timeout,
-        "install QEMU: apt-get install qemu-system-arm",
-    )
+    let install = format!("install QEMU: apt-get install {}", qemu_package(&argv[0]));
+    run_captured(&argv, elf, timeout, &install)
 }
 
 /// Flashes the ELF with the board's `probe-rs run --chip ..` runner and returns the defmt log,
@@ -216,7 +214,8 @@ pub fn run_timed(mut cmd: Command, timeout: Duration, install: &str) -> Result<S
 /// sections that are not NOBITS occupy flash, writable ones occupy RAM (.data both). Read-only
 /// NOBITS sections are reservations, not counted: esp-hal's `.rotext_dummy` (it only moves
 /// flash-mapped addresses past an alias) and its `.stack` (all the RAM the statics leave; the
-/// budget counts a stack reserve instead).
+/// budget counts a stack reserve instead). riscv-rt's `.stack` is the same reservation but
+/// writable, so a NOBITS section of that name is not counted either.
 pub fn elf_sizes(path: &Path) -> Result<(u64, u64), String> {
     let b = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let bad = || format!("{}: not a 32-bit little-endian ELF", path.display());
@@ -234,16 +233,24 @@ pub fn elf_sizes(path: &Path) -> Result<(u64, u64), String> {
     let shoff = u32_at(0x20).ok_or_else(bad)? as usize;
     let shentsize = u16_at(0x2e).ok_or_else(bad)?;
     let shnum = u16_at(0x30).ok_or_else(bad)?;
+    // The section-name string table, to recognise `.stack`.
+    let shstrndx = u16_at(0x32).ok_or_else(bad)?;
+    let names = u32_at(shoff + shstrndx * shentsize + 0x10).ok_or_else(bad)? as usize;
+    let is_stack = |name: usize| {
+        b.get(names + name..)
+            .is_some_and(|n| n.starts_with(b".stack\0"))
+    };
     let (mut flash, mut ram) = (0, 0);
     for i in 0..shnum {
         let h = shoff + i * shentsize;
+        let name = u32_at(h).ok_or_else(bad)? as usize;
         let kind = u32_at(h + 4).ok_or_else(bad)?;
         let flags = u32_at(h + 8).ok_or_else(bad)?;
         let size = u32_at(h + 0x14).ok_or_else(bad)?;
         const SHF_WRITE: u64 = 1;
         const SHF_ALLOC: u64 = 2;
         const SHT_NOBITS: u64 = 8;
-        if flags & SHF_ALLOC == 0 {
+        if flags & SHF_ALLOC == 0 || (kind == SHT_NOBITS && is_stack(name)) {
             continue;
         }
         if kind != SHT_NOBITS {
@@ -267,6 +274,72 @@ mod tests {
         let e = elf_sizes(&p).unwrap_err();
         assert!(e.contains("not a 32-bit little-endian ELF"), "{e}");
         let _ = std::fs::remove_file(&p);
+    }
+
+    /// An ELF32 header and section headers (`(name, type, flags, size)`, names in a
+    /// `.shstrtab` after the header), nothing else: what `elf_sizes` reads.
+    fn elf32(sections: &[(&str, u32, u32, u32)]) -> Vec<u8> {
+        let mut names = vec![0u8];
+        let mut offsets = Vec::new();
+        for (name, ..) in sections.iter().chain([&(".shstrtab", 3, 0, 0)]) {
+            offsets.push(names.len() as u32);
+            names.extend(name.as_bytes());
+            names.push(0);
+        }
+        let shoff = 52 + names.len();
+        let shnum = sections.len() + 2;
+        let mut b = vec![0u8; 52];
+        b[..6].copy_from_slice(&[0x7f, b'E', b'L', b'F', 1, 1]);
+        b[0x20..0x24].copy_from_slice(&(shoff as u32).to_le_bytes());
+        b[0x2e..0x30].copy_from_slice(&40u16.to_le_bytes());
+        b[0x30..0x32].copy_from_slice(&(shnum as u16).to_le_bytes());
+        b[0x32..0x34].copy_from_slice(&(shnum as u16 - 1).to_le_bytes());
+        b.extend(&names);
+        let header = |name: u32, kind: u32, flags: u32, offset: u32, size: u32| {
+            let mut h = [0u8; 40];
+            for (at, v) in [
+                (0, name),
+                (4, kind),
+                (8, flags),
+                (0x10, offset),
+                (0x14, size),
+            ] {
+                h[at..at + 4].copy_from_slice(&v.to_le_bytes());
+            }
+            h
+        };
+        b.extend(header(0, 0, 0, 0, 0));
+        for (i, &(_, kind, flags, size)) in sections.iter().enumerate() {
+            b.extend(header(offsets[i], kind, flags, 0, size));
+        }
+        let strtab = offsets[sections.len()];
+        b.extend(header(strtab, 3, 0, 52, names.len() as u32));
+        b
+    }
+
+    #[test]
+    fn elf_sizes_count_flash_and_ram_but_not_the_stack_reservations() {
+        const PROGBITS: u32 = 1;
+        const NOBITS: u32 = 8;
+        // SHF_ALLOC, with SHF_WRITE, with SHF_EXECINSTR.
+        const A: u32 = 2;
+        const WA: u32 = 3;
+        const AX: u32 = 6;
+        let elf = elf32(&[
+            (".text", PROGBITS, AX, 1000),
+            (".rodata", PROGBITS, A, 200),
+            (".data", PROGBITS, WA, 30),
+            (".bss", NOBITS, WA, 4000),
+            // esp-hal's read-only reservations, riscv-rt's writable .stack, a debug section.
+            (".rotext_dummy", NOBITS, A, 1 << 20),
+            (".stack", NOBITS, WA, 300_000),
+            (".debug_info", PROGBITS, 0, 77_777),
+        ]);
+        let p = std::env::temp_dir().join(format!("xtask-elf-sizes-{}", std::process::id()));
+        std::fs::write(&p, elf).unwrap();
+        let sizes = elf_sizes(&p);
+        let _ = std::fs::remove_file(&p);
+        assert_eq!(sizes.unwrap(), (1230, 4030));
     }
 
     #[test]

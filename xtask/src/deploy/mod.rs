@@ -292,7 +292,9 @@ pub fn deploy_with(
         );
     }
     let how = match b.run {
-        Run::Qemu => "SysTick ticks x instructions per tick under -icount shift=0; not cycles",
+        Run::Qemu => {
+            "counter ticks (SysTick, RISC-V minstret) x instructions per tick under -icount shift=0; not cycles"
+        }
         Run::Probe { .. } | Run::Linux => "measured on the board",
     };
     println!(
