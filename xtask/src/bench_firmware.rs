@@ -3,10 +3,12 @@
 //!
 //! For each network (the default `mnist-flat-4c` from `runs/default`, and MLPerf Tiny's ResNet-8
 //! `resnet8` and its 4C shift version `resnet8-4c`) and each QEMU board (Cortex-M4 `qemu-an386`,
-//! M7 `qemu-an500`, M33 `qemu-an505`), the board is built and run twice through
-//! `cargo xtask deploy` (so every int8 logit is also checked against the host engine): once with
-//! this build's fast kernels, once with `SHIFTKIT_KERNELS=portable` (firmware/build.rs). Each
-//! op's SysTick-measured QEMU instructions per inference are divided by its MACs.
+//! M7 `qemu-an500`, M33 `qemu-an505`, RV32IMC `qemu-riscv32`), the board is built and run twice
+//! through `cargo xtask deploy` (so every int8 logit is also checked against the host engine):
+//! once with this build's fast kernels, once with `SHIFTKIT_KERNELS=portable`
+//! (firmware/build.rs). RISC-V has no fast unit yet, so its two builds run the same portable
+//! kernels (a speed-up of 1.00x). Each op's QEMU instructions per inference (SysTick, or
+//! `minstret` on RISC-V) are divided by its MACs.
 //!
 //! The ResNet-8 models are trained for one epoch on synthetic CIFAR-10-shaped data (random
 //! pixels, fixed seed) and quantized as usual: instruction counts do not depend on the weights'
@@ -18,7 +20,7 @@ use firmware::format::Op;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-const BOARDS: [&str; 3] = ["qemu-an386", "qemu-an500", "qemu-an505"];
+const BOARDS: [&str; 4] = ["qemu-an386", "qemu-an500", "qemu-an505", "qemu-riscv32"];
 pub(crate) const NETS: [&str; 3] = ["default", "resnet8", "resnet8-4c"];
 /// Synthetic CIFAR-10 records per training batch file (5 files) and in the test file.
 const SYNTH_RECORDS: usize = 128;
@@ -64,8 +66,15 @@ pub struct Args {
 
 pub fn main(args: &Args) -> Result<(), String> {
     let (images, boards, nets) = (args.images, &args.boards, &args.nets);
-    if !boards::qemu_available("qemu-an386") {
-        return Err("qemu-system-arm is not installed (apt-get install qemu-system-arm)".into());
+    for board in boards {
+        if !boards::qemu_available(board) {
+            let b = boards::find(board)?;
+            let program = boards::runner(&root().join(b.dir))?.remove(0);
+            return Err(format!(
+                "{program} is not installed ({board}; apt-get install {})",
+                boards::qemu_package(&program)
+            ));
+        }
     }
     let work = root().join("target/bench-firmware");
     std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
@@ -281,8 +290,8 @@ fn report(results: &[Run], images: usize) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "QEMU instructions per inference (SysTick under -icount shift=0, mean of {images} images), \
-         fast kernels vs portable kernels, same run:\n"
+        "QEMU instructions per inference (SysTick or RISC-V minstret under -icount shift=0, mean \
+         of {images} images), fast kernels vs portable kernels, same run:\n"
     );
     let _ = writeln!(
         s,
