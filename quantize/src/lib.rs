@@ -26,6 +26,7 @@ pub mod report;
 pub mod requant;
 pub mod skq;
 pub mod testset;
+pub mod tflite;
 
 use host_train::io::{self, FileError, ModelJson};
 use host_train::model::{Model, Normalization};
@@ -92,6 +93,8 @@ pub struct Options {
     pub data: Option<String>,
     /// Test images the per-layer SQNR is measured on.
     pub sqnr_images: usize,
+    /// How conv and FC requantisation constants are derived.
+    pub requant: quant::RequantMode,
 }
 
 impl Default for Options {
@@ -101,6 +104,7 @@ impl Default for Options {
             method: DEFAULT_METHOD,
             data: None,
             sqnr_images: 300,
+            requant: quant::RequantMode::Single,
         }
     }
 }
@@ -114,12 +118,24 @@ pub const DEFAULT_CALIB: usize = 500;
 /// measurements: BENCHMARKS.md, calibration).
 pub const DEFAULT_METHOD: calib::Method = calib::Method::Mse;
 
-/// Folds, calibrates on `images` (dense u8 NHWC, `count` of them) and quantises `fm`.
+/// Folds, calibrates on `images` (dense u8 NHWC, `count` of them) and quantises `fm`, with the
+/// engine's requantisation constants ([`quant::RequantMode::Single`]).
 pub fn quantize_model(
     fm: &mut FloatModel,
     images: &[u8],
     count: usize,
     method: calib::Method,
+) -> Result<(fold::Folded, quant::QModel), QuantError> {
+    quantize_model_with(fm, images, count, method, quant::RequantMode::Single)
+}
+
+/// [`quantize_model`] with the requantisation constants of `requant`.
+pub fn quantize_model_with(
+    fm: &mut FloatModel,
+    images: &[u8],
+    count: usize,
+    method: calib::Method,
+    requant: quant::RequantMode,
 ) -> Result<(fold::Folded, quant::QModel), QuantError> {
     let norm = fm.json.normalization.clone();
     let mut folded = fold::fold(&fm.model, &norm)?;
@@ -127,7 +143,7 @@ pub fn quantize_model(
     // file's stay index for index).
     plan::schedule_folded(&mut folded)?;
     let q = calib::calibrate(&mut fm.model, &folded, &norm, images, count, method);
-    let mut qm = quant::lower(&folded, &q)?;
+    let mut qm = quant::lower(&folded, &q, requant)?;
     // The run's class names go into the file (format 5) when there is one per class.
     if fm.json.class_names.len() == qm.header.classes as usize {
         qm.class_names = fm.json.class_names.clone();
@@ -181,7 +197,13 @@ pub fn quantize_dir(dir: &Path, opts: &Options) -> Result<report::Report, QuantE
         }
     }
     let count = opts.calib.clamp(1, splits.train.len());
-    let (folded, qm) = quantize_model(&mut fm, &splits.train.images, count, opts.method)?;
+    let (folded, qm) = quantize_model_with(
+        &mut fm,
+        &splits.train.images,
+        count,
+        opts.method,
+        opts.requant,
+    )?;
     let bytes = skq::to_bytes(&qm)?;
     let out: PathBuf = dir.join("model.skq");
     io::write_atomic(&out, &bytes)?;
@@ -200,6 +222,7 @@ pub fn quantize_dir(dir: &Path, opts: &Options) -> Result<report::Report, QuantE
         report::Meta {
             model: fm.json.model.clone(),
             method: opts.method.to_string(),
+            requant: opts.requant.name().to_string(),
             calib_images: count,
             flash_bytes: bytes.len(),
             weights_bytes: qm.weights.len(),

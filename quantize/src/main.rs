@@ -6,19 +6,26 @@ use std::process::ExitCode;
 
 const USAGE: &str = "usage:
   shiftkit-quantize quantize DIR [--calib N] [--method minmax|percentile|mse] [--data SPEC]
-                             [--sqnr-images N] [--json]
+                             [--requant single|tflite] [--sqnr-images N] [--json]
       DIR holds model.json + weights.safetensors (a training run); writes DIR/model.skq and
       DIR/quant-report.json and prints the report (as JSON with --json).
       --calib N: training images to calibrate on (default 500); --method: activation ranges by
       min/max, 99.99th percentile or MSE-optimal clipping (default mse); --data: the dataset
-      (default: the run's own, from train-config.json).
-  shiftkit-quantize eval MODEL.skq [--data SPEC] [--json]
+      (default: the run's own, from train-config.json). --requant: conv requantisation constants,
+      single (default: the engine's single-rounding form, fastest on the DSP cores) or tflite
+      (TFLite's own constants from f32 scales, so `export-tflite` is bit-exact in TFLite).
+  shiftkit-quantize eval MODEL.skq [--data SPEC] [--logits FILE] [--json]
       int8 accuracy on the test split through the firmware engine (--json: {\"accuracy\",\"images\"});
+      --logits FILE: every test image's int8 logits as JSON ({\"labels\", \"logits\", ..});
+      --inputs FILE: the test images themselves, u8 NHWC, as a NumPy .npy;
       the data defaults to what the model was trained on (train-config.json beside MODEL.skq),
       else the bundled MNIST.
   shiftkit-quantize predict MODEL.skq IMAGE... [--top N] [--json]
       the top N (default 3) classes of each image file through the firmware engine, resized as
       in training (class names from model.json beside the model).
+  shiftkit-quantize export-tflite MODEL.skq [--out FILE]
+      the int8 model as a TFLite flatbuffer (default MODEL.tflite), for LiteRT, TFLite Micro and
+      Netron; says whether TFLite's arithmetic on it is ours bit for bit (docs/tflite.md).
   shiftkit-quantize zoo [--json] [--model NAME|SPEC]...
       every zoo network (or each --model: a zoo name or a spec FAMILY[:KEY=VALUE,...] such as
       flat-4c:in=96x96x3,w=16,blocks=2-2-2; see `shiftkit-train train --help`): params, MACs, int8
@@ -45,6 +52,10 @@ fn quantize_cmd(args: Vec<String>) -> Result<(), QuantError> {
                 opts.method = v.parse::<Method>().map_err(QuantError::Usage)?;
             }
             "--data" => opts.data = Some(value(&a, it.next(), "a dataset SPEC")?),
+            "--requant" => {
+                let v: String = value(&a, it.next(), "single or tflite")?;
+                opts.requant = v.parse().map_err(QuantError::Usage)?;
+            }
             "--sqnr-images" => opts.sqnr_images = value(&a, it.next(), "a whole number of images")?,
             "--json" => json = true,
             s if s.starts_with("--") => {
@@ -83,11 +94,15 @@ fn quantize_cmd(args: Vec<String>) -> Result<(), QuantError> {
 fn eval_cmd(args: Vec<String>) -> Result<(), QuantError> {
     let mut path: Option<PathBuf> = None;
     let mut data: Option<String> = None;
+    let mut logits: Option<PathBuf> = None;
+    let mut inputs: Option<PathBuf> = None;
     let mut json = false;
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--data" => data = Some(value(&a, it.next(), "a dataset SPEC")?),
+            "--logits" => logits = Some(value(&a, it.next(), "a file for the logits (JSON)")?),
+            "--inputs" => inputs = Some(value(&a, it.next(), "a file for the images (.npy)")?),
             "--json" => json = true,
             s if s.starts_with("--") => {
                 return Err(QuantError::Usage(format!("unknown option {s}\n{USAGE}")))
@@ -141,6 +156,18 @@ fn eval_cmd(args: Vec<String>) -> Result<(), QuantError> {
             test.classes
         )));
     }
+    if let Some(out) = &logits {
+        write_logits(&eng, test, &spec.to_string(), &path, out)?;
+    }
+    if let Some(out) = &inputs {
+        let shape = [test.len(), test.h, test.w, test.c];
+        host_train::io::write_atomic(out, &npy_u8(&shape, &test.images))?;
+        eprintln!(
+            "wrote the {} test images (u8 NHWC) to {}",
+            test.len(),
+            out.display()
+        );
+    }
     let classes = report::per_class(&eng, test)
         .map_err(|e| QuantError::Engine(format!("{}: {e}", path.display())))?;
     let right: usize = classes.iter().map(|c| c.1).sum();
@@ -171,6 +198,61 @@ fn eval_cmd(args: Vec<String>) -> Result<(), QuantError> {
         }
     }
     Ok(())
+}
+
+/// `eval --logits FILE`: the int8 logits of every test image, in the split's order, as JSON
+/// (`{"model", "data", "input": [h, w, c], "labels": [..], "logits": [[..], ..]}`), for an
+/// outside tool to compare with (`cargo xtask oracle` reads the same shape).
+fn write_logits(
+    eng: &engine::Firmware,
+    test: &host_train::data::Dataset,
+    spec: &str,
+    model: &std::path::Path,
+    out: &std::path::Path,
+) -> Result<(), QuantError> {
+    use quantize::engine::Engine;
+    let n = test.h * test.w * test.c;
+    let mut all = Vec::with_capacity(test.len());
+    for (i, px) in test.images.chunks_exact(n).enumerate() {
+        let l = eng
+            .run(px, &mut |_, _| {})
+            .map_err(|e| QuantError::Engine(format!("{}: image {i}: {e}", model.display())))?;
+        all.push(l);
+    }
+    let v = serde_json::json!({
+        "model": model.display().to_string(),
+        "data": spec,
+        "input": [test.h, test.w, test.c],
+        "labels": test.labels,
+        "logits": all,
+    });
+    let text = serde_json::to_string(&v).map_err(|e| QuantError::Encode(e.to_string()))?;
+    host_train::io::write_atomic(out, text.as_bytes())?;
+    eprintln!(
+        "wrote the int8 logits of {} images to {}",
+        all.len(),
+        out.display()
+    );
+    Ok(())
+}
+
+/// A NumPy `.npy` file (format 1.0) of u8 `data` in C order.
+fn npy_u8(shape: &[usize], data: &[u8]) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(|d| format!("{d},")).collect();
+    let mut header = format!(
+        "{{'descr': '|u1', 'fortran_order': False, 'shape': ({}), }}",
+        dims.join(" ")
+    );
+    // Magic (6) + version (2) + length (2) + header + '\n', padded to a multiple of 64.
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut f = b"\x93NUMPY\x01\x00".to_vec();
+    f.extend((header.len() as u16).to_le_bytes());
+    f.extend(header.as_bytes());
+    f.extend_from_slice(data);
+    f
 }
 
 /// One row of `zoo`: host-train's entry plus the two arena figures.
@@ -297,6 +379,7 @@ fn main() -> ExitCode {
         Some("predict") => quantize::predict::command(args.collect()),
         Some("test-idx") => quantize::testset::command(args.collect()),
         Some("zoo") => zoo_cmd(args.collect()),
+        Some("export-tflite") => quantize::tflite::command(args.collect()),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -2,7 +2,7 @@
 //! quantisation, per-channel int8 weights, int32 biases with the input zero point folded in, and
 //! every requantisation constant (`firmware::format` states the integer semantics).
 use crate::fold::{FOp, Folded};
-use crate::requant::{conv_multiplier, quantize_multiplier_or_tiny};
+use crate::requant::{conv_multiplier, quantize_multiplier, quantize_multiplier_or_tiny};
 use crate::{plan, QuantError};
 use firmware::format::{AddMultipliers, Header, Op, Requant, Shift, Span, Tensor};
 use host_train::graph::{Neighbourhood, ShiftSpec};
@@ -12,6 +12,46 @@ pub const ADD_LEFT_SHIFT: u8 = 20;
 /// Largest |bias| (before the zero-point fold) a channel may have, so that bias, fold and
 /// accumulation stay well inside i32; a channel that would exceed it gets a coarser weight scale.
 const BIAS_LIMIT: f64 = (1u64 << 29) as f64;
+
+/// How a conv's or FC's requantisation constants are derived (`quantize --requant`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RequantMode {
+    /// The single-rounding form where it applies ([`conv_multiplier`], format 4): the engine's
+    /// fastest form (two DSP instructions), and within 2^-9 LSB of the real multiplier before
+    /// its one rounding.
+    #[default]
+    Single,
+    /// TFLite's own constants, as TFLite and TFLite Micro derive them from a `.tflite` file's
+    /// float scales: each weight scale rounded to f32, then
+    /// `QuantizeMultiplier(f64(s_in) * f64(s_w) / f64(s_out))`, normalised and rounding twice.
+    /// `export tflite` of such a file is bit-exact in TFLite (the DSP wide path does not take
+    /// these convs, so the M4 runs them on the 2x2 path).
+    Tflite,
+}
+
+impl std::str::FromStr for RequantMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<RequantMode, String> {
+        match s {
+            "single" => Ok(RequantMode::Single),
+            "tflite" => Ok(RequantMode::Tflite),
+            _ => Err(format!(
+                "--requant {s}: expected single (the engine's single-rounding form) or tflite \
+                 (TFLite's constants, for a bit-exact export tflite)"
+            )),
+        }
+    }
+}
+
+impl RequantMode {
+    /// The name `--requant` takes and the report prints.
+    pub fn name(self) -> &'static str {
+        match self {
+            RequantMode::Single => "single",
+            RequantMode::Tflite => "tflite",
+        }
+    }
+}
 
 /// Asymmetric int8 quantisation of a tensor: `real = scale * (q - zero_point)`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -154,6 +194,7 @@ fn quantize_layer(
     cout: usize,
     qin: QParams,
     qout: QParams,
+    mode: RequantMode,
 ) -> Result<Quantized, QuantError> {
     let n = w.len() / cout;
     let mut out = Quantized {
@@ -171,6 +212,10 @@ fn quantize_layer(
         if s_w.is_nan() || s_w <= 0.0 {
             s_w = 1.0; // all-zero channel with zero bias: any scale
         }
+        if mode == RequantMode::Tflite {
+            // The scale a .tflite file states, and the one TFLite computes with.
+            s_w = s_w as f32 as f64;
+        }
         let mut sum = 0i64;
         for &v in wc {
             let q = (v as f64 / s_w).round().clamp(-127.0, 127.0) as i8;
@@ -184,7 +229,11 @@ fn quantize_layer(
             ))
         })?);
         let real = s_in * s_w / qout.scale as f64;
-        let (m, s) = conv_multiplier(real).ok_or_else(|| {
+        let (m, s) = match mode {
+            RequantMode::Single => conv_multiplier(real),
+            RequantMode::Tflite => quantize_multiplier(real),
+        }
+        .ok_or_else(|| {
             QuantError::Range(format!(
                 "{name}: requantisation multiplier {real:e} of channel {co} is out of range"
             ))
@@ -197,7 +246,11 @@ fn quantize_layer(
 
 /// Quantises the folded network: `q[t]` holds the calibrated quantisation of every tensor with
 /// its own range (conv, add and FC outputs); the input is u8/255, pools take their input's.
-pub fn lower(folded: &Folded, q: &[Option<QParams>]) -> Result<QModel, QuantError> {
+pub fn lower(
+    folded: &Folded,
+    q: &[Option<QParams>],
+    mode: RequantMode,
+) -> Result<QModel, QuantError> {
     let nt = folded.tensors.len();
     let mut qp: Vec<QParams> = Vec::with_capacity(nt);
     for t in 0..nt {
@@ -261,7 +314,7 @@ pub fn lower(folded: &Folded, q: &[Option<QParams>]) -> Result<QModel, QuantErro
                 pad_u8,
             } => {
                 let (cin, cout) = (folded.tensors[*x].shape.c, folded.tensors[*y].shape.c);
-                let l = quantize_layer(name, w, b, cout, qp[*x], qp[*y])?;
+                let l = quantize_layer(name, w, b, cout, qp[*x], qp[*y], mode)?;
                 let pad_value = match pad_u8 {
                     Some(p) => ww.u8s(p),
                     None => ww.i8s(&vec![qp[*x].zero_point; cin]),
@@ -287,7 +340,7 @@ pub fn lower(folded: &Folded, q: &[Option<QParams>]) -> Result<QModel, QuantErro
             }
             FOp::Fc { name, x, y, w, b } => {
                 let cout = folded.tensors[*y].shape.c;
-                let l = quantize_layer(name, w, b, cout, qp[*x], qp[*y])?;
+                let l = quantize_layer(name, w, b, cout, qp[*x], qp[*y], mode)?;
                 Op::FullyConnected {
                     x: *x as u16,
                     y: *y as u16,
@@ -413,7 +466,7 @@ mod tests {
             scale: 1.0,
             zero_point: 0,
         };
-        let l = quantize_layer("t", &w, &b, 2, qin, qout).unwrap();
+        let l = quantize_layer("t", &w, &b, 2, qin, qout, RequantMode::Single).unwrap();
         assert_eq!(l.w, vec![127, -64, 32, 0, 0, 127]);
         // bias = round(1 / (0.5 * 1/127)) - 10 * (127 - 64 + 32) = 254 - 950.
         assert_eq!(l.bias[0], 254 - 950);
@@ -422,5 +475,25 @@ mod tests {
         // multiplier of channel 0: 0.5 / 127 = 0.0039370.., in the single-rounding form:
         // round(0.0039370 * 2^31) = round(8454660.03) = 8454660, shift 0.
         assert_eq!((l.multiplier[0], l.shift[0]), (8_454_660, 0));
+    }
+
+    #[test]
+    fn tflite_mode_rounds_the_weight_scale_to_f32_and_keeps_tflites_constants() {
+        let w = [1.0, -0.5, 0.25, 0.0, 0.0, 2.0];
+        let b = [1.0, -3.0];
+        let qin = QParams {
+            scale: 0.5,
+            zero_point: 10,
+        };
+        let qout = QParams {
+            scale: 1.0,
+            zero_point: 0,
+        };
+        let l = quantize_layer("t", &w, &b, 2, qin, qout, RequantMode::Tflite).unwrap();
+        // TFLite: QuantizeMultiplier(0.5 * f64(f32(1 / 127)) / 1), normalised.
+        let want = quantize_multiplier(0.5 * (1.0f64 / 127.0) as f32 as f64).unwrap();
+        assert_eq!((l.multiplier[0], l.shift[0]), want);
+        assert!(l.multiplier[0] >= 1 << 30 && l.shift[0] < 0, "{want:?}");
+        assert_eq!(l.w, vec![127, -64, 32, 0, 0, 127]);
     }
 }

@@ -26,6 +26,8 @@ pub struct LayerReport {
 pub struct Report {
     pub model: String,
     pub method: String,
+    /// How the conv and FC requantisation constants were derived (`single` or `tflite`).
+    pub requant: String,
     pub calib_images: usize,
     pub float_accuracy: f64,
     pub int8_accuracy: f64,
@@ -47,6 +49,7 @@ pub struct Report {
 pub struct Meta {
     pub model: String,
     pub method: String,
+    pub requant: String,
     pub calib_images: usize,
     pub flash_bytes: usize,
     pub weights_bytes: usize,
@@ -188,6 +191,7 @@ pub fn build(
     Ok(Report {
         model: meta.model,
         method: meta.method,
+        requant: meta.requant,
         calib_images: meta.calib_images,
         float_accuracy: float_acc as f64,
         int8_accuracy: int8_acc,
@@ -204,12 +208,13 @@ pub fn build(
 /// The report as a text table.
 pub fn table(r: &Report) -> String {
     let mut s = format!(
-        "{}: calibration {} on {} training images\n\
+        "{}: calibration {} on {} training images, requantisation {}\n\
          float accuracy {:.2}%   int8 accuracy {:.2}%   ({} test images; delta {:+.2} points)\n\
          flash {} B (weights {} B)   arena {} B (a conventional engine: {} B, {:.1}% less)\n\n",
         r.model,
         r.method,
         r.calib_images,
+        r.requant,
         100.0 * r.float_accuracy,
         100.0 * r.int8_accuracy,
         r.test_images,
