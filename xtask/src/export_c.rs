@@ -28,6 +28,9 @@ pub enum Export {
     /// array (model_data.c/.h), example/main.c, a Makefile, a CMakeLists.txt and a README in
     /// --out; --check builds and runs the example and compares its logits with the host engine
     C(Args),
+    /// The int8 model as a TFLite flatbuffer, for LiteRT, TFLite Micro and Netron
+    /// (ARGS: MODEL.skq [--out FILE]; default MODEL.tflite; docs/tflite.md)
+    Tflite(crate::PassThrough),
 }
 
 /// The arguments of `export c`.
@@ -221,6 +224,10 @@ const LINK_LD: &str = include_str!("../../capi/export/qemu/link.ld");
 pub fn main(e: &Export) -> Result<(), String> {
     match e {
         Export::C(a) => export_c(a),
+        Export::Tflite(p) => crate::pass_through(crate::shiftkit_quantize(&crate::stage_args(
+            "export-tflite",
+            &p.args,
+        ))),
     }
 }
 

@@ -15,6 +15,7 @@ mod export_c;
 mod fuzz;
 mod kernel_check;
 mod measure;
+mod oracle;
 mod setup;
 mod test;
 
@@ -84,6 +85,9 @@ enum Cmd {
     /// and example (docs/c-api.md)
     #[command(subcommand)]
     Export(export_c::Export),
+    /// Google's LiteRT interpreter as an outside oracle: export MODEL.skq to .tflite, run it with
+    /// LiteRT's kernel sets on the model's test images, compare every int8 logit with our engine
+    Oracle(oracle::Args),
     /// Install what the tests and the pipeline need (rustup targets and components, Debian
     /// packages)
     Setup {
@@ -97,13 +101,13 @@ enum Cmd {
 
 /// The arguments of a command that a stage binary parses: passed on as they are.
 #[derive(clap::Args, Debug)]
-struct PassThrough {
+pub struct PassThrough {
     #[arg(
         trailing_var_arg = true,
         allow_hyphen_values = true,
         value_name = "ARGS"
     )]
-    args: Vec<String>,
+    pub args: Vec<String>,
 }
 
 pub fn root() -> PathBuf {
@@ -301,7 +305,7 @@ fn read_json(path: &Path) -> Result<serde_json::Value, String> {
 }
 
 /// `ARGS` after the stage binary's subcommand name.
-fn stage_args(sub: &str, args: &[String]) -> Vec<String> {
+pub fn stage_args(sub: &str, args: &[String]) -> Vec<String> {
     let mut a = vec![sub.to_string()];
     a.extend_from_slice(args);
     a
@@ -347,6 +351,7 @@ fn main() -> ExitCode {
         Cmd::Fuzz(a) => fuzz::fuzz(&a),
         Cmd::Bench(b) => bench::main(&b),
         Cmd::Export(e) => export_c::main(&e),
+        Cmd::Oracle(a) => oracle::main(&a),
         Cmd::Setup { check } => setup::main(check),
         Cmd::Test => test::main(),
     };

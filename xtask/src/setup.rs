@@ -228,11 +228,21 @@ pub fn main(check: bool) -> Result<(), String> {
                 "missing: cargo-fuzz, for `cargo xtask fuzz` (cargo install cargo-fuzz --locked)"
             );
         }
+        let venv = !crate::oracle::venv_ready();
+        if venv {
+            println!(
+                "missing: the Python virtualenv {} with {}, for `cargo xtask oracle` and its tests \
+                 (python3 -m venv {0}; {0}/bin/pip install ...)",
+                crate::oracle::VENV,
+                crate::oracle::PY_PACKAGES.join(" ")
+            );
+        }
         let n = targets.len()
             + components.len()
             + packages.len()
             + usize::from(nightly)
-            + usize::from(fuzz);
+            + usize::from(fuzz)
+            + usize::from(venv);
         return if n == 0 {
             println!("setup: everything the tests and the pipeline need is installed");
             Ok(())
@@ -283,5 +293,36 @@ pub fn main(check: bool) -> Result<(), String> {
             &["install", "cargo-fuzz", "--locked"],
         )?;
     }
-    Ok(())
+    venv()
+}
+
+/// The project's Python virtualenv (`.venv`, ignored by git) with LiteRT and NumPy, pinned.
+fn venv() -> Result<(), String> {
+    use crate::oracle::{python, venv_ready, PY_PACKAGES, VENV};
+    if venv_ready() {
+        println!(
+            "== setup: Python virtualenv {VENV}: {} installed",
+            PY_PACKAGES.join(", ")
+        );
+        return Ok(());
+    }
+    let dir = crate::root().join(VENV);
+    if !python().is_file() {
+        let dir = dir.display().to_string();
+        run_step(
+            "the Python virtualenv (python3 -m venv; Debian: apt-get install python3-venv)",
+            "python3",
+            &["-m", "venv", &dir],
+        )?;
+    }
+    let py = python().display().to_string();
+    let mut args = vec![
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+    ];
+    args.extend(PY_PACKAGES.iter().copied());
+    run_step("LiteRT and NumPy into the virtualenv (pip)", &py, &args)
 }
