@@ -62,7 +62,9 @@ pub fn main() -> Result<(), String> {
         .args(["doc", "-p", "shiftkit-engine", "--no-deps"]);
     steps.push(("rustdoc (firmware, warnings denied)".into(), d));
     let mut t = cargo();
-    t.args(["test", "--workspace", "--no-fail-fast"]);
+    // The LiteRT test must run here (setup made the virtualenv), not say why it did not.
+    t.env("SHIFTKIT_REQUIRE_LITERT", "1")
+        .args(["test", "--workspace", "--no-fail-fast"]);
     steps.push(("workspace tests".into(), t));
     // The firmware's own tests on aarch64 under `qemu-aarch64 -cpu max` (runner in
     // .cargo/config.toml): the aarch64 kernels against the portable reference.
@@ -125,6 +127,22 @@ pub fn main() -> Result<(), String> {
     let mut p = cargo();
     p.args(["run", "--quiet", "-p", "xtask", "--", "pipeline"]);
     steps.push(("pipeline (train, quantize, deploy on qemu-an386)".into(), p));
+    // LiteRT as the outside oracle on the default network: the pipeline's run quantized again
+    // with TFLite's constants (a copy, so runs/default/model.skq stays the engine's), exported,
+    // and every int8 logit of the 2000 test digits compared; fails on any difference with
+    // LiteRT's reference kernels (tests/tests/tflite_oracle.rs covers every zoo family).
+    let mut o = std::process::Command::new("sh");
+    o.current_dir(crate::root()).args([
+        "-c",
+        "set -e; d=target/oracle/default-tflite; mkdir -p $d; \
+         cp runs/default/model.json runs/default/weights.safetensors runs/default/train-config.json $d/; \
+         cargo run --quiet -p xtask -- quantize $d --requant tflite >/dev/null; \
+         cargo run --quiet -p xtask -- oracle $d/model.skq --expect-exact",
+    ]);
+    steps.push((
+        "LiteRT oracle (default network, TFLite constants)".into(),
+        o,
+    ));
     // The jetson board (aarch64 Linux) under qemu-aarch64: its own tests (bad files give one-line
     // errors), then a deploy of the pipeline's model that fails if any int8 logit differs.
     let mut jc = cargo();
