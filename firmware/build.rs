@@ -3,14 +3,18 @@
 //!   (M4, M7), and thumbv8m.main (M33) when built with `-C target-feature=+dsp` (the DSP extension
 //!   is optional on v8-M Mainline). rustc does not expose `dsp` to `cfg(target_feature)` on stable,
 //!   hence this script.
+//! - `shiftkit_rv32`: every riscv32 target (RV32IMC and up: `mul` from the M extension, no SIMD);
+//!   the RV32 unit (`kernels/fast/rv32.rs`) is plain Rust, the cfg exists so that
+//!   `SHIFTKIT_KERNELS=portable` turns it off like the DSP unit.
 //! - the `portable` feature, or `SHIFTKIT_KERNELS=portable` in the build's environment (how
-//!   `cargo xtask bench firmware` builds the boards a second time), turns the Cortex-M fast
-//!   kernels off (benchmarks compare both).
+//!   `cargo xtask bench firmware` builds the boards a second time), turns the fast kernels
+//!   (Cortex-M, RV32) off (benchmarks compare both).
 #![forbid(unsafe_code)]
 use std::env;
 
 fn main() {
     println!("cargo:rustc-check-cfg=cfg(shiftkit_dsp)");
+    println!("cargo:rustc-check-cfg=cfg(shiftkit_rv32)");
     println!("cargo:rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
     let target = env::var("TARGET").unwrap_or_default();
     let flags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
@@ -21,5 +25,8 @@ fn main() {
         || (target.starts_with("thumbv8m.main") && flags.contains("+dsp"));
     if dsp && !portable {
         println!("cargo:rustc-cfg=shiftkit_dsp");
+    }
+    if target.starts_with("riscv32") && !portable {
+        println!("cargo:rustc-cfg=shiftkit_rv32");
     }
 }

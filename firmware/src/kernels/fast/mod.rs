@@ -16,7 +16,8 @@
 //! The gather costs `k*k*cin` byte copies per output pixel, shared by all `cout` channels; the
 //! MAC loop reads each packed input word once per channel pair and each weight word once per
 //! pixel pair. The arch part is the [`Mac`] trait: [`dsp`] (Cortex-M4/M7/M33 `smlad`/`sxtb16`,
-//! emulated in plain Rust elsewhere so its exact code path is tested on the host), and on aarch64
+//! emulated in plain Rust elsewhere so its exact code path is tested on the host), [`rv32`] on
+//! RISC-V RV32 (`mul`, int8 weights read with `lb`; plain Rust), and on aarch64
 //! `aarch64` (NEON `smull`/`sadalp`, and `sdot`), on x86-64 `avx2` (`vpmaddwd`, for quick host
 //! evaluation); the SIMD units share their packing ([`simd`]).
 #[cfg(target_arch = "aarch64")]
@@ -25,6 +26,7 @@ pub mod aarch64;
 pub mod avx2;
 pub mod dsp;
 pub mod dsp_arch;
+pub mod rv32;
 pub mod selftest;
 pub mod simd;
 pub mod wide;
@@ -85,6 +87,12 @@ pub trait Mac {
 }
 
 /// The arch's MAC unit, chosen at compile time.
+#[cfg(shiftkit_rv32)]
+pub type Native = rv32::Rv32;
+/// The name of this build's MAC unit.
+#[cfg(shiftkit_rv32)]
+pub const NATIVE_UNIT: &str = "rv32";
+/// The arch's MAC unit, chosen at compile time.
 #[cfg(shiftkit_dsp)]
 pub type Native = dsp::Dsp;
 /// The name of this build's MAC unit (`"none"`: portable kernels only).
@@ -134,6 +142,7 @@ pub type Native = avx2::Avx2;
 pub const NATIVE_UNIT: &str = "avx2";
 #[cfg(not(any(
     shiftkit_dsp,
+    shiftkit_rv32,
     all(
         not(feature = "portable"),
         any(
@@ -154,6 +163,7 @@ pub const TAKES_EVERY_CONV: bool = !matches!(NATIVE_UNIT.as_bytes(), b"none");
 pub fn conv(io: &mut impl Io, ys: Shape, xs: Shape, p: &ConvParams) -> Result<bool, KernelError> {
     #[cfg(any(
         shiftkit_dsp,
+        shiftkit_rv32,
         all(
             not(feature = "portable"),
             any(
@@ -167,6 +177,7 @@ pub fn conv(io: &mut impl Io, ys: Shape, xs: Shape, p: &ConvParams) -> Result<bo
     }
     #[cfg(not(any(
         shiftkit_dsp,
+        shiftkit_rv32,
         all(
             not(feature = "portable"),
             any(
