@@ -26,6 +26,7 @@ pub mod report;
 pub mod requant;
 pub mod skq;
 pub mod testset;
+pub mod onnx;
 pub mod tflite;
 
 use host_train::io::{self, FileError, ModelJson};

@@ -17,7 +17,8 @@ const USAGE: &str = "usage:
   shiftkit-quantize eval MODEL.skq [--data SPEC] [--logits FILE] [--json]
       int8 accuracy on the test split through the firmware engine (--json: {\"accuracy\",\"images\"});
       --logits FILE: every test image's int8 logits as JSON ({\"labels\", \"logits\", ..});
-      --inputs FILE: the test images themselves, u8 NHWC, as a NumPy .npy;
+      --inputs FILE: the test images themselves, u8 NHWC, as a NumPy .npy; --float-logits FILE:
+      the float network's logits (from the run folder beside the model) as JSON;
       the data defaults to what the model was trained on (train-config.json beside MODEL.skq),
       else the bundled MNIST.
   shiftkit-quantize predict MODEL.skq IMAGE... [--top N] [--json]
@@ -26,6 +27,9 @@ const USAGE: &str = "usage:
   shiftkit-quantize export-tflite MODEL.skq [--out FILE]
       the int8 model as a TFLite flatbuffer (default MODEL.tflite), for LiteRT, TFLite Micro and
       Netron; says whether TFLite's arithmetic on it is ours bit for bit (docs/tflite.md).
+  shiftkit-quantize export-onnx RUN_DIR|MODEL.skq [--out DIR]
+      model.onnx (the float network, from a run folder) and model.int8.onnx (the int8 network as
+      QDQ, from its model.skq), opset 13, for onnxruntime and Netron.
   shiftkit-quantize zoo [--json] [--model NAME|SPEC]...
       every zoo network (or each --model: a zoo name or a spec FAMILY[:KEY=VALUE,...] such as
       flat-4c:in=96x96x3,w=16,blocks=2-2-2; see `shiftkit-train train --help`): params, MACs, int8
@@ -96,6 +100,7 @@ fn eval_cmd(args: Vec<String>) -> Result<(), QuantError> {
     let mut data: Option<String> = None;
     let mut logits: Option<PathBuf> = None;
     let mut inputs: Option<PathBuf> = None;
+    let mut float_logits: Option<PathBuf> = None;
     let mut json = false;
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
@@ -103,6 +108,9 @@ fn eval_cmd(args: Vec<String>) -> Result<(), QuantError> {
             "--data" => data = Some(value(&a, it.next(), "a dataset SPEC")?),
             "--logits" => logits = Some(value(&a, it.next(), "a file for the logits (JSON)")?),
             "--inputs" => inputs = Some(value(&a, it.next(), "a file for the images (.npy)")?),
+            "--float-logits" => {
+                float_logits = Some(value(&a, it.next(), "a file for the float logits (JSON)")?)
+            }
             "--json" => json = true,
             s if s.starts_with("--") => {
                 return Err(QuantError::Usage(format!("unknown option {s}\n{USAGE}")))
@@ -158,6 +166,25 @@ fn eval_cmd(args: Vec<String>) -> Result<(), QuantError> {
     }
     if let Some(out) = &logits {
         write_logits(&eng, test, &spec.to_string(), &path, out)?;
+    }
+    if let Some(out) = &float_logits {
+        // The float network of the run folder beside the model, folded as the engine runs it.
+        let fm = quantize::read_run(run)?;
+        let folded = quantize::fold::fold(&fm.model, &fm.json.normalization)?;
+        let n = test.h * test.w * test.c;
+        let all: Vec<Vec<f32>> = test
+            .images
+            .chunks_exact(n)
+            .map(|px| folded.forward(px).swap_remove(folded.output))
+            .collect();
+        let v = serde_json::json!({"model": run.display().to_string(), "logits": all});
+        let text = serde_json::to_string(&v).map_err(|e| QuantError::Encode(e.to_string()))?;
+        host_train::io::write_atomic(out, text.as_bytes())?;
+        eprintln!(
+            "wrote the float logits of {} images to {}",
+            all.len(),
+            out.display()
+        );
     }
     if let Some(out) = &inputs {
         let shape = [test.len(), test.h, test.w, test.c];
@@ -380,6 +407,7 @@ fn main() -> ExitCode {
         Some("test-idx") => quantize::testset::command(args.collect()),
         Some("zoo") => zoo_cmd(args.collect()),
         Some("export-tflite") => quantize::tflite::command(args.collect()),
+        Some("export-onnx") => quantize::onnx::command(args.collect()),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -510,6 +510,64 @@ fn same_pads(n: u16, k: u8, stride: u8, pad: u8) -> bool {
     ours == out && total / 2 == p
 }
 
+/// A conv's or FC's constants in TFLite's (and ONNX's QDQ) terms.
+pub(crate) struct ConvParams<'a> {
+    /// int8 weights, OHWI, as the file holds them.
+    pub weights: &'a [u8],
+    /// Per output channel: the weight scale ([`weight_scale`]) and the int32 bias at scale
+    /// `s_in * s_w` with nothing folded (`ours + zp_in * sum(w)`).
+    pub scales: Vec<f32>,
+    pub bias: Vec<i32>,
+    /// Channels whose requantisation TFLite recomputes exactly from `scales`.
+    pub exact: usize,
+}
+
+/// The [`ConvParams`] of a conv or FC with `ohwi` weights; `(s_in, zp_in, s_out)`: the input's
+/// scale, the input zero point our biases fold in, the output's scale.
+pub(crate) fn conv_params<'a>(
+    m: &Model<'a>,
+    what: &str,
+    ohwi: [usize; 4],
+    weights: Span,
+    bias: Span,
+    requant: &Requant,
+    (s_in, zp_in, s_out): (f32, i8, f32),
+) -> Result<ConvParams<'a>, ExportError> {
+    let cout = ohwi[0];
+    let per = ohwi[1] * ohwi[2] * ohwi[3];
+    let w = m.span_bytes(weights, 1).ok_or_else(|| bad(what))?;
+    let biases = m.i32_span(bias).ok_or_else(|| bad(what))?;
+    let mults = m.i32_span(requant.multiplier).ok_or_else(|| bad(what))?;
+    let shifts = m.i32_span(requant.shift).ok_or_else(|| bad(what))?;
+    if w.len() != cout * per {
+        return Err(bad(what));
+    }
+    let (mut scales, mut b, mut exact) = (Vec::new(), Vec::new(), 0);
+    for co in 0..cout {
+        let (mu, sh) = (
+            mults.get(co).ok_or_else(|| bad(what))?,
+            shifts.get(co).ok_or_else(|| bad(what))?,
+        );
+        let (s_w, hit) = weight_scale(mu, sh, s_in, s_out);
+        exact += usize::from(hit);
+        scales.push(s_w);
+        let sum: i64 = w[co * per..(co + 1) * per]
+            .iter()
+            .map(|&v| i64::from(v as i8))
+            .sum();
+        let v = i64::from(biases.get(co).ok_or_else(|| bad(what))?) + i64::from(zp_in) * sum;
+        b.push(i32::try_from(v).map_err(|_| {
+            ExportError::Unsupported(format!("{what}: channel {co}'s bias {v} overflows int32"))
+        })?);
+    }
+    Ok(ConvParams {
+        weights: w,
+        scales,
+        bias: b,
+        exact,
+    })
+}
+
 /// Weights and biases of a conv or FC as TFLite constants; returns their tensor indices and
 /// how many channels' constants TFLite recomputes exactly. `zp_in` is the input zero point our
 /// biases fold in; `tx` and `ty` are the tensors as TFLite sees them.
@@ -523,33 +581,20 @@ fn conv_constants(
     (tx, zp_in, ty): (&Tensor, i8, &Tensor),
 ) -> Result<(i32, i32, usize), ExportError> {
     let cout = ohwi[0];
-    let per = ohwi[1] * ohwi[2] * ohwi[3];
-    let w = m.span_bytes(weights, 1).ok_or_else(|| bad(what))?;
-    let biases = m.i32_span(bias).ok_or_else(|| bad(what))?;
-    let mults = m.i32_span(requant.multiplier).ok_or_else(|| bad(what))?;
-    let shifts = m.i32_span(requant.shift).ok_or_else(|| bad(what))?;
-    let (mut scales, mut bias_scales, mut b) = (Vec::new(), Vec::new(), Vec::new());
-    let mut exact = 0;
-    for co in 0..cout {
-        let (mu, sh) = (
-            mults.get(co).ok_or_else(|| bad(what))?,
-            shifts.get(co).ok_or_else(|| bad(what))?,
-        );
-        let (s_w, hit) = weight_scale(mu, sh, tx.scale, ty.scale);
-        exact += usize::from(hit);
-        scales.push(s_w);
-        bias_scales.push((f64::from(tx.scale) * f64::from(s_w)) as f32);
-        let sum: i64 = w[co * per..(co + 1) * per]
-            .iter()
-            .map(|&v| i64::from(v as i8))
-            .sum();
-        let v = i64::from(biases.get(co).ok_or_else(|| bad(what))?) + i64::from(zp_in) * sum;
-        b.push(i32::try_from(v).map_err(|_| {
-            ExportError::Unsupported(format!(
-                "{what}: channel {co}'s bias {v} overflows TFLite's int32"
-            ))
-        })?);
-    }
+    let p = conv_params(
+        m,
+        what,
+        ohwi,
+        weights,
+        bias,
+        requant,
+        (tx.scale, zp_in, ty.scale),
+    )?;
+    let (w, scales, b, exact) = (p.weights, p.scales, p.bias, p.exact);
+    let bias_scales: Vec<f32> = scales
+        .iter()
+        .map(|&s_w| (f64::from(tx.scale) * f64::from(s_w)) as f32)
+        .collect();
     let shape: Vec<i32> = ohwi.iter().map(|&d| d as i32).collect();
     let w_idx = g.constant(
         TTensor {
@@ -594,19 +639,9 @@ fn shift_op(
     shift: Shift,
 ) -> Result<i32, ExportError> {
     let c = usize::from(t.c);
-    let mut groups = [(0i8, 0i8, 0usize, 0usize); 9];
-    let n = shift_groups(shift, c, &mut groups);
     let mut k = vec![0u8; 9 * c];
-    for &(dh, dw, c0, c1) in &groups[..n] {
-        if !(-1..=1).contains(&dh) || !(-1..=1).contains(&dw) || c1 > c {
-            return Err(ExportError::Unsupported(format!(
-                "{what}: a shift group beyond 3x3"
-            )));
-        }
-        let (ky, kx) = ((1 - dh) as usize, (1 - dw) as usize);
-        for ch in c0..c1 {
-            k[(ky * 3 + kx) * c + ch] = 1;
-        }
+    for (ch, (ky, kx)) in shift_taps(shift, c, what)?.into_iter().enumerate() {
+        k[(ky * 3 + kx) * c + ch] = 1;
     }
     let i = g.ops.len();
     let filter = g.constant(
@@ -648,6 +683,29 @@ fn shift_op(
         },
     );
     Ok(out)
+}
+
+/// The tap `(ky, kx)` of a 3x3 window (centre `(1, 1)`) that channel `c` of a shift over `c`
+/// channels reads: `(1 - dh, 1 - dw)` for its group `(dh, dw)` (`firmware::format::shift_groups`).
+pub(crate) fn shift_taps(
+    shift: Shift,
+    c: usize,
+    what: &str,
+) -> Result<Vec<(usize, usize)>, ExportError> {
+    let mut groups = [(0i8, 0i8, 0usize, 0usize); 9];
+    let n = shift_groups(shift, c, &mut groups);
+    let mut taps = vec![(1, 1); c];
+    for &(dh, dw, c0, c1) in &groups[..n] {
+        if !(-1..=1).contains(&dh) || !(-1..=1).contains(&dw) || c1 > c {
+            return Err(ExportError::Unsupported(format!(
+                "{what}: a shift group beyond 3x3"
+            )));
+        }
+        for t in &mut taps[c0..c1] {
+            *t = ((1 - dh) as usize, (1 - dw) as usize);
+        }
+    }
+    Ok(taps)
 }
 
 /// `pad` pixels of `values` (one per channel, TFLite int8) around `src`: a `PADV2` when every

@@ -1,4 +1,5 @@
-//! `cargo xtask oracle MODEL.skq`: Google's LiteRT interpreter as an outside oracle. The model is
+//! `cargo xtask oracle MODEL.skq [--onnx]`: Google's LiteRT interpreter (and onnxruntime) as
+//! outside oracles. The model is
 //! exported to `.tflite` (`export tflite`), its test images and our engine's int8 logits are
 //! written by `eval --inputs --logits`, LiteRT runs the exported file on the same images with
 //! each kernel set (`tools/litert/run_tflite.py`, in the project's virtualenv that `setup`
@@ -9,11 +10,18 @@ use std::process::Command;
 
 /// The project's Python virtualenv (made by `cargo xtask setup`), relative to the root.
 pub const VENV: &str = ".venv";
-/// What `setup` installs into it, pinned: LiteRT (the oracle), NumPy (its arrays).
-pub const PY_PACKAGES: &[&str] = &["ai-edge-litert==2.3.0", "numpy==2.4.6"];
+/// What `setup` installs into it, pinned: LiteRT (the oracle), onnxruntime and onnx (its
+/// checker), NumPy (their arrays).
+pub const PY_PACKAGES: &[&str] = &[
+    "ai-edge-litert==2.3.0",
+    "onnxruntime==1.32.0",
+    "onnx==1.23.2",
+    "numpy==2.4.6",
+];
 /// The modules those packages provide, which `setup --check` imports.
-pub const PY_MODULES: &[&str] = &["ai_edge_litert.interpreter", "numpy"];
+pub const PY_MODULES: &[&str] = &["ai_edge_litert.interpreter", "onnxruntime", "onnx", "numpy"];
 const RUNNER: &str = "tools/litert/run_tflite.py";
+const ONNX_RUNNER: &str = "tools/litert/run_onnx.py";
 
 /// The virtualenv's Python.
 pub fn python() -> PathBuf {
@@ -48,6 +56,9 @@ pub struct Args {
     /// Fail unless LiteRT's reference kernels give every logit our engine gives
     #[arg(long)]
     expect_exact: bool,
+    /// Also export ONNX (float and QDQ int8) and compare onnxruntime with us
+    #[arg(long)]
+    onnx: bool,
     /// Work folder [default: target/oracle/<model file stem>]
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
@@ -109,6 +120,10 @@ pub fn main(a: &Args) -> Result<(), String> {
     if let Some(d) = &a.data {
         eval.extend(["--data".into(), d.clone()]);
     }
+    let float_ours = work.join("shiftkit-float-logits.json");
+    if a.onnx {
+        eval.extend(["--float-logits".into(), arg(&float_ours)]);
+    }
     pass_through(shiftkit_quantize(&eval))?;
     let want = read_logits(&ours)?;
     let mut rows = Vec::new();
@@ -132,7 +147,10 @@ pub fn main(a: &Args) -> Result<(), String> {
         }
         rows.push(compare(k, &want, &read_logits(&out)?)?);
     }
-    let table = table(&a.model, &rows);
+    let mut table = table(&a.model, &rows);
+    if a.onnx {
+        table.push_str(&onnx(a, &work, &images, &want, &float_ours)?);
+    }
     let path = work.join("oracle.md");
     std::fs::write(&path, &table).map_err(|e| format!("{}: {e}", path.display()))?;
     println!("\n{table}\n(written to {})", path.display());
@@ -145,6 +163,93 @@ pub fn main(a: &Args) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// `--onnx`: export both ONNX files, run onnxruntime on each, and the table's ONNX part.
+fn onnx(
+    a: &Args,
+    work: &Path,
+    images: &Path,
+    want: &[Vec<i32>],
+    float_ours: &Path,
+) -> Result<String, String> {
+    pass_through(shiftkit_quantize(&[
+        "export-onnx".into(),
+        a.model.display().to_string(),
+        "--out".into(),
+        work.display().to_string(),
+    ]))?;
+    let run = |model: &str| -> Result<PathBuf, String> {
+        let out = work.join(format!("onnxruntime-{model}.json"));
+        println!("== oracle: onnxruntime on {model}");
+        let status = Command::new(python())
+            .arg(root().join(ONNX_RUNNER))
+            .arg(work.join(model))
+            .arg(images)
+            .arg("--out")
+            .arg(&out)
+            .status()
+            .map_err(|e| format!("could not run {}: {e}", python().display()))?;
+        if status.success() {
+            Ok(out)
+        } else {
+            Err(format!("onnxruntime failed on {model} (its line above)"))
+        }
+    };
+    let float = read_floats(&run("model.onnx")?)?;
+    let ours = read_floats(float_ours)?;
+    if float.len() != ours.len() {
+        return Err(format!(
+            "onnxruntime gave {} images, we {}",
+            float.len(),
+            ours.len()
+        ));
+    }
+    // Per image: the largest logit difference over the largest logit magnitude.
+    let mut rel = 0f64;
+    for (f, o) in float.iter().zip(&ours) {
+        let scale = o.iter().fold(0f64, |m, v| m.max(v.abs())).max(1e-12);
+        let d = f.iter().zip(o).fold(0f64, |m, (x, y)| m.max((x - y).abs()));
+        rel = rel.max(d / scale);
+    }
+    let int8 = compare(
+        "onnxruntime QDQ",
+        want,
+        &read_logits(&run("model.int8.onnx")?)?,
+    )?;
+    Ok(format!(
+        "\nonnxruntime against shiftkit (`cargo xtask export onnx`, opset 13)\n\n\
+         | model | images | agreement |\n|---|---|---|\n\
+         | float model.onnx | {} | max relative logit difference {rel:.2e} (per image: largest \
+         difference / largest logit) |\n\
+         | QDQ model.int8.onnx | {} | same argmax on {}; {} of {} int8 logits differ, max {} LSB |\n",
+        float.len(),
+        int8.images,
+        int8.argmax_equal,
+        int8.differ,
+        int8.logits,
+        int8.max_lsb
+    ))
+}
+
+/// The `logits` array of a JSON file of float logits.
+fn read_floats(path: &Path) -> Result<Vec<Vec<f64>>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bad = || format!("{}: no `logits` array of number arrays", path.display());
+    v.get("logits")
+        .and_then(|l| l.as_array())
+        .ok_or_else(bad)?
+        .iter()
+        .map(|row| {
+            row.as_array()
+                .ok_or_else(bad)?
+                .iter()
+                .map(|x| x.as_f64().ok_or_else(bad))
+                .collect()
+        })
+        .collect()
 }
 
 /// The `logits` array of a JSON file (`eval --logits`, or the LiteRT runner's).

@@ -296,7 +296,8 @@ pub fn main(check: bool) -> Result<(), String> {
     venv()
 }
 
-/// The project's Python virtualenv (`.venv`, ignored by git) with LiteRT and NumPy, pinned.
+/// The project's Python virtualenv (`.venv`, ignored by git) with LiteRT, onnxruntime, onnx and
+/// NumPy, pinned.
 fn venv() -> Result<(), String> {
     use crate::oracle::{python, venv_ready, PY_PACKAGES, VENV};
     if venv_ready() {
@@ -324,5 +325,9 @@ fn venv() -> Result<(), String> {
         "--disable-pip-version-check",
     ];
     args.extend(PY_PACKAGES.iter().copied());
-    run_step("LiteRT and NumPy into the virtualenv (pip)", &py, &args)
+    run_step(
+        "LiteRT, onnxruntime, onnx and NumPy into the virtualenv (pip)",
+        &py,
+        &args,
+    )
 }

@@ -137,7 +137,7 @@ pub fn main() -> Result<(), String> {
         "set -e; d=target/oracle/default-tflite; mkdir -p $d; \
          cp runs/default/model.json runs/default/weights.safetensors runs/default/train-config.json $d/; \
          cargo run --quiet -p xtask -- quantize $d --requant tflite >/dev/null; \
-         cargo run --quiet -p xtask -- oracle $d/model.skq --expect-exact",
+         cargo run --quiet -p xtask -- oracle $d/model.skq --expect-exact --onnx",
     ]);
     steps.push((
         "LiteRT oracle (default network, TFLite constants)".into(),
