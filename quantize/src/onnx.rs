@@ -711,6 +711,18 @@ pub fn command(args: Vec<String>) -> Result<(), crate::QuantError> {
     };
     let out = out.unwrap_or_else(|| run.clone());
     std::fs::create_dir_all(&out).map_err(host_train::io::io_err(&out))?;
+    // The int8 file first: a bad .skq is refused before anything is written.
+    let qdq = if skq.is_file() {
+        let bytes = std::fs::read(&skq).map_err(host_train::io::io_err(&skq))?;
+        Some(export_qdq(&bytes).map_err(|e| {
+            QuantError::Engine(format!(
+                "{}: {e} (export onnx takes shiftkit's own .skq)",
+                skq.display()
+            ))
+        })?)
+    } else {
+        None
+    };
     let mut wrote = 0;
     if run.join("model.json").is_file() && run.join("weights.safetensors").is_file() {
         let fm = crate::read_run(&run)?;
@@ -726,14 +738,7 @@ pub fn command(args: Vec<String>) -> Result<(), crate::QuantError> {
         );
         wrote += 1;
     }
-    if skq.is_file() {
-        let bytes = std::fs::read(&skq).map_err(host_train::io::io_err(&skq))?;
-        let onnx = export_qdq(&bytes).map_err(|e| {
-            QuantError::Engine(format!(
-                "{}: {e} (export onnx takes shiftkit's own .skq)",
-                skq.display()
-            ))
-        })?;
+    if let Some(onnx) = qdq {
         let path = out.join("model.int8.onnx");
         host_train::io::write_atomic(&path, &onnx)?;
         println!(
