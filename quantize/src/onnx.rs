@@ -756,3 +756,52 @@ pub fn command(args: Vec<String>) -> Result<(), crate::QuantError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MODEL: &[u8] = include_bytes!("../../firmware/examples/mnist-flat-4c.skq");
+
+    #[test]
+    fn varints_are_protobufs() {
+        let mut p = Pb::default();
+        p.int(1, 300).int(2, -1);
+        // field 1 varint 300 = ac 02; field 2 varint -1 = ten bytes, the last 01.
+        assert_eq!(&p.0[..3], &[0x08, 0xac, 0x02]);
+        assert_eq!(p.0[3], 0x10);
+        assert_eq!(p.0.len(), 4 + 10);
+        assert_eq!(*p.0.last().unwrap(), 0x01);
+    }
+
+    #[test]
+    fn exports_the_default_network_as_qdq_and_refuses_a_bad_file() {
+        let b = export_qdq(MODEL).unwrap();
+        // ModelProto field 1 (ir_version 8) first.
+        assert_eq!(&b[..2], &[0x08, 8]);
+        for op in [
+            "QuantizeLinear",
+            "DequantizeLinear",
+            "Conv",
+            "Add",
+            "AveragePool",
+            "Flatten",
+        ] {
+            assert!(b.windows(op.len()).any(|w| w == op.as_bytes()), "{op}");
+        }
+        assert!(matches!(
+            export_qdq(&MODEL[..100]),
+            Err(ExportError::Model(_))
+        ));
+    }
+
+    #[test]
+    fn ohwi_becomes_oihw() {
+        // 1 output, 2x2 kernel, 3 inputs: OHWI index (t * 3 + ci) -> OIHW (ci * 4 + t).
+        let w: Vec<u8> = (0..12).collect();
+        assert_eq!(
+            oihw(&w, 1, 2, 3),
+            vec![0, 3, 6, 9, 1, 4, 7, 10, 2, 5, 8, 11]
+        );
+    }
+}

@@ -1054,3 +1054,74 @@ pub fn command(args: Vec<String>) -> Result<(), crate::QuantError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MODEL: &[u8] = include_bytes!("../../firmware/examples/mnist-flat-4c.skq");
+
+    #[test]
+    fn exports_the_default_network_with_every_buffer_16_aligned() {
+        let e = export(MODEL).unwrap();
+        assert_eq!(&e.bytes[4..8], b"TFL3");
+        assert_eq!(e.bytes.len() % 16, 0);
+        // 12 shifts, 16 convs (the FC among them), 8 adds, 5 pools, the stem's pad.
+        let count = |n: &str| e.ops.iter().find(|(o, _)| *o == n).map_or(0, |o| o.1);
+        assert_eq!(count("DEPTHWISE_CONV_2D"), 12);
+        assert_eq!(count("CONV_2D"), 16);
+        assert_eq!(count("ADD"), 8);
+        assert_eq!(count("PADV2"), 1);
+        // The shipped model has the single-rounding constants: TFLite recomputes its adds exactly,
+        // not its convs.
+        assert_eq!((e.exact_adds, e.adds), (8, 8));
+        assert!(!e.bit_exact());
+        // Every buffer's data starts on 16 bytes: find each weight tensor's bytes in the file.
+        let m = Model::from_bytes(MODEL).unwrap();
+        let mut found = 0;
+        for op in m.ops() {
+            if let Op::Conv { weights, .. } = op.unwrap() {
+                let w = m.span_bytes(weights, 1).unwrap();
+                if w.len() >= 64 {
+                    let at = e.bytes.windows(w.len()).position(|x| x == w).unwrap();
+                    assert_eq!(at % 16, 0, "weights at {at}");
+                    found += 1;
+                }
+            }
+        }
+        assert!(found > 10);
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_valid_skq() {
+        let e = export(b"TFL3 not a model").unwrap_err();
+        assert!(e.to_string().starts_with("not a valid .skq model"), "{e}");
+        let e = export(&MODEL[..MODEL.len() / 2]).unwrap_err();
+        assert!(matches!(e, ExportError::Model(_)), "{e}");
+    }
+
+    #[test]
+    fn same_padding_is_ours_only_where_it_pads_above_and_left_alike() {
+        // 3x3 stride 1 pad 1: SAME. 3x3 stride 2 pad 1 on an even image: SAME pads 0 above.
+        assert!(same_pads(28, 3, 1, 1));
+        assert!(!same_pads(28, 3, 2, 1));
+        assert!(same_pads(27, 3, 2, 1));
+        assert!(!same_pads(28, 3, 1, 0));
+    }
+
+    #[test]
+    fn the_weight_scale_found_gives_back_tflites_constants() {
+        let (s_in, s_out) = (0.0123f32, 0.0456f32);
+        let s_w = 0.00789f32;
+        let (m, s) =
+            quantize_multiplier(f64::from(s_in) * f64::from(s_w) / f64::from(s_out)).unwrap();
+        let (found, exact) = weight_scale(m, s, s_in, s_out);
+        assert!(exact);
+        assert_eq!(
+            quantize_multiplier(f64::from(s_in) * f64::from(found) / f64::from(s_out)),
+            Some((m, s))
+        );
+        // A single-rounding constant (shift 0, m < 2^30) has none.
+        assert!(!weight_scale(12_345_679, 0, s_in, s_out).1);
+    }
+}
