@@ -3,9 +3,10 @@
 //!   (M4, M7), and thumbv8m.main (M33) when built with `-C target-feature=+dsp` (the DSP extension
 //!   is optional on v8-M Mainline). rustc does not expose `dsp` to `cfg(target_feature)` on stable,
 //!   hence this script.
-//! - `shiftkit_rv32`: every riscv32 target (RV32IMC and up: `mul` from the M extension, no SIMD);
-//!   the RV32 unit (`kernels/fast/rv32.rs`) is plain Rust, the cfg exists so that
-//!   `SHIFTKIT_KERNELS=portable` turns it off like the DSP unit.
+//! - `shiftkit_scalar`: every riscv32 target (RV32IMC and up: `mul` from the M extension, no
+//!   SIMD) and thumbv6m (Cortex-M0/M0+: `muls`, no DSP); the scalar unit
+//!   (`kernels/fast/scalar.rs`) is plain Rust, the cfg exists so that `SHIFTKIT_KERNELS=portable`
+//!   turns it off like the DSP unit.
 //! - the `portable` feature, or `SHIFTKIT_KERNELS=portable` in the build's environment (how
 //!   `cargo xtask bench firmware` builds the boards a second time), turns the fast kernels
 //!   (Cortex-M, RV32) off (benchmarks compare both).
@@ -14,7 +15,7 @@ use std::env;
 
 fn main() {
     println!("cargo:rustc-check-cfg=cfg(shiftkit_dsp)");
-    println!("cargo:rustc-check-cfg=cfg(shiftkit_rv32)");
+    println!("cargo:rustc-check-cfg=cfg(shiftkit_scalar)");
     println!("cargo:rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
     let target = env::var("TARGET").unwrap_or_default();
     let flags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
@@ -26,7 +27,7 @@ fn main() {
     if dsp && !portable {
         println!("cargo:rustc-cfg=shiftkit_dsp");
     }
-    if target.starts_with("riscv32") && !portable {
-        println!("cargo:rustc-cfg=shiftkit_rv32");
+    if (target.starts_with("riscv32") || target.starts_with("thumbv6m")) && !portable {
+        println!("cargo:rustc-cfg=shiftkit_scalar");
     }
 }

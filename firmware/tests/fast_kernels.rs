@@ -37,7 +37,7 @@ fn the_selftest_catches_a_broken_kernel() {
 /// This build's native unit takes the convs the engine hands it (`fast::conv`, what
 /// `shiftkit_engine::run` calls first): on aarch64 the engine tests (`tests/engine.rs`) then run the
 /// NEON or sdot kernel against the reference, on an x86-64 host built with AVX2 the AVX2 one,
-/// on riscv32 the RV32 one, elsewhere the portable one.
+/// on riscv32 and thumbv6m the scalar one, elsewhere the portable one.
 #[test]
 fn the_native_unit_is_the_one_this_build_selects() {
     use shiftkit_engine::kernels::{conv::ConvParams, fast, I32s, Rescale, Shape, Split};
@@ -48,7 +48,7 @@ fn the_native_unit_is_the_one_this_build_selects() {
     } else if cfg!(target_arch = "aarch64") {
         "neon"
     } else if cfg!(target_arch = "riscv32") {
-        "rv32"
+        "scalar"
     } else if cfg!(all(target_arch = "x86_64", target_feature = "avx2")) {
         "avx2"
     } else {
@@ -136,11 +136,12 @@ impl shiftkit_engine::kernels::fast::Mac for Scalar {
 }
 
 /// [`Scalar`] on random convs, on every target.
-/// The RV32IMC unit (plain Rust, the same code the riscv32 builds run; on QEMU RISC-V through
-/// `boards/qemu-riscv32`'s `kernel-check` binary).
+/// The scalar unit of RV32IMC and Cortex-M0/M0+ (plain Rust, the same code the riscv32 and
+/// thumbv6m builds run; on QEMU through `boards/qemu-riscv32`'s `kernel-check` binary and
+/// `boards/kernel-check` built for thumbv6m).
 #[test]
-fn rv32_kernel_matches_the_reference_on_random_convs() {
-    check::<shiftkit_engine::kernels::fast::rv32::Rv32>("rv32");
+fn scalar_kernel_matches_the_reference_on_random_convs() {
+    check::<shiftkit_engine::kernels::fast::scalar::Scalar>("scalar");
 }
 
 #[test]

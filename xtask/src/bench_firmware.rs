@@ -6,7 +6,7 @@
 //! M7 `qemu-an500`, M33 `qemu-an505`, RV32IMC `qemu-riscv32`), the board is built and run twice
 //! through `cargo xtask deploy` (so every int8 logit is also checked against the host engine):
 //! once with this build's fast kernels, once with `SHIFTKIT_KERNELS=portable`
-//! (firmware/build.rs); on RISC-V the fast build runs the RV32 unit (`fast::rv32`). Each op's QEMU instructions per inference (SysTick, or
+//! (firmware/build.rs); on RISC-V the fast build runs the scalar unit (`fast::scalar`). Each op's QEMU instructions per inference (SysTick, or
 //! `minstret` on RISC-V) are divided by its MACs.
 //!
 //! The ResNet-8 models are trained for one epoch on synthetic CIFAR-10-shaped data (random

@@ -1,8 +1,10 @@
 //! The fast kernels under QEMU, as `cargo xtask test` runs them: `boards/kernel-check` runs the
 //! firmware's random conv cases (the fast kernel with the real DSP instructions against the
 //! portable reference, bit-exactly) on a Cortex-M4 (`mps2-an386`), a Cortex-M7 (`mps2-an500`,
-//! the same thumbv7em image) and a Cortex-M33 (`mps2-an505`, thumbv8m.main built with `+dsp`).
-//! Each run exits non-zero on a mismatch or if the DSP unit was not compiled in.
+//! the same thumbv7em image) and a Cortex-M33 (`mps2-an505`, thumbv8m.main built with `+dsp`),
+//! and the thumbv6m build (Cortex-M0/M0+, the scalar unit) on the Cortex-M4 machine, which runs
+//! ARMv6-M code as is (QEMU's mps2 boards take no M0 core). Each run exits non-zero on a
+//! mismatch or if the expected unit (DSP, or scalar on thumbv6m) was not compiled in.
 use crate::{cargo, root};
 use std::process::Command;
 
@@ -49,6 +51,37 @@ pub fn steps() -> Vec<(String, Command)> {
     v.push((
         "fast kernels bit-exact on QEMU Cortex-M7 (mps2-an500)".into(),
         qemu("cortex-m7", "mps2-an500", elf7),
+    ));
+    let mut b6 = cargo();
+    b6.current_dir(root().join(DIR)).args([
+        "build",
+        "--release",
+        "--target",
+        "thumbv6m-none-eabi",
+        "--target-dir",
+        "target/m0",
+    ]);
+    v.push(("kernel-check build (thumbv6m)".into(), b6));
+    let mut c6 = cargo();
+    c6.current_dir(root().join(DIR)).args([
+        "clippy",
+        "--release",
+        "--target",
+        "thumbv6m-none-eabi",
+        "--target-dir",
+        "target/m0",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    v.push(("clippy (kernel-check, thumbv6m)".into(), c6));
+    v.push((
+        "scalar fast kernel bit-exact, thumbv6m build on QEMU Cortex-M4 (mps2-an386)".into(),
+        qemu(
+            "cortex-m4",
+            "mps2-an386",
+            "target/m0/thumbv6m-none-eabi/release/kernel-check",
+        ),
     ));
     let mut b33 = cargo();
     b33.current_dir(root().join(DIR))

@@ -1,21 +1,21 @@
 //! The firmware's random conv cases (`firmware::kernels::fast::selftest`) on QEMU `virt`
-//! (RV32IMC): the fast kernel with the RV32 MAC unit (`fast::rv32`, which must also be this
+//! (RV32IMC): the fast kernel with the scalar MAC unit (`fast::scalar`, which must also be this
 //! build's `fast::Native`) against the portable reference kernel, bit-exactly, as `boards/kernel-check` does on the Cortex-M
 //! machines; then patches longer than `MAX_PATCH` (taken in segments). Prints a line per check
-//! and exits through semihosting: 0 if every case matched and the RV32 unit was compiled in,
+//! and exits through semihosting: 0 if every case matched and the scalar unit was compiled in,
 //! 1 otherwise (a panic also exits 1).
 //!
 //! ```text
 //! cargo run --release --features kernel-check --bin kernel-check   (in boards/qemu-riscv32)
-//! kernel-check: conv (unit rv32), 2000 cases, 2000 bit-exact
-//! kernel-check: large patches (unit rv32), 100 cases, 100 bit-exact
+//! kernel-check: conv (unit scalar), 2000 cases, 2000 bit-exact
+//! kernel-check: large patches (unit scalar), 100 cases, 100 bit-exact
 //! ```
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
 
 use core::marker::PhantomData;
-use firmware::kernels::fast::{rv32::Rv32, selftest, NATIVE_UNIT};
+use firmware::kernels::fast::{scalar::Scalar, selftest, NATIVE_UNIT};
 use riscv_rt::entry;
 use riscv_semihosting::hprintln;
 
@@ -25,21 +25,25 @@ const LARGE_CASES: u32 = 100;
 
 #[entry]
 fn main() -> ! {
-    let ok = NATIVE_UNIT == "rv32";
+    let ok = NATIVE_UNIT == "scalar";
     if !ok {
-        hprintln!("kernel-check: unit {}, not rv32", NATIVE_UNIT);
+        hprintln!("kernel-check: unit {}, not scalar", NATIVE_UNIT);
     }
     let ok = ok
         && all_exact(
             "conv",
             CASES,
-            selftest::run(&mut selftest::With::<Rv32>(PhantomData), SEED, CASES),
+            selftest::run(&mut selftest::With::<Scalar>(PhantomData), SEED, CASES),
         );
     let ok = ok
         && all_exact(
             "large patches",
             LARGE_CASES,
-            selftest::large(&mut selftest::With::<Rv32>(PhantomData), SEED, LARGE_CASES),
+            selftest::large(
+                &mut selftest::With::<Scalar>(PhantomData),
+                SEED,
+                LARGE_CASES,
+            ),
         );
     app::exit(ok)
 }

@@ -16,8 +16,9 @@
 //! The gather costs `k*k*cin` byte copies per output pixel, shared by all `cout` channels; the
 //! MAC loop reads each packed input word once per channel pair and each weight word once per
 //! pixel pair. The arch part is the [`Mac`] trait: [`dsp`] (Cortex-M4/M7/M33 `smlad`/`sxtb16`,
-//! emulated in plain Rust elsewhere so its exact code path is tested on the host), [`rv32`] on
-//! RISC-V RV32 (`mul`, int8 weights read with `lb`; plain Rust), and on aarch64
+//! emulated in plain Rust elsewhere so its exact code path is tested on the host), [`scalar`] on
+//! RISC-V RV32 and Cortex-M0/M0+ (one 32-bit multiply per MAC, int8 weights sign-extended by the
+//! load; plain Rust), and on aarch64
 //! `aarch64` (NEON `smull`/`sadalp`, and `sdot`), on x86-64 `avx2` (`vpmaddwd`, for quick host
 //! evaluation); the SIMD units share their packing ([`simd`]).
 #[cfg(target_arch = "aarch64")]
@@ -26,7 +27,7 @@ pub mod aarch64;
 pub mod avx2;
 pub mod dsp;
 pub mod dsp_arch;
-pub mod rv32;
+pub mod scalar;
 pub mod selftest;
 pub mod simd;
 pub mod wide;
@@ -87,11 +88,11 @@ pub trait Mac {
 }
 
 /// The arch's MAC unit, chosen at compile time.
-#[cfg(shiftkit_rv32)]
-pub type Native = rv32::Rv32;
+#[cfg(shiftkit_scalar)]
+pub type Native = scalar::Scalar;
 /// The name of this build's MAC unit.
-#[cfg(shiftkit_rv32)]
-pub const NATIVE_UNIT: &str = "rv32";
+#[cfg(shiftkit_scalar)]
+pub const NATIVE_UNIT: &str = "scalar";
 /// The arch's MAC unit, chosen at compile time.
 #[cfg(shiftkit_dsp)]
 pub type Native = dsp::Dsp;
@@ -142,7 +143,7 @@ pub type Native = avx2::Avx2;
 pub const NATIVE_UNIT: &str = "avx2";
 #[cfg(not(any(
     shiftkit_dsp,
-    shiftkit_rv32,
+    shiftkit_scalar,
     all(
         not(feature = "portable"),
         any(
@@ -163,7 +164,7 @@ pub const TAKES_EVERY_CONV: bool = !matches!(NATIVE_UNIT.as_bytes(), b"none");
 pub fn conv(io: &mut impl Io, ys: Shape, xs: Shape, p: &ConvParams) -> Result<bool, KernelError> {
     #[cfg(any(
         shiftkit_dsp,
-        shiftkit_rv32,
+        shiftkit_scalar,
         all(
             not(feature = "portable"),
             any(
@@ -177,7 +178,7 @@ pub fn conv(io: &mut impl Io, ys: Shape, xs: Shape, p: &ConvParams) -> Result<bo
     }
     #[cfg(not(any(
         shiftkit_dsp,
-        shiftkit_rv32,
+        shiftkit_scalar,
         all(
             not(feature = "portable"),
             any(

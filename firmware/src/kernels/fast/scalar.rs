@@ -1,5 +1,6 @@
-//! The RV32IMC MAC unit: no SIMD, `mul` is a 32 x 32 multiply, so every MAC is one `mul` and one
-//! `add`; the unit's work is keeping everything else out of the loop.
+//! The scalar MAC unit, for cores with a 32 x 32 multiply and no SIMD: RV32IMC (`mul`) and
+//! Cortex-M0/M0+ (thumbv6m: `muls`, no DSP extension). Every MAC is one multiply and one add; the
+//! unit's work is keeping everything else out of the loop. One definition for both targets.
 //!
 //! Packing widens the 4 patch bytes to `i16` (sign- or zero-extended once per pixel and segment,
 //! shared by every output channel), so the input is a `lh` per byte and pixel with no extraction;
@@ -8,13 +9,18 @@
 //! 8 `lb`, 16 `mul` and 16 `add`, the four accumulators in registers, plus the loop's pointer
 //! increments and branch: about 3.3 instructions per MAC. Plain safe Rust: LLVM emits exactly
 //! that loop for RV32 (no `asm!` needed), and the host tests run the same code.
+//!
+//! On thumbv6m the same source gives `ldrsh` / `ldrsb` (sign-extending loads with a register
+//! offset), `muls` and `adds`; with only 8 low registers for most Thumb-1 instructions some
+//! operands are reloaded or spilled, hence more instructions per MAC than on RV32
+//! (docs/design.md, Engine and kernels).
 use super::Mac;
 
-/// The RV32IMC MAC unit (see the module docs).
+/// The scalar MAC unit (RV32IMC, Cortex-M0/M0+; see the module docs).
 #[derive(Clone, Copy, Debug)]
-pub struct Rv32;
+pub struct Scalar;
 
-impl Mac for Rv32 {
+impl Mac for Scalar {
     /// The 4 bytes, each sign-extended (i8 input) or zero-extended (u8 input) to `i16`.
     type Packed = [i16; 4];
 
@@ -41,7 +47,7 @@ impl Mac for Rv32 {
     }
 }
 
-/// Byte `k` of one block: `a[2*i + j] += x[i][k] * w_j[k]`, 4 `mul` and 4 `add`.
+/// Byte `k` of one block: `a[2*i + j] += x[i][k] * w_j[k]`, 4 multiplies and 4 adds.
 #[inline(always)]
 fn mac(a: &mut [i32; 4], x: &[[i16; 4]; 2], w0: &[u8; 4], w1: &[u8; 4], k: usize) {
     let (p0, p1) = (i32::from(x[0][k]), i32::from(x[1][k]));
