@@ -104,5 +104,22 @@ pub fn steps() -> Vec<(String, Command)> {
             "target/m33/thumbv8m.main-none-eabihf/release/kernel-check",
         ),
     ));
+    // RV32IMC: the same cases through the scalar unit, a second binary of the qemu-riscv32 board
+    // (its runner is QEMU virt; the exit code comes back through semihosting).
+    let mut rv = cargo();
+    rv.current_dir(root().join("boards/qemu-riscv32"))
+        .env("CARGO_TARGET_DIR", root().join("target/boards"))
+        .args([
+            "run",
+            "--release",
+            "--features",
+            "kernel-check",
+            "--bin",
+            "kernel-check",
+        ]);
+    v.push((
+        "scalar fast kernel bit-exact on QEMU RV32IMC (virt)".into(),
+        rv,
+    ));
     v
 }
