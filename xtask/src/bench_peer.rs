@@ -12,6 +12,8 @@
 //! Results land in `target/bench-peer/results.md` (the table is also printed).
 //!
 //! `--engine tflm` runs TFLite Micro whole instead, on the exported `.tflite` ([`tflm`]).
+//! `--engine esp-nn` runs Espressif's ESP-NN portable C kernels layer by layer on QEMU RISC-V
+//! instead (`boards/peer-esp-nn`, [`esp_nn`]).
 use crate::bench_firmware::{op_macs, positive, prepare, NETS};
 use crate::boards::runner;
 use crate::deploy::build::{build_command_in, build_executable, run_timed};
@@ -20,6 +22,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+mod esp_nn;
 mod tflm;
 
 pub const CMSIS_NN_TAG: &str = "v7.0.0";
@@ -29,10 +32,11 @@ const BOARD_DIR: &str = "boards/peer-cmsis-nn";
 /// `cargo xtask bench peer`'s flags.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The peer: Arm's CMSIS-NN kernels layer by layer (`cmsis-nn`), or TFLite Micro whole,
-    /// with its CMSIS-NN kernels, on the exported .tflite (`tflm`)
+    /// The peer: Arm's CMSIS-NN kernels layer by layer (`cmsis-nn`), TFLite Micro whole,
+    /// with its CMSIS-NN kernels, on the exported .tflite (`tflm`), or Espressif's ESP-NN
+    /// portable C kernels layer by layer on QEMU RISC-V (`esp-nn`)
     #[arg(long, default_value = "cmsis-nn", value_name = "ENGINE",
-          value_parser = clap::builder::PossibleValuesParser::new(["cmsis-nn", "tflm"]))]
+          value_parser = clap::builder::PossibleValuesParser::new(["cmsis-nn", "tflm", "esp-nn"]))]
     engine: String,
     /// Test images per run (positive) [default: 4 with cmsis-nn, 20 with tflm]
     #[arg(long, value_name = "N", value_parser = positive)]
@@ -48,10 +52,38 @@ pub struct Args {
     /// CMSIS-NN sources [default: $CMSIS_NN_DIR, else target/peers/CMSIS-NN, cloned if missing]
     #[arg(long, value_name = "DIR")]
     cmsis_nn: Option<PathBuf>,
+    /// ESP-NN sources, for --engine esp-nn [default: $ESP_NN_DIR, else target/peers/esp-nn, cloned if missing]
+    #[arg(long, value_name = "DIR")]
+    esp_nn: Option<PathBuf>,
+    /// ESP-NN conv kernels, for --engine esp-nn, comma-separated: the `_ansi` reference, or
+    /// `esp_nn_conv_s8_opt` (what esp_nn.h picks on a chip without ESP-NN assembly)
+    #[arg(long, value_delimiter = ',', default_values = ["ansi", "opt"], value_name = "KERNELS",
+          value_parser = clap::builder::PossibleValuesParser::new(["ansi", "opt"]))]
+    esp_nn_kernels: Vec<String>,
     /// TFLite Micro sources, for --engine tflm [default: $TFLM_DIR, else target/peers/tflite-micro, cloned if missing]
     #[arg(long, value_name = "DIR")]
     tflm: Option<PathBuf>,
+    /// The code both sides are built as, for --engine cmsis-nn: Cortex-M4 (`m4`, thumbv7em:
+    /// CMSIS-NN's DSP path) or Cortex-M0+ (`m0`, thumbv6m: shiftkit's scalar unit, CMSIS-NN's
+    /// plain C path), either run on QEMU's Cortex-M4
+    #[arg(long, default_value = "m4", value_name = "CORE",
+          value_parser = clap::builder::PossibleValuesParser::new(["m4", "m0"]))]
+    core: String,
 }
+
+/// How the report names a layer-by-layer peer.
+struct Peer {
+    name: &'static str,
+    /// The report's first sentence: the machine and the counter.
+    intro: &'static str,
+}
+
+const CMSIS: Peer = Peer {
+    name: "CMSIS-NN",
+    intro:
+        "shiftkit vs CMSIS-NN on QEMU mps2-an386 (Cortex-M4), QEMU instructions per inference \
+            (SysTick under -icount shift=0), CMSIS-NN built with arm-none-eabi-gcc -mcpu=cortex-m4;",
+};
 
 /// One layer: kind, MACs, and QEMU instructions per inference of each side.
 #[derive(Clone, Debug)]
@@ -83,6 +115,9 @@ pub fn main(args: &Args) -> Result<(), String> {
     if args.engine == "tflm" {
         return tflm::main(args, cmsis);
     }
+    if args.engine == "esp-nn" {
+        return esp_nn::main(args);
+    }
     let (images, opts, nets) = (args.images.unwrap_or(4), &args.opt, &args.nets);
     let dir = cmsis_nn_dir(cmsis)?;
     check_gcc()?;
@@ -90,6 +125,12 @@ pub fn main(args: &Args) -> Result<(), String> {
     std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
 
     let board_dir = root().join(BOARD_DIR);
+    let m0 = args.core == "m0";
+    let target = if m0 {
+        "thumbv6m-none-eabi"
+    } else {
+        "thumbv7em-none-eabihf"
+    };
     let mut runs = Vec::new();
     for net in nets {
         let (model, idx) = prepare(net, &work)?;
@@ -108,11 +149,9 @@ pub fn main(args: &Args) -> Result<(), String> {
                     .env("SHIFTKIT_IDX_LABELS", labels);
             }
             c.env("CMSIS_NN_DIR", &dir).env("CMSIS_NN_OPT", opt);
-            let elf = build_executable(
-                c,
-                &board_dir,
-                "is thumbv7em-none-eabihf installed? rustup target add thumbv7em-none-eabihf",
-            )?;
+            c.args(["--target", target]);
+            let hint = format!("is {target} installed? rustup target add {target}");
+            let elf = build_executable(c, &board_dir, &hint)?;
             let argv = runner(&board_dir)?;
             let (program, rest) = argv.split_first().ok_or("the board's runner is empty")?;
             let mut cmd = Command::new(program);
@@ -127,10 +166,18 @@ pub fn main(args: &Args) -> Result<(), String> {
             runs.push(run);
         }
     }
-    let report = report(&runs, images, &dir);
+    let report = report(&runs, images, &dir, &CMSIS);
+    let (report, file) = if m0 {
+        let r = report
+            .replacen("(Cortex-M4)", "(Cortex-M4 running thumbv6m code: Cortex-M0+)", 1)
+            .replacen("-mcpu=cortex-m4", "-mcpu=cortex-m0plus (no DSP, no MVE)", 1);
+        (r, "results-m0.md")
+    } else {
+        (report, "results.md")
+    };
     let out = root().join("target/bench-peer");
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-    let path = out.join("results.md");
+    let path = out.join(file);
     std::fs::write(&path, &report).map_err(|e| format!("{}: {e}", path.display()))?;
     println!("\n{report}\n(written to {})", path.display());
     Ok(())
@@ -280,21 +327,22 @@ fn ratio(a: u64, b: u64) -> f64 {
 
 /// The whole inference per network and C level; then per network the op kinds at the level
 /// where CMSIS-NN was fastest on it, and the first network's layers.
-fn report(runs: &[Run], images: usize, dir: &Path) -> String {
+fn report(runs: &[Run], images: usize, dir: &Path, peer: &Peer) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "shiftkit vs CMSIS-NN on QEMU mps2-an386 (Cortex-M4), mean of {images} images, QEMU \
-         instructions per inference (SysTick under -icount shift=0), every layer's output \
-         compared bit for bit. CMSIS-NN from {} built with arm-none-eabi-gcc -mcpu=cortex-m4; \
+        "{} mean of {images} images, every layer's output compared bit for bit. {} from {}; \
          for it a shift is a tensor, written by a per-group copy (`copies`).\n",
+        peer.intro,
+        peer.name,
         dir.file_name()
             .map(|f| f.to_string_lossy())
             .unwrap_or_default(),
     );
     let _ = writeln!(
         s,
-        "| network | CMSIS-NN gcc | MACs | shiftkit instr | instr/MAC | CMSIS-NN instr (kernels + copies) | instr/MAC | of which copies | CMSIS-NN / shiftkit | bit-exact |"
+        "| network | {n} gcc | MACs | shiftkit instr | instr/MAC | {n} instr (kernels + copies) | instr/MAC | of which copies | {n} / shiftkit | bit-exact |",
+        n = peer.name
     );
     let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---:|---|");
     for r in runs {
@@ -336,12 +384,13 @@ fn report(runs: &[Run], images: usize, dir: &Path) -> String {
         };
         let _ = writeln!(
             s,
-            "\n{net} per op kind, CMSIS-NN at -O{} (its fastest on it):\n",
-            best.opt
+            "\n{net} per op kind, {} at -O{} (its fastest on it):\n",
+            peer.name, best.opt
         );
         let _ = writeln!(
             s,
-            "| op kind | MACs | shiftkit instr | instr/MAC | CMSIS-NN instr | instr/MAC | copies | CMSIS-NN / shiftkit |"
+            "| op kind | MACs | shiftkit instr | instr/MAC | {n} instr | instr/MAC | copies | {n} / shiftkit |",
+            n = peer.name
         );
         let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|");
         let mut kinds: Vec<&str> = Vec::new();
@@ -369,10 +418,11 @@ fn report(runs: &[Run], images: usize, dir: &Path) -> String {
         if n > 0 {
             continue;
         }
-        let _ = writeln!(s, "\n{net} per layer, CMSIS-NN at -O{}:\n", best.opt);
+        let _ = writeln!(s, "\n{net} per layer, {} at -O{}:\n", peer.name, best.opt);
         let _ = writeln!(
             s,
-            "| # | op | MACs | shiftkit instr | CMSIS-NN instr | copies | CMSIS-NN / shiftkit |"
+            "| # | op | MACs | shiftkit instr | {n} instr | copies | {n} / shiftkit |",
+            n = peer.name
         );
         let _ = writeln!(s, "|---:|---|---:|---:|---:|---:|---:|");
         for (i, l) in best.layers.iter().enumerate() {
