@@ -240,6 +240,20 @@ pub fn main() -> Result<(), String> {
         "board peer-cmsis-nn passes clippy (bench peer, not run here: CMSIS-NN is fetched from GitHub)".into(),
         peer,
     ));
+    // The same for the ESP-NN peer (bench peer --engine esp-nn, RISC-V).
+    let mut esp = cargo();
+    esp.current_dir(crate::root().join("boards/peer-esp-nn"))
+        .args(["clippy", "--release", "--", "-D", "warnings"])
+        .env(
+            "CARGO_TARGET_DIR",
+            crate::root().join(crate::deploy::BOARDS_TARGET_DIR),
+        )
+        .env("SHIFTKIT_MODEL", &model)
+        .env("PEER_RUST_ONLY", "1");
+    steps.push((
+        "board peer-esp-nn passes clippy (bench peer --engine esp-nn, not run here: ESP-NN is fetched from GitHub)".into(),
+        esp,
+    ));
     for board in ["qemu-an500", "qemu-an505", "qemu-riscv32"] {
         let mut d = cargo();
         d.args(["run", "--quiet", "-p", "xtask", "--", "deploy"])
