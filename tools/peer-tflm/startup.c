@@ -35,7 +35,19 @@ static int semihost(int op, void *arg) {
   return r0;
 }
 
-void semihost_write(const char *s) { semihost(0x04, (void *)s); /* SYS_WRITE0 */ }
+/* To the host's stdout: SYS_OPEN of ":tt" in mode "w" (4) is stdout (SYS_WRITE0 and mode "a"
+ * go to stderr), then SYS_WRITE to it. */
+void semihost_write(const char *s) {
+  static int out = -1;
+  if (out < 0) {
+    uintptr_t open_args[3] = {(uintptr_t)":tt", 4, 3};
+    out = semihost(0x01, open_args); /* SYS_OPEN */
+  }
+  uintptr_t n = 0;
+  while (s[n]) n++;
+  uintptr_t write_args[3] = {(uintptr_t)out, (uintptr_t)s, n};
+  semihost(0x05, write_args); /* SYS_WRITE */
+}
 
 void semihost_exit(int code) {
   /* SYS_EXIT: ADP_Stopped_ApplicationExit (QEMU exits 0) or ADP_Stopped_RunTimeErrorUnknown (1). */

@@ -46,7 +46,9 @@ struct Row {
     net: String,
     images: usize,
     tflm_instr: u64,
+    /// shiftkit on the same file (TFLite's constants), and on its own (single rounding).
     ours_instr: u64,
+    own_instr: u64,
     tflm_arena: u64,
     ours_arena: u64,
     tflm_code: u64,
@@ -177,27 +179,25 @@ fn make(src: &Sources, build: &Path, targets: &[&str]) -> Result<(), String> {
 /// One network: export, build, run on QEMU, check against the host engine, and shiftkit's
 /// `qemu-an386` deploy on the same images.
 fn one(net: &str, images: usize, src: &Sources, build: &Path, work: &Path) -> Result<Row, String> {
-    let (skq, idx) = prepare(net, work)?;
+    let (own, idx) = prepare(net, work)?;
+    let dir = work.join("tflm").join(net);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let skq = tflite_constants(&own, net, &dir)?;
     let bytes = std::fs::read(&skq).map_err(|e| format!("{}: {e}", skq.display()))?;
     let m = firmware::Model::from_bytes(&bytes)
         .map_err(|e| format!("{}: not a valid model: {e}", skq.display()))?;
-    let dir = work.join("tflm").join(net);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let tflite = dir.join("model.tflite");
     println!("== bench peer: {net}: export tflite {}", tflite.display());
-    let exe = std::env::current_exe().map_err(|e| format!("the xtask binary: {e}"))?;
-    crate::pass_through({
-        let mut c = Command::new(exe);
-        c.args(["export", "tflite"])
-            .arg(&skq)
-            .arg("--out")
-            .arg(&tflite);
-        c
-    })
+    crate::pass_through(crate::shiftkit_quantize(&[
+        "export-tflite".into(),
+        skq.display().to_string(),
+        "--out".into(),
+        tflite.display().to_string(),
+    ]))
     .map_err(|e| {
         let sep = if e.is_empty() { "" } else { ": " };
         format!(
-            "`cargo xtask export tflite {}` failed{sep}{e} (the exporter of issue 17 item 1)",
+            "`cargo xtask export tflite {}` failed{sep}{e}",
             skq.display()
         )
     })?;
@@ -275,12 +275,14 @@ fn one(net: &str, images: usize, src: &Sources, build: &Path, work: &Path) -> Re
         ..Overrides::default()
     };
     let ours = deploy::deploy_with("qemu-an386", &skq, n, deploy::default_timeout(n), &over)?;
+    let own_run = deploy::deploy_with("qemu-an386", &own, n, deploy::default_timeout(n), &over)?;
     let board_elf = root().join("target/boards/thumbv7em-none-eabihf/release/qemu-an386");
     Ok(Row {
         net: net.to_string(),
         images: n,
         tflm_instr: run.instr,
         ours_instr: ours.qemu_instructions_per_inference,
+        own_instr: own_run.qemu_instructions_per_inference,
         tflm_arena: run.arena,
         ours_arena: ours.arena_bytes as u64,
         tflm_code: section_bytes(&elf, ".text")?,
@@ -292,6 +294,34 @@ fn one(net: &str, images: usize, src: &Sources, build: &Path, work: &Path) -> Re
         max_lsb,
         ops,
     })
+}
+
+/// The network of `own` (a run folder's `model.skq`) quantized again with TFLite's own
+/// requantisation constants (`quantize --requant tflite`, the same calibration), into
+/// `dir/run/`: the file both engines run, so that every logit can be compared.
+fn tflite_constants(own: &Path, net: &str, dir: &Path) -> Result<PathBuf, String> {
+    let from = own.parent().ok_or("the model has no run folder")?;
+    let run = dir.join("run");
+    std::fs::create_dir_all(&run).map_err(|e| format!("{}: {e}", run.display()))?;
+    for f in ["model.json", "weights.safetensors", "train-config.json"] {
+        let src = from.join(f);
+        if src.is_file() {
+            std::fs::copy(&src, run.join(f)).map_err(|e| format!("{}: {e}", src.display()))?;
+        }
+    }
+    // bench firmware's prepare calibrates the synthetic-data networks on 64 images; the
+    // default run was quantized by the pipeline with the quantizer's default.
+    let mut args = vec!["quantize".to_string(), run.display().to_string()];
+    args.extend(["--requant".into(), "tflite".into()]);
+    if net != "default" {
+        args.extend(["--calib".into(), "64".into()]);
+    }
+    println!(
+        "== bench peer: {net}: quantize with TFLite's constants ({})",
+        run.display()
+    );
+    crate::pass_through(crate::shiftkit_quantize(&args))?;
+    Ok(run.join("model.skq"))
 }
 
 /// What the TFLM program printed.
@@ -526,7 +556,10 @@ fn table(rows: &[Row]) -> String {
         s,
         "TFLite Micro {} (whole: interpreter, CMSIS-NN kernels, the shifts as the exporter's \
          builtin ops) vs shiftkit (qemu-an386 board), QEMU mps2-an386 Cortex-M4, the same \
-         .skq exported to .tflite and the same images. Instructions: mean per inference \
+         .skq exported to .tflite and the same images. The file is quantized with TFLite's \
+         own constants (`--requant tflite`), so both engines compute the same integers; \
+         `own file` is shiftkit on the network as `quantize` writes it by default (single \
+         rounding, the DSP wide path). Instructions: mean per inference \
          (SysTick under -icount shift=0); arena: TFLM arena_used_bytes() vs our arena_bytes; \
          code: .text of the TFLM image without the model and images vs our engine's text \
          symbols (BENCHMARKS.md recipe); logits: every int8 logit against shiftkit's host \
@@ -535,11 +568,11 @@ fn table(rows: &[Row]) -> String {
     );
     let _ = writeln!(
         s,
-        "| network | images | TFLM instr | shiftkit instr | TFLM / shiftkit | TFLM arena B | shiftkit arena B | ratio | TFLM code B | shiftkit code B | ratio | .tflite B | .skq B | ratio | int8 logits |"
+        "| network | images | TFLM instr | shiftkit instr | TFLM / shiftkit | shiftkit instr, own file | TFLM / that | TFLM arena B | shiftkit arena B | ratio | TFLM code B | shiftkit code B | ratio | .tflite B | .skq B | ratio | int8 logits |"
     );
     let _ = writeln!(
         s,
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
     );
     for r in rows {
         let eq = if r.differ == 0 {
@@ -549,12 +582,14 @@ fn table(rows: &[Row]) -> String {
         };
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | **{:.2}x** | {} | {} | {:.2}x | {} | {} | {:.2}x | {} | {} | {:.2}x | {eq} |",
+            "| {} | {} | {} | {} | **{:.2}x** | {} | {:.2}x | {} | {} | {:.2}x | {} | {} | {:.2}x | {} | {} | {:.2}x | {eq} |",
             r.net,
             r.images,
             r.tflm_instr,
             r.ours_instr,
             ratio(r.tflm_instr, r.ours_instr),
+            r.own_instr,
+            ratio(r.tflm_instr, r.own_instr),
             r.tflm_arena,
             r.ours_arena,
             ratio(r.tflm_arena, r.ours_arena),
