@@ -42,15 +42,24 @@ fn cmsis_nn() -> Result<(), String> {
     })?;
     let dir = Path::new(&dir);
     let opt = env::var("CMSIS_NN_OPT").unwrap_or_else(|_| "3".into());
+    // thumbv6m (`bench peer --core m0`): Cortex-M0+, no __ARM_FEATURE_DSP, so CMSIS-NN
+    // compiles its plain C path (no ARM_MATH_DSP, no MVE); otherwise the Cortex-M4 with its DSP.
+    let target = env::var("TARGET").unwrap_or_default();
+    let cpu: &[&str] = if target.starts_with("thumbv6m") {
+        &["-mcpu=cortex-m0plus", "-mfloat-abi=soft"]
+    } else {
+        &["-mcpu=cortex-m4", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"]
+    };
     let mut build = cc::Build::new();
     build
         .compiler("arm-none-eabi-gcc")
         .include(dir.join("Include"))
         .opt_level_str(&opt)
-        .flag("-mcpu=cortex-m4")
-        .flag("-mthumb")
-        .flag("-mfloat-abi=hard")
-        .flag("-mfpu=fpv4-sp-d16")
+        .flag("-mthumb");
+    for f in cpu {
+        build.flag(f);
+    }
+    build
         .flag("-ffunction-sections")
         .flag("-fdata-sections")
         .warnings(false);

@@ -3,10 +3,11 @@
 //!
 //! For each network (the default `mnist-flat-4c` from `runs/default`, and MLPerf Tiny's ResNet-8
 //! `resnet8` and its 4C shift version `resnet8-4c`) and each QEMU board (Cortex-M4 `qemu-an386`,
-//! M7 `qemu-an500`, M33 `qemu-an505`, RV32IMC `qemu-riscv32`), the board is built and run twice
+//! its ARMv6-M build `qemu-an386-m0` (Cortex-M0/M0+ code on QEMU's Cortex-M4), M7 `qemu-an500`,
+//! M33 `qemu-an505`, RV32IMC `qemu-riscv32`), the board is built and run twice
 //! through `cargo xtask deploy` (so every int8 logit is also checked against the host engine):
 //! once with this build's fast kernels, once with `SHIFTKIT_KERNELS=portable`
-//! (firmware/build.rs); on RISC-V the fast build runs the scalar unit (`fast::scalar`). Each op's QEMU instructions per inference (SysTick, or
+//! (firmware/build.rs); on RISC-V and ARMv6-M the fast build runs the scalar unit (`fast::scalar`). Each op's QEMU instructions per inference (SysTick, or
 //! `minstret` on RISC-V) are divided by its MACs.
 //!
 //! The ResNet-8 models are trained for one epoch on synthetic CIFAR-10-shaped data (random
@@ -19,7 +20,13 @@ use firmware::format::Op;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-const BOARDS: [&str; 4] = ["qemu-an386", "qemu-an500", "qemu-an505", "qemu-riscv32"];
+const BOARDS: [&str; 5] = [
+    "qemu-an386",
+    "qemu-an386-m0",
+    "qemu-an500",
+    "qemu-an505",
+    "qemu-riscv32",
+];
 pub(crate) const NETS: [&str; 3] = ["default", "resnet8", "resnet8-4c"];
 /// Synthetic CIFAR-10 records per training batch file (5 files) and in the test file.
 const SYNTH_RECORDS: usize = 128;

@@ -11,6 +11,10 @@
 //! with `arm-none-eabi-gcc` (Debian: `gcc-arm-none-eabi libnewlib-arm-none-eabi`).
 //! Results land in `target/bench-peer/results.md` (the table is also printed).
 //!
+//! `--core m0` builds both sides for thumbv6m (Cortex-M0+ code: shiftkit's scalar unit,
+//! CMSIS-NN's non-DSP C path with `-mcpu=cortex-m0plus`), run on the same QEMU Cortex-M4
+//! (`target/bench-peer/results-m0.md`).
+//!
 //! `--engine tflm` runs TFLite Micro whole instead, on the exported `.tflite` ([`tflm`]).
 //! `--engine esp-nn` runs Espressif's ESP-NN portable C kernels layer by layer on QEMU RISC-V
 //! instead (`boards/peer-esp-nn`, [`esp_nn`]).
@@ -140,7 +144,7 @@ pub fn main(args: &Args) -> Result<(), String> {
         let macs = op_macs(&m)?;
         for opt in opts {
             println!(
-                "== bench peer: {net} on qemu-an386, shiftkit vs CMSIS-NN ({}) at -O{opt}, {images} images",
+                "== bench peer: {net} on qemu-an386 ({target}), shiftkit vs CMSIS-NN ({}) at -O{opt}, {images} images",
                 dir.display()
             );
             let mut c = build_command_in(&board_dir, &model, images);
@@ -169,7 +173,11 @@ pub fn main(args: &Args) -> Result<(), String> {
     let report = report(&runs, images, &dir, &CMSIS);
     let (report, file) = if m0 {
         let r = report
-            .replacen("(Cortex-M4)", "(Cortex-M4 running thumbv6m code: Cortex-M0+)", 1)
+            .replacen(
+                "(Cortex-M4)",
+                "(Cortex-M4 running thumbv6m code: Cortex-M0+)",
+                1,
+            )
             .replacen("-mcpu=cortex-m4", "-mcpu=cortex-m0plus (no DSP, no MVE)", 1);
         (r, "results-m0.md")
     } else {

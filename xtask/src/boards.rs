@@ -14,7 +14,8 @@ pub struct Board {
     pub dir: &'static str,
     /// What the board's counter measures (printed in the table).
     pub unit: &'static str,
-    /// Its rustup target (the crate's `.cargo/config.toml` builds for it).
+    /// Its rustup target (passed as `--target`; the crate's `.cargo/config.toml` has its runner
+    /// and link flags).
     pub target: &'static str,
     pub run: Run,
 }
@@ -39,6 +40,16 @@ pub const BOARDS: &[Board] = &[
         dir: "boards/qemu-an386",
         unit: "QEMU instructions",
         target: "thumbv7em-none-eabihf",
+        run: Run::Qemu,
+    },
+    // The same crate and QEMU machine, built for ARMv6-M: Cortex-M0/M0+ code (the scalar MAC
+    // unit, no DSP) on QEMU's Cortex-M4, which runs it as is (counts: a Cortex-M4 executing
+    // ARMv6-M instructions, one per instruction under -icount shift=0).
+    Board {
+        name: "qemu-an386-m0",
+        dir: "boards/qemu-an386",
+        unit: "QEMU instructions",
+        target: "thumbv6m-none-eabi",
         run: Run::Qemu,
     },
     Board {
@@ -290,6 +301,7 @@ mod tests {
         // the 256-byte second-stage bootloader.
         let want = [
             ("qemu-an386", 4 << 20, 4 << 20),
+            ("qemu-an386-m0", 4 << 20, 4 << 20),
             ("qemu-an500", 4 << 20, 4 << 20),
             ("qemu-an505", 4 << 20, 4 << 20),
             ("qemu-riscv32", 4 << 20, 400 << 10),
@@ -302,7 +314,8 @@ mod tests {
         assert_eq!(BOARDS.len(), want.len());
         for (b, (name, flash, ram)) in BOARDS.iter().zip(want) {
             assert_eq!(b.name, name);
-            assert_eq!(b.dir, format!("boards/{name}"));
+            let dir = name.strip_suffix("-m0").unwrap_or(name);
+            assert_eq!(b.dir, format!("boards/{dir}"));
             let got = memory_x(&memory_file(&root().join(b.dir))).unwrap();
             assert_eq!(got, (flash, ram), "{name}");
             let runner = runner(&root().join(b.dir)).unwrap();

@@ -78,7 +78,8 @@ pub fn build_executable(mut c: Command, board_dir: &Path, hint: &str) -> Result<
 /// `cargo build --release` in the board's crate with `model` and the first `images` bundled test
 /// digits embedded (`boards/embed` reads these variables), into the shared [`BOARDS_TARGET_DIR`].
 pub fn build_command(b: &Board, model: &Path, images: usize) -> Command {
-    build_command_in(&root().join(b.dir), model, images)
+    let args = ["build", "--release", "--target", b.target];
+    board_cargo(&root().join(b.dir), model, images, &args)
 }
 
 /// [`build_command`] for the board crate in `dir` (also the benchmark boards, which are not
@@ -90,7 +91,15 @@ pub fn build_command_in(dir: &Path, model: &Path, images: usize) -> Command {
 /// `cargo clippy --release -- -D warnings` on the board crate, with the model and images its
 /// build script embeds (`cargo xtask test`).
 pub fn clippy_command(b: &Board, model: &Path, images: usize) -> Command {
-    let args = ["clippy", "--release", "--", "-D", "warnings"];
+    let args = [
+        "clippy",
+        "--release",
+        "--target",
+        b.target,
+        "--",
+        "-D",
+        "warnings",
+    ];
     board_cargo(&root().join(b.dir), model, images, &args)
 }
 
