@@ -353,6 +353,60 @@ pub fn export_float(f: &Folded) -> Result<Vec<u8>, ExportError> {
     ))
 }
 
+/// A conv's int8 weights (`op{i}_w`, OIHW, per-channel scales) and int32 bias (`op{i}_b`, at
+/// `s_in * s_w`), each through a per-axis `DequantizeLinear`; or, for the stem whose pad value
+/// moved into its bias, that float bias.
+fn qdq_constants(
+    g: &mut Graph,
+    i: usize,
+    [cout, cin, k, _]: [usize; 4],
+    p: &crate::tflite::ConvParams,
+    s_in: f32,
+    float_bias: Option<Vec<f32>>,
+) {
+    let dq = |g: &mut Graph, q: &str, what: &str| {
+        let (s, z) = (format!("op{i}_{what}_scale"), format!("op{i}_{what}_zp"));
+        g.node(
+            "DequantizeLinear",
+            &[q, &s, &z],
+            &format!("op{i}_{what}"),
+            &[("axis", Attr::Int(0))],
+        );
+    };
+    let wq = format!("op{i}_w_q");
+    g.init(&wq, &[cout, cin, k, k], INT8, oihw(p.weights, cout, k, cin));
+    g.f32s(&format!("op{i}_w_scale"), &[cout], &p.scales);
+    g.zero_point(&format!("op{i}_w_zp"), INT8, &vec![0; cout], true);
+    dq(g, &wq, "w");
+    if let Some(b) = float_bias {
+        g.f32s(&format!("op{i}_b"), &[cout], &b);
+        return;
+    }
+    let bq = format!("op{i}_b_q");
+    let raw = p.bias.iter().flat_map(|v| v.to_le_bytes()).collect();
+    g.init(&bq, &[cout], INT32, raw);
+    let bs: Vec<f32> = p
+        .scales
+        .iter()
+        .map(|&s| (f64::from(s_in) * f64::from(s)) as f32)
+        .collect();
+    g.f32s(&format!("op{i}_b_scale"), &[cout], &bs);
+    g.zero_point(&format!("op{i}_b_zp"), INT32, &vec![0; cout], true);
+    dq(g, &bq, "b");
+}
+
+/// `out` through a `Relu` when the op's clamp is a ReLU (its lowest value the output zero
+/// point, above -128); the tensor to requantize.
+fn relu_if(g: &mut Graph, i: usize, out: String, act_min: i8, zp: i8) -> String {
+    if act_min == zp && act_min > -128 {
+        let r = format!("op{i}_relu");
+        g.node("Relu", &[&out], &r, &[]);
+        r
+    } else {
+        out
+    }
+}
+
 /// The int8 `.skq` as a QDQ ONNX model.
 pub fn export_qdq(skq: &[u8]) -> Result<Vec<u8>, ExportError> {
     let m = Model::from_bytes(skq).map_err(|e| ExportError::Model(e.to_string()))?;
@@ -485,46 +539,7 @@ pub fn export_qdq(skq: &[u8]) -> Result<Vec<u8>, ExportError> {
                     g.node("DequantizeLinear", &[&q, &sc, &z], &src, &[]);
                     conv_pad = 0;
                 }
-                let wq = format!("op{i}_w_q");
-                g.init(
-                    &wq,
-                    &[cout, cin, kk, kk],
-                    INT8,
-                    oihw(p.weights, cout, kk, cin),
-                );
-                g.f32s(&format!("op{i}_w_scale"), &[cout], &p.scales);
-                g.zero_point(&format!("op{i}_w_zp"), INT8, &vec![0; cout], true);
-                g.node(
-                    "DequantizeLinear",
-                    &[&wq, &format!("op{i}_w_scale"), &format!("op{i}_w_zp")],
-                    &format!("op{i}_w"),
-                    &[("axis", Attr::Int(0))],
-                );
-                match float_bias {
-                    Some(b) => g.f32s(&format!("op{i}_b"), &[cout], &b),
-                    None => {
-                        let bq = format!("op{i}_b_q");
-                        g.init(
-                            &bq,
-                            &[cout],
-                            INT32,
-                            p.bias.iter().flat_map(|v| v.to_le_bytes()).collect(),
-                        );
-                        let bs: Vec<f32> = p
-                            .scales
-                            .iter()
-                            .map(|&s| (f64::from(tx.scale) * f64::from(s)) as f32)
-                            .collect();
-                        g.f32s(&format!("op{i}_b_scale"), &[cout], &bs);
-                        g.zero_point(&format!("op{i}_b_zp"), INT32, &vec![0; cout], true);
-                        g.node(
-                            "DequantizeLinear",
-                            &[&bq, &format!("op{i}_b_scale"), &format!("op{i}_b_zp")],
-                            &format!("op{i}_b"),
-                            &[("axis", Attr::Int(0))],
-                        );
-                    }
-                }
+                qdq_constants(&mut g, i, [cout, cin, kk, kk], &p, tx.scale, float_bias);
                 let out = format!("op{i}_conv");
                 g.node(
                     "Conv",
@@ -532,13 +547,7 @@ pub fn export_qdq(skq: &[u8]) -> Result<Vec<u8>, ExportError> {
                     &out,
                     &conv_attrs(kk, usize::from(stride), conv_pad, 1),
                 );
-                let real = if requant.act_min == ty.zero_point && requant.act_min > -128 {
-                    let r = format!("op{i}_relu");
-                    g.node("Relu", &[&out], &r, &[]);
-                    r
-                } else {
-                    out
-                };
+                let real = relu_if(&mut g, i, out, requant.act_min, ty.zero_point);
                 requantize(&mut g, &real, y);
             }
             Op::FullyConnected {
@@ -559,36 +568,7 @@ pub fn export_qdq(skq: &[u8]) -> Result<Vec<u8>, ExportError> {
                     &requant,
                     (tx.scale, tx.zero_point, ty.scale),
                 )?;
-                let wq = format!("op{i}_w_q");
-                g.init(&wq, &[cout, cin, 1, 1], INT8, p.weights.to_vec());
-                g.f32s(&format!("op{i}_w_scale"), &[cout], &p.scales);
-                g.zero_point(&format!("op{i}_w_zp"), INT8, &vec![0; cout], true);
-                g.node(
-                    "DequantizeLinear",
-                    &[&wq, &format!("op{i}_w_scale"), &format!("op{i}_w_zp")],
-                    &format!("op{i}_w"),
-                    &[("axis", Attr::Int(0))],
-                );
-                let bq = format!("op{i}_b_q");
-                g.init(
-                    &bq,
-                    &[cout],
-                    INT32,
-                    p.bias.iter().flat_map(|v| v.to_le_bytes()).collect(),
-                );
-                let bs: Vec<f32> = p
-                    .scales
-                    .iter()
-                    .map(|&s| (f64::from(tx.scale) * f64::from(s)) as f32)
-                    .collect();
-                g.f32s(&format!("op{i}_b_scale"), &[cout], &bs);
-                g.zero_point(&format!("op{i}_b_zp"), INT32, &vec![0; cout], true);
-                g.node(
-                    "DequantizeLinear",
-                    &[&bq, &format!("op{i}_b_scale"), &format!("op{i}_b_zp")],
-                    &format!("op{i}_b"),
-                    &[("axis", Attr::Int(0))],
-                );
+                qdq_constants(&mut g, i, [cout, cin, 1, 1], &p, tx.scale, None);
                 let out = format!("op{i}_fc");
                 g.node(
                     "Conv",
@@ -604,13 +584,7 @@ pub fn export_qdq(skq: &[u8]) -> Result<Vec<u8>, ExportError> {
                 let ty = tensors[usize::from(y)];
                 let out = format!("op{i}_add");
                 g.node("Add", &[&format!("t{a}"), &format!("t{b}")], &out, &[]);
-                let real = if act_min == ty.zero_point && act_min > -128 {
-                    let r = format!("op{i}_relu");
-                    g.node("Relu", &[&out], &r, &[]);
-                    r
-                } else {
-                    out
-                };
+                let real = relu_if(&mut g, i, out, act_min, ty.zero_point);
                 requantize(&mut g, &real, y);
             }
             Op::AvgPool2 { x, y } => {

@@ -232,32 +232,26 @@ fn onnx(
     ))
 }
 
-/// The `logits` array of a JSON file of float logits.
-fn read_floats(path: &Path) -> Result<Vec<Vec<f64>>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let v: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let bad = || format!("{}: no `logits` array of number arrays", path.display());
-    v.get("logits")
-        .and_then(|l| l.as_array())
-        .ok_or_else(bad)?
-        .iter()
-        .map(|row| {
-            row.as_array()
-                .ok_or_else(bad)?
-                .iter()
-                .map(|x| x.as_f64().ok_or_else(bad))
-                .collect()
-        })
-        .collect()
+/// The `logits` array of a JSON file (`eval --logits`, or the LiteRT runner's), as integers.
+pub fn read_logits(path: &Path) -> Result<Vec<Vec<i32>>, String> {
+    read_rows(path, "integer", |x| x.as_i64().map(|x| x as i32))
 }
 
-/// The `logits` array of a JSON file (`eval --logits`, or the LiteRT runner's).
-pub fn read_logits(path: &Path) -> Result<Vec<Vec<i32>>, String> {
+/// The `logits` array of a JSON file of float logits.
+fn read_floats(path: &Path) -> Result<Vec<Vec<f64>>, String> {
+    read_rows(path, "number", serde_json::Value::as_f64)
+}
+
+/// The `logits` array of arrays of a JSON file, each element through `get`.
+fn read_rows<T>(
+    path: &Path,
+    what: &str,
+    get: impl Fn(&serde_json::Value) -> Option<T>,
+) -> Result<Vec<Vec<T>>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let v: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let bad = || format!("{}: no `logits` array of integer arrays", path.display());
+    let bad = || format!("{}: no `logits` array of {what} arrays", path.display());
     v.get("logits")
         .and_then(|l| l.as_array())
         .ok_or_else(bad)?
@@ -266,7 +260,7 @@ pub fn read_logits(path: &Path) -> Result<Vec<Vec<i32>>, String> {
             row.as_array()
                 .ok_or_else(bad)?
                 .iter()
-                .map(|x| x.as_i64().map(|x| x as i32).ok_or_else(bad))
+                .map(|x| get(x).ok_or_else(bad))
                 .collect()
         })
         .collect()

@@ -254,7 +254,7 @@ pub fn main() -> Result<(), String> {
         "board peer-esp-nn passes clippy (bench peer --engine esp-nn, not run here: ESP-NN is fetched from GitHub)".into(),
         esp,
     ));
-    for board in ["qemu-an500", "qemu-an505", "qemu-riscv32"] {
+    for board in ["qemu-an500", "qemu-an505", "qemu-riscv32", "qemu-an386-m0"] {
         let mut d = cargo();
         d.args(["run", "--quiet", "-p", "xtask", "--", "deploy"])
             .args(["--board", board, "runs/default/model.skq"]);
