@@ -6,7 +6,8 @@
 //! - every tensor is `[1, H, W, C]` int8 with its scale and zero point; the model input is int8
 //!   `pixel - 128` (scale 1/255, zero point -128), the same real value as our u8 pixel;
 //! - a conv or FC is `CONV_2D` with the same OHWI int8 weights, per-channel scales, and int32
-//!   biases `ours + zp_in * sum(w)` (TFLite adds the input zero point at run time, we fold it);
+//!   biases `ours + zp_in * sum(w)` (TFLite subtracts the input zero point at run time; we fold
+//!   it into the bias);
 //!   its weight scales are the f32 values for which TFLite's own `QuantizeMultiplier` of
 //!   `s_in * s_w / s_out` gives back our constants (searched around the exact quotient);
 //! - a shift is a `DEPTHWISE_CONV_2D` with one-hot 3x3 kernels (scale 1, multiplier exactly 1:
@@ -22,12 +23,13 @@ use firmware::format::{shift_groups, Op, Requant, Shift, Span, Tensor};
 use firmware::Model;
 use flatbuffers::{FlatBufferBuilder, WIPOffset};
 
-/// What went wrong: the file is not a valid model, or holds something TFLite cannot state.
+/// What went wrong: the file is not a valid model, or holds something the target format (TFLite,
+/// or ONNX through [`crate::onnx`]) cannot state.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
     #[error("not a valid .skq model: {0}")]
     Model(String),
-    #[error("cannot export to TFLite: {0}")]
+    #[error("cannot export: {0}")]
     Unsupported(String),
 }
 
@@ -61,7 +63,7 @@ const VALID: i8 = 1;
 const ACT_NONE: i8 = 0;
 const ACT_RELU: i8 = 1;
 
-/// A builtin operator: schema code, op version for int8, the name TFLM registers it by.
+/// A builtin operator: its schema code, its op version for int8, its schema name.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 struct Builtin {
     code: i32,
