@@ -18,6 +18,7 @@ pub mod calib;
 pub mod conventional;
 pub mod engine;
 pub mod fold;
+pub mod onnx;
 pub mod plan;
 pub mod predict;
 pub mod quant;
@@ -26,7 +27,6 @@ pub mod report;
 pub mod requant;
 pub mod skq;
 pub mod testset;
-pub mod onnx;
 pub mod tflite;
 
 use host_train::io::{self, FileError, ModelJson};
