@@ -254,6 +254,24 @@ pub fn main() -> Result<(), String> {
         "board peer-esp-nn passes clippy (bench peer --engine esp-nn, not run here: ESP-NN is fetched from GitHub)".into(),
         esp,
     ));
+    // The harness both peers share, linted on its own (their clippy does not lint a path
+    // dependency outside their workspace).
+    let mut pc = cargo();
+    pc.current_dir(crate::root().join("boards/peer-common"))
+        .args([
+            "clippy",
+            "--release",
+            "--target",
+            "thumbv7em-none-eabihf",
+            "--",
+            "-D",
+            "warnings",
+        ])
+        .env(
+            "CARGO_TARGET_DIR",
+            crate::root().join(crate::deploy::BOARDS_TARGET_DIR),
+        );
+    steps.push(("clippy (boards/peer-common)".into(), pc));
     for board in ["qemu-an500", "qemu-an505", "qemu-riscv32", "qemu-an386-m0"] {
         let mut d = cargo();
         d.args(["run", "--quiet", "-p", "xtask", "--", "deploy"])

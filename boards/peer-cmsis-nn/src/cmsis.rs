@@ -6,6 +6,8 @@
 //! closure, so the caller times the call alone, without the checks.
 #![allow(non_camel_case_types)]
 
+use peer_common::{AddArgs, Pool, Quant};
+
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct cmsis_nn_tile {
@@ -41,7 +43,7 @@ impl cmsis_nn_dims {
     }
 }
 
-/// Per-output-channel multipliers and shifts; made only by [`Quant::params`].
+/// Per-output-channel multipliers and shifts; made only by [`quant_params`].
 #[repr(C)]
 pub struct cmsis_nn_per_channel_quant_params {
     multiplier: *const i32,
@@ -176,7 +178,7 @@ mod ffi {
 }
 
 /// Why a wrapper refused a call: which slice is shorter than the kernel would use.
-pub type LengthError = &'static str;
+pub use peer_common::LengthError;
 
 /// Elements of a `n x h x w x c` tensor; `None` if a dimension is negative or it overflows.
 fn elements(d: &cmsis_nn_dims) -> Option<usize> {
@@ -211,38 +213,11 @@ fn context(scratch: &mut [i8], need: i32) -> Result<cmsis_nn_context, LengthErro
     })
 }
 
-/// An i32 array as raw little-endian bytes, checked 4-byte aligned (as CMSIS-NN reads it):
-/// `None` if it is not, or its length is not a multiple of 4.
-fn words(bytes: &[u8]) -> Option<(*const i32, usize)> {
-    let aligned = (bytes.as_ptr() as usize).is_multiple_of(4) && bytes.len().is_multiple_of(4);
-    aligned.then(|| (bytes.as_ptr().cast(), bytes.len() / 4))
-}
-
-/// Per-channel multipliers and shifts, borrowed from the model's weight section (two i32 arrays
-/// of one length, each 4-byte aligned).
-#[derive(Clone, Copy)]
-pub struct Quant<'a> {
-    multiplier: &'a [u8],
-    shift: &'a [u8],
-    channels: usize,
-}
-
-impl<'a> Quant<'a> {
-    /// `None` if an array is not 4-byte aligned or the two lengths differ.
-    pub fn new(multiplier: &'a [u8], shift: &'a [u8]) -> Option<Self> {
-        let ((_, m), (_, s)) = (words(multiplier)?, words(shift)?);
-        (m == s).then_some(Quant {
-            multiplier,
-            shift,
-            channels: m,
-        })
-    }
-
-    fn params(&self) -> cmsis_nn_per_channel_quant_params {
-        cmsis_nn_per_channel_quant_params {
-            multiplier: self.multiplier.as_ptr().cast(),
-            shift: self.shift.as_ptr().cast(),
-        }
+/// The requantisation arrays as CMSIS-NN takes them.
+fn quant_params(q: &Quant<'_>) -> cmsis_nn_per_channel_quant_params {
+    cmsis_nn_per_channel_quant_params {
+        multiplier: q.multiplier(),
+        shift: q.shift(),
     }
 }
 
@@ -282,7 +257,7 @@ pub fn convolve<'a>(
     let db = cmsis_nn_dims::new(1, 1, 1, dy.c);
     holds(bias.len(), &db, 4, "conv bias shorter than its channels")?;
     holds(
-        quant.channels,
+        quant.channels(),
         &db,
         1,
         "conv requantisation shorter than its channels",
@@ -294,7 +269,7 @@ pub fn convolve<'a>(
         return Err("conv bias not 4-byte aligned");
     }
     let ctx = context(scratch, convolve_buffer_size(params, dx, dw, dy))?;
-    let q = quant.params();
+    let q = quant_params(&quant);
     Ok(move || {
         // SAFETY: the kernel reads `dx`'s elements from `x`, `dw`'s from `w`, `dy.c` i32s from
         // `bias` (aligned) and from both requantisation arrays, and writes `dy`'s elements to
@@ -341,7 +316,7 @@ pub fn fully_connected<'a>(
     let db = cmsis_nn_dims::new(1, 1, 1, dy.c);
     holds(bias.len(), &db, 4, "fc bias shorter than its channels")?;
     holds(
-        quant.channels,
+        quant.channels(),
         &db,
         1,
         "fc requantisation shorter than its channels",
@@ -355,7 +330,7 @@ pub fn fully_connected<'a>(
     // SAFETY: the function reads the struct it is given and nothing else.
     let need = unsafe { ffi::arm_fully_connected_s8_get_buffer_size(dw) };
     let ctx = context(scratch, need)?;
-    let q = quant.params();
+    let q = quant_params(&quant);
     Ok(move || {
         // SAFETY: the kernel reads `dw.n` = `elements(dx)` inputs from `x`, `dw`'s elements from
         // `w`, `dy.c` i32s from `bias` (aligned) and both requantisation arrays, and writes
@@ -377,24 +352,6 @@ pub fn fully_connected<'a>(
             )
         }
     })
-}
-
-/// TFLite ADD's constants as `arm_elementwise_add_s8` takes them (offsets are the negated input
-/// zero points and the output zero point).
-#[derive(Clone, Copy)]
-pub struct AddArgs {
-    pub a_offset: i32,
-    pub a_multiplier: i32,
-    pub a_shift: i32,
-    pub b_offset: i32,
-    pub b_multiplier: i32,
-    pub b_shift: i32,
-    pub left_shift: i32,
-    pub out_offset: i32,
-    pub out_multiplier: i32,
-    pub out_shift: i32,
-    pub act_min: i32,
-    pub act_max: i32,
 }
 
 /// `arm_elementwise_add_s8` over all of `y` (`a` and `b` at least as long): checks the lengths,
@@ -434,13 +391,6 @@ pub fn elementwise_add<'a>(
             )
         }
     })
-}
-
-/// Which pooling kernel.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Pool {
-    Average,
-    Max,
 }
 
 /// `arm_avgpool_s8` or `arm_max_pool_s8` from `x` (`dx`) into `y` (`dy`), window `df`, with

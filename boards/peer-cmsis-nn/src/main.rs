@@ -4,12 +4,11 @@
 //! layer with SysTick under `-icount shift=0` (QEMU instructions, see `boards/app`), and the two
 //! engines' int8 logits are compared bit for bit: both follow TFLite's integer arithmetic.
 //!
-//! The conventional engine's side of a shifted 1x1 conv is the shift as a tensor (what TFLite's
-//! Pad + Slice + Concat produce), written here by a plain copy of each channel group per pixel,
-//! then `arm_convolve_wrapper_s8`. Its `copies` column counts that copy (and, for the stem, the
-//! u8 -> int8 conversion of the input image, since CMSIS-NN reads int8). Every tensor has its own
-//! buffer, as in a TFLite Micro arena without in-place ops. Parameters (the unfolded bias, the
-//! scratch size) are set up outside the timed windows, as TFLite Micro does in `Prepare`.
+//! The harness (the loop, the timing, the comparison, the report lines, the peer's memory
+//! layout, the bias unfolding, the shift as a tensor in the `copies` column) is
+//! `boards/peer-common`'s; this board gives it CMSIS-NN's calls ([`Cmsis`], through the safe
+//! wrappers in `cmsis`), SysTick and semihosting. Each kernel's scratch buffer is the rest of
+//! the peer's memory, its size asked of CMSIS-NN outside the timed window.
 //!
 //! Report lines (`cargo xtask bench peer` parses these):
 //! ```text
@@ -27,15 +26,14 @@
 
 mod cmsis;
 
-use app::counter::{calibrate, Counter, SysTick};
-use core::ops::Range;
+use app::counter::{Counter, SysTick};
+use core::fmt::Arguments;
 use cortex_m_rt::entry;
 use cortex_m_semihosting::hprintln;
 
-use firmware::engine::split_arena;
-use firmware::format::{shift_groups, Op, Shift, Tensor};
-use firmware::{Model, Profiler};
+use firmware::format::Tensor;
 use panic_semihosting as _;
+use peer_common::{AddArgs, Call, ConvArgs, Fail, LengthError, Peer, PoolArgs, Ticks};
 
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
@@ -43,483 +41,113 @@ mod embedded {
 
 /// SysTick ticks are 40 executed instructions on the 25 MHz AN386 under `-icount shift=0`.
 const INSTRUCTIONS_PER_TICK: u32 = 40;
-const OPS: usize = embedded::OPS;
-/// Largest tensor count and class count handled.
-const MAX_TENSORS: usize = 128;
-const MAX_CLASSES: usize = 64;
 /// The peer's memory: one buffer per tensor, the shifted copy, the unfolded bias, the
 /// kernels' scratch.
 const PEER_BYTES: usize = 2 << 20;
 static PEER: app::Arena<PEER_BYTES> = app::Arena::new();
 
-/// Why the run stopped: the op (if any) and what.
-struct Fail(Option<usize>, &'static str);
-
-impl From<firmware::model::ModelError> for Fail {
-    fn from(_: firmware::model::ModelError) -> Self {
-        Fail(
-            None,
-            "the embedded model does not read back (rebuild the board)",
-        )
-    }
-}
-
 #[entry]
 fn main() -> ! {
-    match run() {
-        Ok(all_exact) => app::exit(all_exact),
-        Err(Fail(op, what)) => {
-            match op {
-                Some(i) => hprintln!("error: op {}: {}", i, what),
-                None => hprintln!("error: {}", what),
-            }
-            app::exit(false)
-        }
-    }
-}
-
-/// Per-op ticks of shiftkit's engine, summed over the images.
-struct Timer<'c> {
-    counter: &'c SysTick,
-    start: u32,
-    ticks: [u64; OPS],
-}
-
-impl Profiler for Timer<'_> {
-    fn begin(&mut self, _op: usize) {
-        self.start = self.counter.now();
-    }
-    fn end(&mut self, op: usize, _output: &[i8]) {
-        let t = self.counter.since(self.start);
-        if let Some(sum) = self.ticks.get_mut(op) {
-            *sum += u64::from(t);
-        }
-    }
-}
-
-/// An FNV-1a hash of each op's output, for finding the first op where the engines differ.
-struct Fingerprints([u32; OPS]);
-
-impl Profiler for Fingerprints {
-    fn end(&mut self, op: usize, output: &[i8]) {
-        if let Some(h) = self.0.get_mut(op) {
-            *h = fnv(output);
-        }
-    }
-}
-
-fn fnv(bytes: &[i8]) -> u32 {
-    bytes.iter().fold(0x811c_9dc5u32, |h, &b| {
-        (h ^ u32::from(b as u8)).wrapping_mul(0x0100_0193)
-    })
+    peer_common::exit(&Cmsis, run())
 }
 
 fn run() -> Result<bool, Fail> {
     let cp = cortex_m::Peripherals::take().ok_or(Fail(None, "core peripherals taken"))?;
     let counter = SysTick::start(cp.SYST, "qemu_instructions", INSTRUCTIONS_PER_TICK);
-    let c = calibrate(&counter, 100_000);
-    hprintln!(
-        "calibration loop_instructions {} ticks {} instructions_per_tick {}",
-        c.loop_instructions,
-        c.ticks,
-        c.instructions_per_tick
-    );
-    if c.instructions_per_tick != INSTRUCTIONS_PER_TICK {
-        return Err(Fail(
-            None,
-            "SysTick is not counting instructions: run QEMU with -icount shift=0",
-        ));
-    }
-    let data = embedded::data();
-    let model = Model::from_bytes(data.model)?;
-    let ops = model.header().ops as usize;
-    let images = data.labels.len();
-    if ops > OPS || model.classes() > MAX_CLASSES {
-        return Err(Fail(
-            None,
-            "the model is larger than this build (rebuild with it)",
-        ));
-    }
-    hprintln!("peer-cmsis-nn: {} images, {} ops", images, ops);
-    let arena = embedded::ARENA
-        .take()
-        .ok_or(Fail(None, "the arena was already taken"))?;
-    let peer = PEER
-        .take()
-        .ok_or(Fail(None, "the peer memory was already taken"))?;
-    let layout = Layout::new(&model, peer.len())?;
-
-    let mut ours = Timer {
-        counter: &counter,
-        start: 0,
-        ticks: [0; OPS],
-    };
-    let mut cmsis = [0u64; OPS];
-    let mut copies = [0u64; OPS];
-    let (mut ours_total, mut cmsis_total) = (0u64, 0u64);
-    let mut exact = 0;
-    for (i, (pixels, &label)) in data
-        .images
-        .chunks_exact(data.input_len)
-        .zip(data.labels)
-        .enumerate()
-    {
-        let start = counter.now();
-        let logits = firmware::run(&model, pixels, arena, &mut ours)
-            .map_err(|_| Fail(None, "shiftkit's engine failed on an image"))?;
-        ours_total += u64::from(counter.since(start));
-        let mut ours_logits = [0i8; MAX_CLASSES];
-        ours_logits[..logits.len()].copy_from_slice(logits);
-        let classes = logits.len();
-
-        let (peer_ticks, peer_logits) = run_peer(
-            &model,
-            &layout,
-            peer,
-            pixels,
-            &counter,
-            &mut cmsis,
-            &mut copies,
-        )?;
-        cmsis_total += peer_ticks;
-        // Untimed: every op's output of both engines, compared.
-        let mut prints = Fingerprints([0; OPS]);
-        firmware::run(&model, pixels, arena, &mut prints)
-            .map_err(|_| Fail(None, "shiftkit's engine failed on an image"))?;
-        let mut first_diff = None;
-        for (j, op) in model.ops().enumerate() {
-            let y = op?.output();
-            let (t, at) = (model.tensor(y)?, layout.tensor[usize::from(y)]);
-            if first_diff.is_none() && fnv(&peer[at..at + t.bytes()]) != prints.0[j] {
-                first_diff = Some(j);
-            }
-        }
-        let same = ours_logits[..classes] == peer_logits[..classes] && first_diff.is_none();
-        exact += usize::from(same);
-        hprintln!(
-            "image {} label {} ours {} cmsis {} bit-exact {}",
-            i,
-            label,
-            app::argmax(&ours_logits[..classes]),
-            app::argmax(&peer_logits[..classes]),
-            match first_diff {
-                None if same => "yes",
-                _ => "no",
-            }
-        );
-        if let Some(j) = first_diff {
-            hprintln!("image {}: the engines first differ at op {}", i, j);
-        }
-    }
-    let per = |ticks: u64| ticks * u64::from(INSTRUCTIONS_PER_TICK) / images.max(1) as u64;
-    for (i, op) in model.ops().enumerate() {
-        let kind = op.as_ref().map(|o| o.kind()).unwrap_or("?");
-        hprintln!(
-            "layer {} {} ours {} cmsis {} copies {}",
-            i,
-            kind,
-            per(ours.ticks[i]),
-            per(cmsis[i]),
-            per(copies[i])
-        );
-    }
-    hprintln!(
-        "total ours {} cmsis {} copies {}",
-        per(ours_total),
-        per(cmsis_total),
-        per(copies.iter().sum())
-    );
-    hprintln!("result {}/{} images bit-exact", exact, images);
-    Ok(exact == images)
+    peer_common::run::<{ embedded::OPS }, _, _>(
+        &Cmsis,
+        &counter,
+        embedded::data(),
+        embedded::ARENA.take(),
+        PEER.take(),
+    )
 }
 
-/// Where the peer keeps each tensor and its scratch, as byte offsets into its memory.
-struct Layout {
-    tensor: [usize; MAX_TENSORS],
-    /// The shifted copy of a shifted conv's input (largest tensor).
-    shifted: usize,
-    /// The unfolded bias, i32 x the largest channel count.
-    bias: usize,
-    /// The kernels' scratch buffer, from here to the end of the peer's memory.
-    scratch: usize,
-}
+/// CMSIS-NN's kernels, as TFLite Micro's CMSIS-NN ops call them.
+struct Cmsis;
 
-impl Layout {
-    fn new(model: &Model, len: usize) -> Result<Layout, Fail> {
-        let mut tensor = [0; MAX_TENSORS];
-        let mut at = 0usize;
-        let mut largest = 0;
-        let mut channels = 0;
-        for (id, t) in model.tensors().enumerate() {
-            let t = t?;
-            let slot = tensor
-                .get_mut(id)
-                .ok_or(Fail(None, "more tensors than this build handles"))?;
-            *slot = at;
-            at += t.bytes().next_multiple_of(16);
-            largest = largest.max(t.bytes());
-            channels = channels.max(t.c as usize);
-        }
-        let shifted = at;
-        let bias = shifted + largest.next_multiple_of(16);
-        let scratch = bias + (4 * channels).next_multiple_of(16);
-        if scratch >= len {
-            return Err(Fail(
-                None,
-                "the model's tensors do not fit the peer's memory",
-            ));
-        }
-        Ok(Layout {
-            tensor,
-            shifted,
-            bias,
-            scratch,
-        })
+/// `Err` if a CMSIS-NN kernel returned an error status.
+fn status(s: cmsis::Status) -> Result<(), LengthError> {
+    match s {
+        0 => Ok(()),
+        _ => Err("a CMSIS-NN kernel returned an error (argument check)"),
     }
 }
 
-/// Runs one image through the CMSIS-NN kernels; adds each op's ticks to `cmsis` (the kernel)
-/// and `copies` (the conventional engine's data movement). Returns the ticks of the whole
-/// inference and the logits.
-fn run_peer(
-    model: &Model,
-    layout: &Layout,
-    peer: &mut [i8],
-    pixels: &[u8],
-    counter: &SysTick,
-    cmsis: &mut [u64; OPS],
-    copies: &mut [u64; OPS],
-) -> Result<(u64, [i8; MAX_CLASSES]), Fail> {
-    let header = *model.header();
-    let mut total = 0u64;
+impl Peer for Cmsis {
+    const NAME: &'static str = "peer-cmsis-nn";
+    const TAIL: &'static str = "";
+    const SCRATCH: bool = true;
+    const NOT_COUNTING: &'static str =
+        "SysTick is not counting instructions: run QEMU with -icount shift=0";
 
-    // The input as int8 (x - 128), which is how a TFLite Micro int8 model takes an image.
-    let input_at = layout.tensor[header.input as usize];
-    let start = counter.now();
-    for (d, &p) in peer[input_at..input_at + pixels.len()]
-        .iter_mut()
-        .zip(pixels)
-    {
-        *d = (p ^ 0x80) as i8;
+    fn print(&self, line: Arguments<'_>) {
+        hprintln!("{}", line);
     }
-    let t = u64::from(counter.since(start));
-    copies[0] += t;
-    cmsis[0] += t;
-    total += t;
 
-    for (i, op) in model.ops().enumerate() {
-        let op = op?;
-        let fail = |what| Fail(Some(i), what);
-        let (status, kernel, copy) = match op {
-            Op::Conv {
-                x,
-                y,
-                k,
-                stride,
-                pad,
-                shift,
-                weights,
-                bias,
-                requant,
-                pad_value,
-            } => {
-                let (tx, ty) = (model.tensor(x)?, model.tensor(y)?);
-                let w = model.span_bytes(weights, 1).ok_or(fail("weights"))?;
-                let pads = model.span_bytes(pad_value, 1).ok_or(fail("pad values"))?;
-                // CMSIS-NN has one input offset, and pads with it: the stem's pad value (a u8
-                // pixel, less 128 as the input was converted) or the int8 zero point.
-                let p0 = *pads.first().ok_or(fail("pad values"))?;
-                let z = if x == header.input {
-                    i32::from(p0) - 128
-                } else {
-                    i32::from(tx.zero_point)
-                };
-                if pads.iter().any(|&p| p != p0) || (x != header.input && p0 as i8 != tx.zero_point)
-                {
-                    return Err(fail(
-                        "per-channel padding values: CMSIS-NN has one input offset",
-                    ));
-                }
-                // Out-of-image taps read the pad value (a u8 pixel for the stem).
-                let pad_read = if x == header.input { i32::from(p0) } else { z };
-                unfold_bias(model, layout, peer, bias, w, ty.c as usize, pad_read)
-                    .ok_or(fail("bias"))?;
-                let mut copy = 0;
-                if shift != Shift::None {
-                    let start = counter.now();
-                    shift_copy(peer, layout.tensor[x as usize], layout.shifted, &tx, shift);
-                    copy = u64::from(counter.since(start));
-                }
-                let src = match shift {
-                    Shift::None => layout.range(x, &tx),
-                    _ => layout.shifted..layout.shifted + tx.bytes(),
-                };
-                let params = cmsis::cmsis_nn_conv_params {
-                    input_offset: -z,
-                    output_offset: i32::from(ty.zero_point),
-                    stride: cmsis::cmsis_nn_tile::square(i32::from(stride)),
-                    padding: cmsis::cmsis_nn_tile::square(i32::from(pad)),
-                    dilation: cmsis::cmsis_nn_tile::square(1),
-                    activation: act(requant.act_min, requant.act_max),
-                };
-                let quant =
-                    quant(model, requant.multiplier, requant.shift).ok_or(fail("requant"))?;
-                let (k, cin, cout) = (i32::from(k), i32::from(tx.c), i32::from(ty.c));
-                let dx = dims(&tx);
-                let dw = cmsis::cmsis_nn_dims::new(cout, k, k, cin);
-                let dy = dims(&ty);
-                let (scratch, y, [x, bias]) = layout
-                    .split(peer, layout.range(y, &ty), [src, layout.bias_range(&ty)])
-                    .ok_or(fail("the peer's buffers overlap"))?;
-                let call = cmsis::convolve(scratch, &params, quant, &dx, x, &dw, w, &dy, bias, y)
-                    .map_err(fail)?;
-                let start = counter.now();
-                let status = call();
-                (status, u64::from(counter.since(start)), copy)
-            }
-            Op::Add {
-                a,
-                b,
-                y,
-                left_shift,
-                multipliers: m,
-                act_min,
-                act_max,
-            } => {
-                let (ta, tb, ty) = (model.tensor(a)?, model.tensor(b)?, model.tensor(y)?);
-                let args = cmsis::AddArgs {
-                    a_offset: -i32::from(ta.zero_point),
-                    a_multiplier: m.a_multiplier,
-                    a_shift: m.a_shift,
-                    b_offset: -i32::from(tb.zero_point),
-                    b_multiplier: m.b_multiplier,
-                    b_shift: m.b_shift,
-                    left_shift: i32::from(left_shift),
-                    out_offset: i32::from(ty.zero_point),
-                    out_multiplier: m.out_multiplier,
-                    out_shift: m.out_shift,
-                    act_min: i32::from(act_min),
-                    act_max: i32::from(act_max),
-                };
-                let (_, yv, [av, bv]) = layout
-                    .split(
-                        peer,
-                        layout.range(y, &ty),
-                        [layout.range(a, &ta), layout.range(b, &tb)],
-                    )
-                    .ok_or(fail("the peer's buffers overlap"))?;
-                let call = cmsis::elementwise_add(av, bv, yv, args).map_err(fail)?;
-                let start = counter.now();
-                let status = call();
-                (status, u64::from(counter.since(start)), 0)
-            }
-            Op::AvgPool2 { x, y } | Op::GlobalAvgPool { x, y } | Op::MaxPool3s2 { x, y } => {
-                let (tx, ty) = (model.tensor(x)?, model.tensor(y)?);
-                let (f, s, p) = match op {
-                    Op::AvgPool2 { .. } => ((2, 2), 2, 0),
-                    Op::MaxPool3s2 { .. } => ((3, 3), 2, 1),
-                    _ => ((i32::from(tx.h), i32::from(tx.w)), 1, 0),
-                };
-                let params = cmsis::cmsis_nn_pool_params {
-                    stride: cmsis::cmsis_nn_tile::square(s),
-                    padding: cmsis::cmsis_nn_tile::square(p),
-                    activation: act(-128, 127),
-                };
-                let (dx, dy) = (dims(&tx), dims(&ty));
-                let df = cmsis::cmsis_nn_dims::new(1, f.0, f.1, 1);
-                let kind = match op {
-                    Op::MaxPool3s2 { .. } => cmsis::Pool::Max,
-                    _ => cmsis::Pool::Average,
-                };
-                let (scratch, yv, [xv]) = layout
-                    .split(peer, layout.range(y, &ty), [layout.range(x, &tx)])
-                    .ok_or(fail("the peer's buffers overlap"))?;
-                let call =
-                    cmsis::pool(kind, scratch, &params, &dx, xv, &df, &dy, yv).map_err(fail)?;
-                let start = counter.now();
-                let status = call();
-                (status, u64::from(counter.since(start)), 0)
-            }
-            Op::FullyConnected {
-                x,
-                y,
-                weights,
-                bias,
-                requant,
-            } => {
-                let (tx, ty) = (model.tensor(x)?, model.tensor(y)?);
-                let w = model.span_bytes(weights, 1).ok_or(fail("weights"))?;
-                let z = i32::from(tx.zero_point);
-                unfold_bias(model, layout, peer, bias, w, ty.c as usize, z).ok_or(fail("bias"))?;
-                let params = cmsis::cmsis_nn_fc_params {
-                    input_offset: -z,
-                    filter_offset: 0,
-                    output_offset: i32::from(ty.zero_point),
-                    activation: act(requant.act_min, requant.act_max),
-                };
-                let quant =
-                    quant(model, requant.multiplier, requant.shift).ok_or(fail("requant"))?;
-                let (cin, cout) = (tx.bytes() as i32, i32::from(ty.c));
-                let dx = cmsis::cmsis_nn_dims::new(1, 1, 1, cin);
-                let dw = cmsis::cmsis_nn_dims::new(cin, 1, 1, cout);
-                let dy = cmsis::cmsis_nn_dims::new(1, 1, 1, cout);
-                let (scratch, yv, [xv, bias]) = layout
-                    .split(
-                        peer,
-                        layout.range(y, &ty),
-                        [layout.range(x, &tx), layout.bias_range(&ty)],
-                    )
-                    .ok_or(fail("the peer's buffers overlap"))?;
-                let call =
-                    cmsis::fully_connected(scratch, &params, quant, &dx, xv, &dw, w, &dy, bias, yv)
-                        .map_err(fail)?;
-                let start = counter.now();
-                let status = call();
-                (status, u64::from(counter.since(start)), 0)
-            }
+    fn conv<C: Counter>(&self, call: Call<'_, C, ConvArgs<'_>, 2>) -> Ticks {
+        let (a, b, clock) = (call.args, call.buffers, call.clock);
+        let params = cmsis::cmsis_nn_conv_params {
+            input_offset: a.input_offset,
+            output_offset: a.output_offset,
+            stride: cmsis::cmsis_nn_tile::square(i32::from(a.stride)),
+            padding: cmsis::cmsis_nn_tile::square(i32::from(a.pad)),
+            dilation: cmsis::cmsis_nn_tile::square(1),
+            activation: act(a.act_min, a.act_max),
         };
-        if status != 0 {
-            return Err(fail("a CMSIS-NN kernel returned an error (argument check)"));
-        }
-        cmsis[i] += kernel + copy;
-        copies[i] += copy;
-        total += kernel + copy;
-    }
-    let out = model.output();
-    let at = layout.tensor[header.output as usize];
-    let mut logits = [0i8; MAX_CLASSES];
-    let n = out.bytes().min(MAX_CLASSES);
-    logits[..n].copy_from_slice(&peer[at..at + n]);
-    Ok((total, logits))
-}
-
-/// One kernel call's buffers in the peer's memory: the scratch, the output, the inputs.
-type Buffers<'p, const N: usize> = (&'p mut [i8], &'p mut [i8], [&'p [i8]; N]);
-
-impl Layout {
-    /// Tensor `id`'s bytes in the peer's memory.
-    fn range(&self, id: u16, t: &Tensor) -> Range<usize> {
-        let at = self.tensor[usize::from(id)];
-        at..at + t.bytes()
+        let (k, cin, cout) = (i32::from(a.k), i32::from(a.x.c), i32::from(a.y.c));
+        let dx = dims(&a.x);
+        let dw = cmsis::cmsis_nn_dims::new(cout, k, k, cin);
+        let dy = dims(&a.y);
+        let [x, bias] = b.x;
+        let call = cmsis::convolve(
+            b.scratch, &params, a.quant, &dx, x, &dw, a.weights, &dy, bias, b.y,
+        )?;
+        let (s, t) = clock.time(call);
+        status(s).map(|()| t)
     }
 
-    /// The unfolded bias of an op writing `y`: `4 * y.c` bytes.
-    fn bias_range(&self, y: &Tensor) -> Range<usize> {
-        self.bias..self.bias + 4 * y.c as usize
+    fn add<C: Counter>(&self, call: Call<'_, C, AddArgs, 2>) -> Ticks {
+        let (a, b, clock) = (call.args, call.buffers, call.clock);
+        let [x0, x1] = b.x;
+        let call = cmsis::elementwise_add(x0, x1, b.y, *a)?;
+        let (s, t) = clock.time(call);
+        status(s).map(|()| t)
     }
 
-    /// The scratch (to the end of the peer's memory), the output `out` and the inputs `ins`,
-    /// borrowed from the peer's memory at once; `None` if an input overlaps the output or a
-    /// range is outside the memory before the scratch.
-    fn split<'p, const N: usize>(
-        &self,
-        peer: &'p mut [i8],
-        out: Range<usize>,
-        ins: [Range<usize>; N],
-    ) -> Option<Buffers<'p, N>> {
-        let (buffers, scratch) = peer.split_at_mut(self.scratch);
-        let (y, xs) = split_arena(buffers, out, ins)?;
-        Some((scratch, y, xs))
+    fn pool<C: Counter>(&self, call: Call<'_, C, PoolArgs, 1>) -> Ticks {
+        let (a, b, clock) = (call.args, call.buffers, call.clock);
+        let params = cmsis::cmsis_nn_pool_params {
+            stride: cmsis::cmsis_nn_tile::square(i32::from(a.stride)),
+            padding: cmsis::cmsis_nn_tile::square(i32::from(a.pad)),
+            activation: act(-128, 127),
+        };
+        let (dx, dy) = (dims(&a.x), dims(&a.y));
+        let df = cmsis::cmsis_nn_dims::new(1, i32::from(a.filter.0), i32::from(a.filter.1), 1);
+        let [x] = b.x;
+        let call = cmsis::pool(a.kind, b.scratch, &params, &dx, x, &df, &dy, b.y)?;
+        let (s, t) = clock.time(call);
+        status(s).map(|()| t)
+    }
+
+    fn fully_connected<C: Counter>(&self, call: Call<'_, C, ConvArgs<'_>, 2>) -> Ticks {
+        let (a, b, clock) = (call.args, call.buffers, call.clock);
+        let params = cmsis::cmsis_nn_fc_params {
+            input_offset: a.input_offset,
+            filter_offset: 0,
+            output_offset: a.output_offset,
+            activation: act(a.act_min, a.act_max),
+        };
+        let (cin, cout) = (a.x.bytes() as i32, i32::from(a.y.c));
+        let dx = cmsis::cmsis_nn_dims::new(1, 1, 1, cin);
+        let dw = cmsis::cmsis_nn_dims::new(cin, 1, 1, cout);
+        let dy = cmsis::cmsis_nn_dims::new(1, 1, 1, cout);
+        let [x, bias] = b.x;
+        let call = cmsis::fully_connected(
+            b.scratch, &params, a.quant, &dx, x, &dw, a.weights, &dy, bias, b.y,
+        )?;
+        let (s, t) = clock.time(call);
+        status(s).map(|()| t)
     }
 }
 
@@ -532,68 +160,4 @@ fn act(min: i8, max: i8) -> cmsis::cmsis_nn_activation {
 
 fn dims(t: &Tensor) -> cmsis::cmsis_nn_dims {
     cmsis::cmsis_nn_dims::new(1, i32::from(t.h), i32::from(t.w), i32::from(t.c))
-}
-
-/// The per-channel multipliers and shifts, straight from the model's weight section (spans
-/// are 4-byte aligned in a 16-byte aligned model).
-fn quant<'m>(
-    model: &Model<'m>,
-    multiplier: firmware::format::Span,
-    shift: firmware::format::Span,
-) -> Option<cmsis::Quant<'m>> {
-    cmsis::Quant::new(
-        model.span_bytes(multiplier, 4)?,
-        model.span_bytes(shift, 4)?,
-    )
-}
-
-/// Writes the TFLite bias into the peer's bias slot. Ours reads out-of-image taps as `pad`
-/// and has the input zero point folded in; CMSIS-NN adds its input offset to in-image inputs
-/// only and skips padded taps, so its bias is ours plus `pad * sum(w)` per channel.
-fn unfold_bias(
-    model: &Model,
-    layout: &Layout,
-    peer: &mut [i8],
-    bias: firmware::format::Span,
-    w: &[u8],
-    cout: usize,
-    pad: i32,
-) -> Option<()> {
-    let b = model.i32_span(bias)?;
-    let per = w.len() / cout;
-    for c in 0..cout {
-        let sum: i32 = w[c * per..(c + 1) * per]
-            .iter()
-            .map(|&v| i32::from(v as i8))
-            .sum();
-        let v = b.get(c)? + pad * sum;
-        let at = layout.bias + 4 * c;
-        for (d, s) in peer[at..at + 4].iter_mut().zip(v.to_le_bytes()) {
-            *d = s as i8;
-        }
-    }
-    Some(())
-}
-
-/// The shift as a tensor, the way a conventional engine must materialise it: output pixel
-/// (h, w), channel group `c0..c1` = input pixel (h - dh, w - dw), the zero point outside.
-fn shift_copy(peer: &mut [i8], from: usize, to: usize, t: &Tensor, shift: Shift) {
-    let (h, w, c) = (t.h as isize, t.w as isize, t.c as usize);
-    let mut groups = [(0i8, 0i8, 0usize, 0usize); 9];
-    let n = shift_groups(shift, c, &mut groups);
-    let (src, dst) = peer.split_at_mut(to);
-    let src = &src[from..from + t.bytes()];
-    for r in 0..h {
-        for q in 0..w {
-            let out = &mut dst[(r * w + q) as usize * c..][..c];
-            for &(dh, dw, c0, c1) in &groups[..n] {
-                let (sr, sq) = (r - dh as isize, q - dw as isize);
-                if sr < 0 || sr >= h || sq < 0 || sq >= w {
-                    out[c0..c1].fill(t.zero_point);
-                } else {
-                    out[c0..c1].copy_from_slice(&src[(sr * w + sq) as usize * c + c0..][..c1 - c0]);
-                }
-            }
-        }
-    }
 }

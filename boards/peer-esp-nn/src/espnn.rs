@@ -7,6 +7,8 @@
 //! scratch sizes are 0).
 #![allow(non_camel_case_types)]
 
+use peer_common::{AddArgs, Pool, Quant};
+
 /// `data_dims_t`: width, height, channels, extra (batch).
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -56,7 +58,7 @@ pub struct act_params_t {
     pub max: i32,
 }
 
-/// `quant_data_t`: per-channel shifts, then multipliers; made only by [`Quant::params`].
+/// `quant_data_t`: per-channel shifts, then multipliers; made only by [`quant_params`].
 #[repr(C)]
 pub struct quant_data_t {
     shift: *const i32,
@@ -179,38 +181,13 @@ mod ffi {
 }
 
 /// Why a wrapper refused a call.
-pub type LengthError = &'static str;
+pub use peer_common::LengthError;
 
-/// An i32 array as raw little-endian bytes, checked 4-byte aligned: its pointer and length.
-fn words(bytes: &[u8]) -> Option<(*const i32, usize)> {
-    let aligned = (bytes.as_ptr() as usize).is_multiple_of(4) && bytes.len().is_multiple_of(4);
-    aligned.then(|| (bytes.as_ptr().cast(), bytes.len() / 4))
-}
-
-/// Per-channel multipliers and shifts, borrowed from the model's weight section.
-#[derive(Clone, Copy)]
-pub struct Quant<'a> {
-    multiplier: &'a [u8],
-    shift: &'a [u8],
-    channels: usize,
-}
-
-impl<'a> Quant<'a> {
-    /// `None` if an array is not 4-byte aligned or the two lengths differ.
-    pub fn new(multiplier: &'a [u8], shift: &'a [u8]) -> Option<Self> {
-        let ((_, m), (_, s)) = (words(multiplier)?, words(shift)?);
-        (m == s).then_some(Quant {
-            multiplier,
-            shift,
-            channels: m,
-        })
-    }
-
-    fn params(&self) -> quant_data_t {
-        quant_data_t {
-            shift: self.shift.as_ptr().cast(),
-            mult: self.multiplier.as_ptr().cast(),
-        }
+/// The requantisation arrays as ESP-NN takes them.
+fn quant_params(q: &Quant<'_>) -> quant_data_t {
+    quant_data_t {
+        shift: q.shift(),
+        mult: q.multiplier(),
     }
 }
 
@@ -261,7 +238,7 @@ pub fn convolve<'a>(
         "conv bias shorter than its channels",
     )?;
     fits(
-        quant.channels,
+        quant.channels(),
         Some(cout),
         "conv requantisation shorter than its channels",
     )?;
@@ -280,7 +257,7 @@ pub fn convolve<'a>(
     if !(bias.as_ptr() as usize).is_multiple_of(4) {
         return Err("conv bias not 4-byte aligned");
     }
-    let q = quant.params();
+    let q = quant_params(&quant);
     Ok(move || {
         // SAFETY: the kernel reads `dx`'s elements from `x` (taps outside the image are
         // skipped), `dw` x `cout` weights from `w`, `cout` i32s from `bias` (aligned) and both
@@ -334,14 +311,14 @@ pub fn fully_connected<'a>(
         "fc bias shorter than its channels",
     )?;
     fits(
-        quant.channels,
+        quant.channels(),
         Some(cout),
         "fc requantisation shorter than its channels",
     )?;
     if !(bias.as_ptr() as usize).is_multiple_of(4) {
         return Err("fc bias not 4-byte aligned");
     }
-    let q = quant.params();
+    let q = quant_params(&quant);
     Ok(move || {
         // SAFETY: the kernel reads `cin` inputs, `cin x cout` weights, `cout` i32s of bias and
         // of both requantisation arrays, and writes `cout` outputs: checked above.
@@ -363,23 +340,6 @@ pub fn fully_connected<'a>(
             )
         }
     })
-}
-
-/// TFLite ADD's constants as `esp_nn_add_elementwise_s8_ansi` takes them.
-#[derive(Clone, Copy)]
-pub struct AddArgs {
-    pub a_offset: i32,
-    pub a_multiplier: i32,
-    pub a_shift: i32,
-    pub b_offset: i32,
-    pub b_multiplier: i32,
-    pub b_shift: i32,
-    pub left_shift: i32,
-    pub out_offset: i32,
-    pub out_multiplier: i32,
-    pub out_shift: i32,
-    pub act_min: i32,
-    pub act_max: i32,
 }
 
 /// `esp_nn_add_elementwise_s8_ansi` over all of `y` (`a` and `b` at least as long).
@@ -418,13 +378,6 @@ pub fn elementwise_add<'a>(
             )
         }
     })
-}
-
-/// Which pooling kernel.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Pool {
-    Average,
-    Max,
 }
 
 /// A pool's window: filter, stride, padding (square).
