@@ -255,8 +255,18 @@ fn clone(url: &str, rev: &str, dir: &Path) -> bool {
         && git(&["checkout", "-q", "--detach", "FETCH_HEAD"])
 }
 
+/// The Arm C compiler the CMSIS-NN and TFLM peers need.
 fn check_gcc() -> Result<(), String> {
-    let ok = Command::new("arm-none-eabi-gcc")
+    check_compiler(
+        "arm-none-eabi-gcc",
+        "CMSIS-NN",
+        "gcc-arm-none-eabi libnewlib-arm-none-eabi",
+    )
+}
+
+/// Whether `gcc --version` runs; else what compiles `peer` and the Debian packages to install.
+pub(super) fn check_compiler(gcc: &str, peer: &str, packages: &str) -> Result<(), String> {
+    let ok = Command::new(gcc)
         .arg("--version")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -265,11 +275,9 @@ fn check_gcc() -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(
-            "arm-none-eabi-gcc is not installed; it compiles CMSIS-NN (Debian: apt-get install \
-             gcc-arm-none-eabi libnewlib-arm-none-eabi)"
-                .into(),
-        )
+        Err(format!(
+            "{gcc} is not installed; it compiles {peer} (Debian: apt-get install {packages})"
+        ))
     }
 }
 

@@ -13,7 +13,7 @@ use crate::boards::runner;
 use crate::deploy::build::{build_command_in, build_executable, run_timed};
 use crate::{deploy, root};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 pub const ESP_NN_TAG: &str = "v1.2.0";
 const ESP_NN_URL: &str = "https://github.com/espressif/esp-nn";
@@ -95,19 +95,9 @@ pub fn main(args: &Args) -> Result<(), String> {
 }
 
 fn check_gcc() -> Result<(), String> {
-    let ok = Command::new("riscv64-unknown-elf-gcc")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok {
-        Ok(())
-    } else {
-        Err(
-            "riscv64-unknown-elf-gcc is not installed; it compiles ESP-NN (Debian: apt-get install \
-             gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf)"
-                .into(),
-        )
-    }
+    super::check_compiler(
+        "riscv64-unknown-elf-gcc",
+        "ESP-NN",
+        "gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf",
+    )
 }
