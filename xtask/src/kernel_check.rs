@@ -107,8 +107,14 @@ pub fn steps() -> Vec<(String, Command)> {
     // RV32IMC: the same cases through the scalar unit, a second binary of the qemu-riscv32 board
     // (its runner is QEMU virt; the exit code comes back through semihosting).
     let mut rv = cargo();
+    // The board's build script embeds a model even for this binary, and these steps run before
+    // the pipeline makes runs/default: the shipped example model serves.
     rv.current_dir(root().join("boards/qemu-riscv32"))
         .env("CARGO_TARGET_DIR", root().join("target/boards"))
+        .env(
+            "SHIFTKIT_MODEL",
+            root().join("firmware/examples/mnist-flat-4c.skq"),
+        )
         .args([
             "run",
             "--release",
