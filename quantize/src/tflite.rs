@@ -70,41 +70,20 @@ struct Builtin {
     version: i32,
     name: &'static str,
 }
-const ADD: Builtin = Builtin {
-    code: 0,
-    version: 2,
-    name: "ADD",
-};
-const AVERAGE_POOL_2D: Builtin = Builtin {
-    code: 1,
-    version: 2,
-    name: "AVERAGE_POOL_2D",
-};
-const CONCATENATION: Builtin = Builtin {
-    code: 2,
-    version: 2,
-    name: "CONCATENATION",
-};
-const CONV_2D: Builtin = Builtin {
-    code: 3,
-    version: 3,
-    name: "CONV_2D",
-};
-const DEPTHWISE_CONV_2D: Builtin = Builtin {
-    code: 4,
-    version: 3,
-    name: "DEPTHWISE_CONV_2D",
-};
-const MAX_POOL_2D: Builtin = Builtin {
-    code: 17,
-    version: 2,
-    name: "MAX_POOL_2D",
-};
-const PADV2: Builtin = Builtin {
-    code: 60,
-    version: 2,
-    name: "PADV2",
-};
+const fn builtin(code: i32, version: i32, name: &'static str) -> Builtin {
+    Builtin {
+        code,
+        version,
+        name,
+    }
+}
+const ADD: Builtin = builtin(0, 2, "ADD");
+const AVERAGE_POOL_2D: Builtin = builtin(1, 2, "AVERAGE_POOL_2D");
+const CONCATENATION: Builtin = builtin(2, 2, "CONCATENATION");
+const CONV_2D: Builtin = builtin(3, 3, "CONV_2D");
+const DEPTHWISE_CONV_2D: Builtin = builtin(4, 3, "DEPTHWISE_CONV_2D");
+const MAX_POOL_2D: Builtin = builtin(17, 2, "MAX_POOL_2D");
+const PADV2: Builtin = builtin(60, 2, "PADV2");
 
 /// Builtin options (the `BuiltinOptions` union: its type index and the table's fields).
 #[derive(Clone, Debug)]

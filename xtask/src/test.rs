@@ -225,35 +225,26 @@ pub fn main() -> Result<(), String> {
         "fuzz every target for 20 s (cargo fuzz, AddressSanitizer)".into(),
         f,
     ));
-    // The CMSIS-NN side-by-side board (`cargo xtask bench peer`): a benchmark that needs Arm's
-    // CMSIS-NN sources from GitHub, so here only its Rust side is checked.
-    let mut peer = cargo();
-    peer.current_dir(crate::root().join("boards/peer-cmsis-nn"))
-        .args(["clippy", "--release", "--", "-D", "warnings"])
-        .env(
-            "CARGO_TARGET_DIR",
-            crate::root().join(crate::deploy::BOARDS_TARGET_DIR),
-        )
-        .env("SHIFTKIT_MODEL", &model)
-        .env("PEER_RUST_ONLY", "1");
-    steps.push((
-        "board peer-cmsis-nn passes clippy (bench peer, not run here: CMSIS-NN is fetched from GitHub)".into(),
-        peer,
-    ));
-    // The same for the ESP-NN peer (bench peer --engine esp-nn, RISC-V).
-    let mut esp = cargo();
-    esp.current_dir(crate::root().join("boards/peer-esp-nn"))
-        .args(["clippy", "--release", "--", "-D", "warnings"])
-        .env(
-            "CARGO_TARGET_DIR",
-            crate::root().join(crate::deploy::BOARDS_TARGET_DIR),
-        )
-        .env("SHIFTKIT_MODEL", &model)
-        .env("PEER_RUST_ONLY", "1");
-    steps.push((
-        "board peer-esp-nn passes clippy (bench peer --engine esp-nn, not run here: ESP-NN is fetched from GitHub)".into(),
-        esp,
-    ));
+    // The side-by-side peer boards (`cargo xtask bench peer`): benchmarks that need the peer's
+    // sources from GitHub (CMSIS-NN; ESP-NN, for RISC-V), so here only their Rust side is checked.
+    for (board, what) in [
+        ("peer-cmsis-nn", "bench peer, CMSIS-NN"),
+        ("peer-esp-nn", "bench peer --engine esp-nn, ESP-NN"),
+    ] {
+        let mut peer = cargo();
+        peer.current_dir(crate::root().join("boards").join(board))
+            .args(["clippy", "--release", "--", "-D", "warnings"])
+            .env(
+                "CARGO_TARGET_DIR",
+                crate::root().join(crate::deploy::BOARDS_TARGET_DIR),
+            )
+            .env("SHIFTKIT_MODEL", &model)
+            .env("PEER_RUST_ONLY", "1");
+        steps.push((
+            format!("board {board} passes clippy ({what} is fetched from GitHub, so not run here)"),
+            peer,
+        ));
+    }
     // The harness both peers share, linted on its own (their clippy does not lint a path
     // dependency outside their workspace).
     let mut pc = cargo();
