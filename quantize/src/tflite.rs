@@ -141,23 +141,34 @@ struct Graph {
 }
 
 impl Graph {
+    /// An `h x w` int8 tensor with `t`'s channels, scale and zero point, computed by an op.
     fn activation(&mut self, name: String, t: &Tensor, h: u16, w: u16) -> i32 {
         self.tensor(TTensor {
             shape: vec![1, h.into(), w.into(), t.c.into()],
             ty: INT8,
             buffer: 0,
             name,
-            quant: Some(Quant {
-                scale: vec![t.scale],
-                zero_point: vec![t.zero_point.into()],
-                dim: 0,
-            }),
+            quant: per_tensor(t),
         })
     }
-    fn constant(&mut self, mut t: TTensor, data: Vec<u8>) -> i32 {
+    /// A constant tensor: `data` in a buffer of its own.
+    fn constant(
+        &mut self,
+        name: String,
+        shape: Vec<i32>,
+        ty: i8,
+        quant: Option<Quant>,
+        data: Vec<u8>,
+    ) -> i32 {
         self.buffers.push(data);
-        t.buffer = (self.buffers.len() - 1) as u32;
-        self.tensor(t)
+        let buffer = (self.buffers.len() - 1) as u32;
+        self.tensor(TTensor {
+            shape,
+            ty,
+            buffer,
+            name,
+            quant,
+        })
     }
     fn tensor(&mut self, t: TTensor) -> i32 {
         self.tensors.push(t);
@@ -171,6 +182,15 @@ impl Graph {
             options,
         });
     }
+}
+
+/// The per-tensor quantisation of `t`.
+fn per_tensor(t: &Tensor) -> Option<Quant> {
+    Some(Quant {
+        scale: vec![t.scale],
+        zero_point: vec![t.zero_point.into()],
+        dim: 0,
+    })
 }
 
 fn bad(e: impl std::fmt::Display) -> ExportError {
@@ -578,31 +598,25 @@ fn conv_constants(
         .collect();
     let shape: Vec<i32> = ohwi.iter().map(|&d| d as i32).collect();
     let w_idx = g.constant(
-        TTensor {
-            shape,
-            ty: INT8,
-            buffer: 0,
-            name: format!("op{i}.weights"),
-            quant: Some(Quant {
-                scale: scales,
-                zero_point: vec![0; cout],
-                dim: 0,
-            }),
-        },
+        format!("op{i}.weights"),
+        shape,
+        INT8,
+        Some(Quant {
+            scale: scales,
+            zero_point: vec![0; cout],
+            dim: 0,
+        }),
         w.to_vec(),
     );
     let b_idx = g.constant(
-        TTensor {
-            shape: vec![cout as i32],
-            ty: INT32,
-            buffer: 0,
-            name: format!("op{i}.bias"),
-            quant: Some(Quant {
-                scale: bias_scales,
-                zero_point: vec![0; cout],
-                dim: 0,
-            }),
-        },
+        format!("op{i}.bias"),
+        vec![cout as i32],
+        INT32,
+        Some(Quant {
+            scale: bias_scales,
+            zero_point: vec![0; cout],
+            dim: 0,
+        }),
         i32_bytes(b),
     );
     Ok((w_idx, b_idx, exact))
@@ -626,31 +640,25 @@ fn shift_op(
     }
     let i = g.ops.len();
     let filter = g.constant(
-        TTensor {
-            shape: vec![1, 3, 3, c as i32],
-            ty: INT8,
-            buffer: 0,
-            name: format!("shift{i}.kernel"),
-            quant: Some(Quant {
-                scale: vec![1.0; c],
-                zero_point: vec![0; c],
-                dim: 3,
-            }),
-        },
+        format!("shift{i}.kernel"),
+        vec![1, 3, 3, c as i32],
+        INT8,
+        Some(Quant {
+            scale: vec![1.0; c],
+            zero_point: vec![0; c],
+            dim: 3,
+        }),
         k,
     );
     let bias = g.constant(
-        TTensor {
-            shape: vec![c as i32],
-            ty: INT32,
-            buffer: 0,
-            name: format!("shift{i}.bias"),
-            quant: Some(Quant {
-                scale: vec![t.scale; c],
-                zero_point: vec![0; c],
-                dim: 0,
-            }),
-        },
+        format!("shift{i}.bias"),
+        vec![c as i32],
+        INT32,
+        Some(Quant {
+            scale: vec![t.scale; c],
+            zero_point: vec![0; c],
+            dim: 0,
+        }),
         vec![0; 4 * c],
     );
     let out = g.activation(format!("shift{i}"), t, t.h, t.w);
@@ -707,32 +715,19 @@ fn pad_op(
         )));
     };
     let i = g.ops.len();
-    let q = |t: &Tensor| {
-        Some(Quant {
-            scale: vec![t.scale],
-            zero_point: vec![t.zero_point.into()],
-            dim: 0,
-        })
-    };
     if values.iter().all(|&v| v == values[0]) {
         let paddings = g.constant(
-            TTensor {
-                shape: vec![4, 2],
-                ty: INT32,
-                buffer: 0,
-                name: format!("pad{i}.paddings"),
-                quant: None,
-            },
+            format!("pad{i}.paddings"),
+            vec![4, 2],
+            INT32,
+            None,
             i32_bytes([0, 0, p.into(), p.into(), p.into(), p.into(), 0, 0]),
         );
         let value = g.constant(
-            TTensor {
-                shape: vec![1],
-                ty: INT8,
-                buffer: 0,
-                name: format!("pad{i}.value"),
-                quant: q(t),
-            },
+            format!("pad{i}.value"),
+            vec![1],
+            INT8,
+            per_tensor(t),
             vec![values[0] as u8],
         );
         let out = g.activation(format!("pad{i}"), t, hp, wp);
@@ -745,13 +740,10 @@ fn pad_op(
             .collect()
     };
     let col = g.constant(
-        TTensor {
-            shape: vec![1, h.into(), p.into(), c as i32],
-            ty: INT8,
-            buffer: 0,
-            name: format!("pad{i}.column"),
-            quant: q(t),
-        },
+        format!("pad{i}.column"),
+        vec![1, h.into(), p.into(), c as i32],
+        INT8,
+        per_tensor(t),
         fill(usize::from(h) * usize::from(p)),
     );
     let wide = g.activation(format!("pad{i}.w"), t, h, wp);
@@ -762,13 +754,10 @@ fn pad_op(
         Options::Concat { axis: 2 },
     );
     let row = g.constant(
-        TTensor {
-            shape: vec![1, p.into(), wp.into(), c as i32],
-            ty: INT8,
-            buffer: 0,
-            name: format!("pad{i}.row"),
-            quant: q(t),
-        },
+        format!("pad{i}.row"),
+        vec![1, p.into(), wp.into(), c as i32],
+        INT8,
+        per_tensor(t),
         fill(usize::from(p) * usize::from(wp)),
     );
     let out = g.activation(format!("pad{i}"), t, hp, wp);

@@ -59,7 +59,7 @@ pub struct Args {
     /// Also export ONNX (float and QDQ int8) and compare onnxruntime with us
     #[arg(long)]
     onnx: bool,
-    /// Work folder [default: target/oracle/<model file stem>]
+    /// Work folder [default: target/oracle/<run folder>-<model file stem>]
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
 }
@@ -88,11 +88,16 @@ pub fn main(a: &Args) -> Result<(), String> {
             PY_PACKAGES.join(", ")
         ));
     }
-    let stem = a
-        .model
-        .file_stem()
-        .map(|s| s.to_string_lossy().to_string())
-        .unwrap_or_else(|| "model".into());
+    // Named after the run folder too: every run's model is `model.skq`.
+    let name = |p: Option<&std::ffi::OsStr>| p.map(|s| s.to_string_lossy().to_string());
+    let stem = match (
+        name(a.model.parent().and_then(Path::file_name)),
+        name(a.model.file_stem()),
+    ) {
+        (Some(dir), Some(file)) => format!("{dir}-{file}"),
+        (None, Some(file)) => file,
+        _ => "model".into(),
+    };
     let work = a
         .out
         .clone()
