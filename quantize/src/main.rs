@@ -188,7 +188,7 @@ fn eval_cmd(args: Vec<String>) -> Result<(), QuantError> {
     }
     if let Some(out) = &inputs {
         let shape = [test.len(), test.h, test.w, test.c];
-        host_train::io::write_atomic(out, &npy_u8(&shape, &test.images))?;
+        host_train::io::write_atomic(out, &quantize::testset::npy_u8(&shape, &test.images))?;
         eprintln!(
             "wrote the {} test images (u8 NHWC) to {}",
             test.len(),
@@ -261,25 +261,6 @@ fn write_logits(
         out.display()
     );
     Ok(())
-}
-
-/// A NumPy `.npy` file (format 1.0) of u8 `data` in C order.
-fn npy_u8(shape: &[usize], data: &[u8]) -> Vec<u8> {
-    let dims: Vec<String> = shape.iter().map(|d| format!("{d},")).collect();
-    let mut header = format!(
-        "{{'descr': '|u1', 'fortran_order': False, 'shape': ({}), }}",
-        dims.join(" ")
-    );
-    // Magic (6) + version (2) + length (2) + header + '\n', padded to a multiple of 64.
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut f = b"\x93NUMPY\x01\x00".to_vec();
-    f.extend((header.len() as u16).to_le_bytes());
-    f.extend(header.as_bytes());
-    f.extend_from_slice(data);
-    f
 }
 
 /// One row of `zoo`: host-train's entry plus the two arena figures.

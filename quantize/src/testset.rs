@@ -41,6 +41,26 @@ pub fn round_robin(labels: &[u8], n: usize) -> Vec<usize> {
     out
 }
 
+/// A NumPy `.npy` file (format 1.0) of u8 `data` in C order (`eval --inputs` writes the test
+/// images so; the LiteRT and onnxruntime runners read them).
+pub fn npy_u8(shape: &[usize], data: &[u8]) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(|d| format!("{d},")).collect();
+    let mut header = format!(
+        "{{'descr': '|u1', 'fortran_order': False, 'shape': ({}), }}",
+        dims.join(" ")
+    );
+    // Magic (6) + version (2) + length (2) + header + '\n', padded to a multiple of 64.
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut f = b"\x93NUMPY\x01\x00".to_vec();
+    f.extend((header.len() as u16).to_le_bytes());
+    f.extend(header.as_bytes());
+    f.extend_from_slice(data);
+    f
+}
+
 /// Writes the pair for the model at `model` into `out`; returns (images written, the data spec).
 pub fn write_test_idx(
     model: &Path,

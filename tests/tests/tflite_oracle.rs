@@ -40,21 +40,6 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// A NumPy `.npy` of u8 `data` with `shape`.
-fn npy(shape: &[usize], data: &[u8]) -> Vec<u8> {
-    let dims: String = shape.iter().map(|d| format!("{d}, ")).collect();
-    let mut h = format!("{{'descr': '|u1', 'fortran_order': False, 'shape': ({dims}), }}");
-    while (11 + h.len()) % 64 != 0 {
-        h.push(' ');
-    }
-    h.push('\n');
-    let mut f = b"\x93NUMPY\x01\x00".to_vec();
-    f.extend((h.len() as u16).to_le_bytes());
-    f.extend(h.as_bytes());
-    f.extend_from_slice(data);
-    f
-}
-
 fn litert(python: &Path, model: &Path, images: &Path, kernels: &str) -> Vec<Vec<i32>> {
     let out = model.with_extension(format!("{kernels}.json"));
     let o = Command::new(python)
@@ -149,7 +134,11 @@ fn litert_reference_kernels_equal_the_engine_on_every_zoo_family() {
         std::fs::write(&tfl, &e.bytes).unwrap();
         let images = dir.join(format!("net{n}.npy"));
         let x = fm.model.graph.input_shape();
-        std::fs::write(&images, npy(&[IMAGES, x.h, x.w, x.c], &px)).unwrap();
+        std::fs::write(
+            &images,
+            quantize::testset::npy_u8(&[IMAGES, x.h, x.w, x.c], &px),
+        )
+        .unwrap();
 
         let m = firmware::Model::from_bytes(&bytes).unwrap();
         let mut arena = vec![0i8; m.arena_bytes() + 16];
