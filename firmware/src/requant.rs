@@ -195,6 +195,28 @@ impl Requantizer {
     }
 }
 
+impl Requantizer {
+    /// [`Requantizer::apply`] for four accumulators of one channel, the form chosen once for
+    /// the four (a kernel then has no select per output).
+    #[inline(always)]
+    pub fn apply4(&self, acc: [i32; 4]) -> [i8; 4] {
+        let [a0, a1, a2, a3] = acc;
+        if !self.fast {
+            return [self.apply(a0), self.apply(a1), self.apply(a2), self.apply(a3)];
+        }
+        let (m, r, lo, hi) = (self.multiplier, self.round, self.act_min, self.act_max);
+        let clamp = |q: i32| q.max(lo as i32).min(hi as i32) as i8;
+        if self.right == 0 {
+            let f = |a: i32| clamp(single_form(a, m, r));
+            [f(a0), f(a1), f(a2), f(a3)]
+        } else {
+            let e = self.right;
+            let f = |a: i32| clamp(double_form(a, m, r, e));
+            [f(a0), f(a1), f(a2), f(a3)]
+        }
+    }
+}
+
 /// The single form before the clamp: `smmlar(2 acc, m, zero_point)` (two instructions on the
 /// DSP unit; `smmlar` is one, see below).
 #[inline(always)]
@@ -328,11 +350,14 @@ mod tests {
             } else {
                 acc
             };
-            assert_eq!(
-                Requantizer::new(m, s, zp, lo, hi, bound).apply(acc),
-                requantize(acc, m, s, zp, lo, hi),
-                "acc {acc} m {m} s {s} zp {zp}"
-            );
+            let rq = Requantizer::new(m, s, zp, lo, hi, bound);
+            let want = requantize(acc, m, s, zp, lo, hi);
+            assert_eq!(rq.apply(acc), want, "acc {acc} m {m} s {s} zp {zp}");
+            // The four-output form, with the accumulator in each place.
+            let four = [acc, 0, acc.wrapping_neg().clamp(-(1 << 29), 1 << 29), acc];
+            let got = rq.apply4([four[i as usize % 4], four[1], four[2], four[3]]);
+            assert_eq!(got[0], rq.apply(four[i as usize % 4]), "apply4, acc {acc}");
+            assert_eq!(got[3], want, "apply4, acc {acc} m {m} s {s} zp {zp}");
         }
     }
 

@@ -27,6 +27,7 @@ pub mod aarch64;
 pub mod avx2;
 pub mod dsp;
 pub mod dsp_arch;
+pub mod quad;
 pub mod scalar;
 pub mod selftest;
 pub mod simd;

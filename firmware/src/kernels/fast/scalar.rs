@@ -14,7 +14,9 @@
 //! offset), `muls` and `adds`; with only 8 low registers for most Thumb-1 instructions some
 //! operands are reloaded or spilled, hence more instructions per MAC than on RV32
 //! (docs/design.md, Engine and kernels).
-use super::Mac;
+use super::{Bytes, Mac};
+use crate::kernels::conv::ConvParams;
+use crate::kernels::Shape;
 
 /// The scalar MAC unit (RV32IMC, Cortex-M0/M0+; see the module docs).
 #[derive(Clone, Copy, Debug)]
@@ -44,6 +46,11 @@ impl Mac for Scalar {
             mac(&mut a, x, w0, w1, 3);
         }
         *acc = a;
+    }
+
+    /// Convs with up to 256-byte patches and 64 output channels: [`super::quad`].
+    fn special(io: &mut dyn Bytes, _signed: bool, ys: Shape, xs: Shape, p: &ConvParams) -> bool {
+        super::quad::conv(io, ys, xs, p)
     }
 }
 

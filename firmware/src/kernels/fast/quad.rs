@@ -1,0 +1,391 @@
+//! The scalar unit's own path ([`super::scalar`]: RV32, Cortex-M0/M0+): a conv four output pixels
+//! at a time, each weight loaded once for the four and multiplied in registers, the output stage
+//! in the channel loop. It takes every conv with a patch (`k*k*cin`) of at most [`MAX_PATCH`]
+//! bytes and at most [`MAX_COUT`] output channels (the default network's and ResNet-8-4C's convs,
+//! and ResNet-8's first); any other takes the 2x2 path of [`super`].
+//!
+//! ```text
+//! for each group of 4 output pixels (raster order; a short last group repeats its last pixel):
+//!     x[t][i] = byte t of pixel i's patch, widened once (each shift group read at its
+//!               offset, the pad value outside the image)
+//!     for each output channel c (two at a time on RV32, one on Cortex-M0):
+//!         acc[i] = bias[c] + sum over t of x[t][i] * w[c][t]      (w: the file's int8 row)
+//!         out[i][c] = requantize(acc[i])
+//!     write the 4 pixels' outputs
+//! ```
+//!
+//! Per patch byte and channel the loop loads one weight (`lb` / `ldrsb`, sign-extended by the
+//! load) and four widened inputs, and does four multiplies and four adds: on RV32 with two
+//! channels, 2 + 4 loads, 8 `mul` and 8 `add` for 8 MACs. Thumb-1 has 8 low registers, so the
+//! M0 build takes one channel at a time: the four accumulators stay in registers, and the
+//! inputs are widened to words, which `ldr` reads with an immediate offset (`ldrsh` has none).
+//! The packing costs a load and a store per patch byte and pixel, shared by every channel; the
+//! widened patches take `4 * MAX_PATCH` lanes on the stack.
+//!
+//! Plain safe Rust; the host tests run the same code (`tests/fast_kernels.rs`, and the shared
+//! selftest on QEMU RISC-V and Cortex-M0 code).
+use super::Bytes;
+use crate::format::shift_groups;
+use crate::kernels::conv::ConvParams;
+use crate::kernels::{Element, Shape, XView};
+use crate::plan_rules::IN_PLACE_BLOCK;
+use crate::requant::Requantizer;
+
+/// Output pixels per group: the memory plan's in-place block.
+pub const PIXELS: usize = IN_PLACE_BLOCK;
+/// Most patch bytes (`k*k*cin`) the path takes.
+pub const MAX_PATCH: usize = 256;
+/// Most output channels the path takes.
+pub const MAX_COUT: usize = 64;
+
+/// A widened input byte: a word on Thumb-1 (`ldr` has an immediate offset), else `i16` (`lh`).
+#[cfg(target_arch = "arm")]
+type Lane = i32;
+/// A widened input byte: a word on Thumb-1 (`ldr` has an immediate offset), else `i16` (`lh`).
+#[cfg(not(target_arch = "arm"))]
+type Lane = i16;
+
+/// Output channels per pass of the channel loop: two where registers allow (8 accumulators).
+#[cfg(target_arch = "arm")]
+const CHANNELS: usize = 1;
+/// Output channels per pass of the channel loop: two where registers allow (8 accumulators).
+#[cfg(not(target_arch = "arm"))]
+const CHANNELS: usize = 2;
+
+/// One output channel's constants.
+#[derive(Clone, Copy, Debug)]
+struct Channel {
+    rq: Requantizer,
+    bias: i32,
+}
+
+/// Runs the conv on this path if it fits it (see the module docs); `false` = not taken.
+#[inline(never)]
+pub fn conv(io: &mut dyn Bytes, ys: Shape, xs: Shape, p: &ConvParams) -> bool {
+    let patch = p.k * p.k * xs.c;
+    let cout = ys.c;
+    if patch == 0 || patch > MAX_PATCH || cout == 0 || cout > MAX_COUT {
+        return false;
+    }
+    let Some(weights) = p.weights.get(..cout * patch) else {
+        return false;
+    };
+    let mut ch = [Channel {
+        rq: Requantizer::new(0, 0, 0, -128, 127, 0),
+        bias: 0,
+    }; MAX_COUT];
+    for (c, slot) in ch[..cout].iter_mut().enumerate() {
+        let bias = p.bias.get(c).unwrap_or(0);
+        *slot = Channel {
+            rq: p.rescale.requantizer(c, bias, patch),
+            bias,
+        };
+    }
+    let ch = &ch[..cout];
+    let mut groups = [(0i8, 0i8, 0usize, 0usize); 9];
+    let n_groups = shift_groups(p.shift, xs.c, &mut groups);
+    let groups = &groups[..n_groups];
+    let mut x = [[0 as Lane; PIXELS]; MAX_PATCH];
+    let x = &mut x[..patch];
+    let mut out = [[0i8; MAX_COUT]; PIXELS];
+    let pixels = ys.h * ys.w;
+    let mut px = 0;
+    while px < pixels {
+        // Every pixel of the group is read before any output of it is written (`plan_rules`).
+        for i in 0..PIXELS {
+            let q = (px + i).min(pixels - 1);
+            let (oy, ox) = (q / ys.w, q % ys.w);
+            match io.x_view() {
+                XView::I8(v) => pack(v, xs, p, groups, oy, ox, x, i),
+                XView::U8(v) => pack(v, xs, p, groups, oy, ox, x, i),
+            }
+        }
+        channels(x, weights, ch, &mut out);
+        for (i, row) in out.iter().enumerate().take(pixels - px) {
+            io.y_bytes((px + i) * cout, &row[..cout]);
+        }
+        px += PIXELS;
+    }
+    true
+}
+
+/// Writes pixel `(oy, ox)`'s patch into lane `i` of `x`, in weight order (`[ky][kx][ci]`): each
+/// shift group read at its offset, the pad value outside the image.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn pack<E: Element>(
+    v: &[E],
+    xs: Shape,
+    p: &ConvParams,
+    groups: &[(i8, i8, usize, usize)],
+    oy: usize,
+    ox: usize,
+    x: &mut [[Lane; PIXELS]],
+    i: usize,
+) {
+    let cin = xs.c;
+    for ky in 0..p.k {
+        // Off the image, a row or column wraps to a huge usize.
+        let iy = (oy * p.stride + ky).wrapping_sub(p.pad);
+        for kx in 0..p.k {
+            let ix = (ox * p.stride + kx).wrapping_sub(p.pad);
+            let tap = &mut x[(ky * p.k + kx) * cin..][..cin];
+            for &(dh, dw, c0, c1) in groups {
+                let (sy, sx) = (
+                    iy.wrapping_sub(dh as isize as usize),
+                    ix.wrapping_sub(dw as isize as usize),
+                );
+                let dst = &mut tap[c0..c1];
+                let inside = sy < xs.h && sx < xs.w;
+                let at = if inside { xs.at(sy, sx, 0) } else { usize::MAX };
+                match v.get(at.saturating_add(c0)..at.saturating_add(c1)) {
+                    Some(src) => {
+                        for (d, s) in dst.iter_mut().zip(src) {
+                            d[i] = s.value() as Lane;
+                        }
+                    }
+                    None => {
+                        for (d, &b) in dst.iter_mut().zip(&p.pad_value[c0..c1]) {
+                            d[i] = E::from_byte(b).value() as Lane;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The channel loop: every channel's four accumulators over the widened patches `x` (`weights`:
+/// one row of `x.len()` int8 bytes per channel), requantised into `out[i][c]`.
+#[inline(never)]
+fn channels(x: &[[Lane; PIXELS]], weights: &[u8], ch: &[Channel], out: &mut [[i8; MAX_COUT]; PIXELS]) {
+    let (x4, xt) = x.as_chunks::<4>();
+    let mut rows = ch.iter().zip(weights.chunks_exact(x.len())).enumerate();
+    #[cfg(target_arch = "arm")]
+    for (c, (k, r)) in rows {
+        let mut a = [k.bias; PIXELS];
+        dot1(x4, xt, r, &mut a);
+        store(&k.rq, a, out, c);
+    }
+    #[cfg(not(target_arch = "arm"))]
+    while let Some((c0, (k0, r0))) = rows.next() {
+        // An odd last channel is computed twice.
+        let (c1, (k1, r1)) = rows.next().unwrap_or((c0, (k0, r0)));
+        let (mut a0, mut a1) = ([k0.bias; PIXELS], [k1.bias; PIXELS]);
+        dot2(x4, xt, r0, r1, &mut a0, &mut a1);
+        store(&k0.rq, a0, out, c0);
+        store(&k1.rq, a1, out, c1);
+    }
+}
+
+/// Requantises channel `c`'s four accumulators into `out[i][c]`.
+#[inline(always)]
+fn store(rq: &Requantizer, a: [i32; PIXELS], out: &mut [[i8; MAX_COUT]; PIXELS], c: usize) {
+    let [o0, o1, o2, o3] = out;
+    if let (Some(o0), Some(o1), Some(o2), Some(o3)) =
+        (o0.get_mut(c), o1.get_mut(c), o2.get_mut(c), o3.get_mut(c))
+    {
+        [*o0, *o1, *o2, *o3] = rq.apply4(a);
+    }
+}
+
+/// Four patch bytes of the four pixels: `x[k][i]`.
+type Block = [[Lane; PIXELS]; 4];
+
+/// `a[i] += x[t][i] * r[t]` over the patch (`x4`: its whole blocks, [`blocks1`]; `xt` the rest).
+#[cfg(target_arch = "arm")]
+#[inline(always)]
+fn dot1(x4: &[Block], xt: &[[Lane; PIXELS]], r: &[u8], a: &mut [i32; PIXELS]) {
+    let (r4, rt) = r.as_chunks::<4>();
+    blocks1(x4, r4, a);
+    for (xk, &wk) in xt.iter().zip(rt) {
+        mac(a, xk, wk);
+    }
+}
+
+/// [`dot1`]'s whole blocks in plain Rust (unrolled by hand: LLVM keeps the loop otherwise).
+#[cfg(all(target_arch = "arm", not(shiftkit_scalar)))]
+#[inline(always)]
+fn blocks1(x: &[Block], w: &[[u8; 4]], a: &mut [i32; PIXELS]) {
+    for (xb, wb) in x.iter().zip(w) {
+        mac(a, &xb[0], wb[0]);
+        mac(a, &xb[1], wb[1]);
+        mac(a, &xb[2], wb[2]);
+        mac(a, &xb[3], wb[3]);
+    }
+}
+
+/// [`dot1`]'s whole blocks on Cortex-M0/M0+: per patch byte `ldrb` + `sxtb` for the weight and
+/// per pixel `ldr`, `muls`, `add` (the accumulators in r8-r11, which only `add` and `mov` can
+/// reach: Thumb-1's other instructions take r0-r7), 14 instructions for 4 MACs, and 4 per
+/// block for the pointers and the branch.
+#[cfg(all(target_arch = "arm", shiftkit_scalar))]
+#[allow(unsafe_code)]
+#[inline(always)]
+fn blocks1(x: &[Block], w: &[[u8; 4]], a: &mut [i32; PIXELS]) {
+    let n = x.len().min(w.len());
+    if n == 0 {
+        return;
+    }
+    let x_end = x[n..].as_ptr();
+    let [mut a0, mut a1, mut a2, mut a3] = *a;
+    // SAFETY: reads `n >= 1` blocks of `x` (64 bytes each: `[[i32; 4]; 4]`, word-aligned as
+    // `ldr` needs on v6-M) from its start to `x_end`, and the first `4 n` bytes of `w`; both
+    // slices hold at least that much (`n` is the shorter length). Registers only besides these
+    // reads; `muls`, `adds` and `cmp` set the flags, hence no `preserves_flags`.
+    unsafe {
+        core::arch::asm!(
+            "2:",
+            ".irp k, 0, 1, 2, 3",
+            "ldrb r0, [r3, #\\k]",
+            "sxtb r0, r0",
+            "ldr r1, [r2, #(16 * \\k)]",
+            "muls r1, r0, r1",
+            "add r8, r1",
+            "ldr r1, [r2, #(16 * \\k + 4)]",
+            "muls r1, r0, r1",
+            "add r9, r1",
+            "ldr r1, [r2, #(16 * \\k + 8)]",
+            "muls r1, r0, r1",
+            "add r10, r1",
+            "ldr r1, [r2, #(16 * \\k + 12)]",
+            "muls r1, r0, r1",
+            "add r11, r1",
+            ".endr",
+            "adds r2, #64",
+            "adds r3, #4",
+            "cmp r2, r12",
+            "bne 2b",
+            out("r0") _,
+            out("r1") _,
+            inout("r2") x.as_ptr() => _,
+            inout("r3") w.as_ptr() => _,
+            in("r12") x_end,
+            inout("r8") a0,
+            inout("r9") a1,
+            inout("r10") a2,
+            inout("r11") a3,
+            options(readonly, nostack),
+        );
+    }
+    *a = [a0, a1, a2, a3];
+}
+
+/// `a0[i] += x[t][i] * r0[t]` and `a1[i] += x[t][i] * r1[t]` over the patch (`x4`: its whole
+/// blocks, [`blocks2`]; `xt` the rest).
+#[cfg(not(target_arch = "arm"))]
+#[inline(always)]
+fn dot2(
+    x4: &[Block],
+    xt: &[[Lane; PIXELS]],
+    r0: &[u8],
+    r1: &[u8],
+    a0: &mut [i32; 4],
+    a1: &mut [i32; 4],
+) {
+    let (r04, r0t) = r0.as_chunks::<4>();
+    let (r14, r1t) = r1.as_chunks::<4>();
+    blocks2(x4, r04, r14, a0, a1);
+    for ((xk, &u0), &u1) in xt.iter().zip(r0t).zip(r1t) {
+        mac(a0, xk, u0);
+        mac(a1, xk, u1);
+    }
+}
+
+/// [`dot2`]'s whole blocks in plain Rust (unrolled by hand: LLVM keeps the loop otherwise).
+#[cfg(not(any(target_arch = "arm", all(target_arch = "riscv32", shiftkit_scalar))))]
+#[inline(always)]
+fn blocks2(x: &[Block], w0: &[[u8; 4]], w1: &[[u8; 4]], a0: &mut [i32; 4], a1: &mut [i32; 4]) {
+    for ((xb, u0), u1) in x.iter().zip(w0).zip(w1) {
+        for k in 0..4 {
+            mac(a0, &xb[k], u0[k]);
+            mac(a1, &xb[k], u1[k]);
+        }
+    }
+}
+
+/// [`dot2`]'s whole blocks on RV32: per patch byte 2 `lb` and 4 `lh`, 8 `mul` and 8 `add` (the
+/// second channel's products overwrite the inputs), 22 instructions for 8 MACs, and 4 per
+/// block for the pointers and the branch. The scheduler of plain Rust hoists every load of a
+/// block and spills the products, hence the `asm!`.
+#[cfg(all(target_arch = "riscv32", shiftkit_scalar))]
+#[allow(unsafe_code)]
+#[inline(always)]
+fn blocks2(x: &[Block], w0: &[[u8; 4]], w1: &[[u8; 4]], a0: &mut [i32; 4], a1: &mut [i32; 4]) {
+    let n = x.len().min(w0.len()).min(w1.len());
+    if n == 0 {
+        return;
+    }
+    let x_end = x[n..].as_ptr();
+    let [mut p0, mut p1, mut p2, mut p3] = *a0;
+    let [mut q0, mut q1, mut q2, mut q3] = *a1;
+    // SAFETY: reads `n >= 1` blocks of `x` (32 bytes each: `[[i16; 4]; 4]`, halfword-aligned)
+    // from its start to `x_end`, and the first `4 n` bytes of `w0` and of `w1`; every slice
+    // holds at least that much (`n` is the shortest length). Registers only besides these reads.
+    unsafe {
+        core::arch::asm!(
+            "2:",
+            ".irp k, 0, 1, 2, 3",
+            "lb {w0}, \\k({pw0})",
+            "lb {w1}, \\k({pw1})",
+            "lh {x0}, (8 * \\k)({px})",
+            "lh {x1}, (8 * \\k + 2)({px})",
+            "lh {x2}, (8 * \\k + 4)({px})",
+            "lh {x3}, (8 * \\k + 6)({px})",
+            "mul {t}, {x0}, {w0}",
+            "add {p0}, {p0}, {t}",
+            "mul {x0}, {x0}, {w1}",
+            "add {q0}, {q0}, {x0}",
+            "mul {t}, {x1}, {w0}",
+            "add {p1}, {p1}, {t}",
+            "mul {x1}, {x1}, {w1}",
+            "add {q1}, {q1}, {x1}",
+            "mul {t}, {x2}, {w0}",
+            "add {p2}, {p2}, {t}",
+            "mul {x2}, {x2}, {w1}",
+            "add {q2}, {q2}, {x2}",
+            "mul {t}, {x3}, {w0}",
+            "add {p3}, {p3}, {t}",
+            "mul {x3}, {x3}, {w1}",
+            "add {q3}, {q3}, {x3}",
+            ".endr",
+            "addi {px}, {px}, 32",
+            "addi {pw0}, {pw0}, 4",
+            "addi {pw1}, {pw1}, 4",
+            "bne {px}, {end}, 2b",
+            px = inout(reg) x.as_ptr() => _,
+            pw0 = inout(reg) w0.as_ptr() => _,
+            pw1 = inout(reg) w1.as_ptr() => _,
+            end = in(reg) x_end,
+            w0 = out(reg) _,
+            w1 = out(reg) _,
+            x0 = out(reg) _,
+            x1 = out(reg) _,
+            x2 = out(reg) _,
+            x3 = out(reg) _,
+            t = out(reg) _,
+            p0 = inout(reg) p0,
+            p1 = inout(reg) p1,
+            p2 = inout(reg) p2,
+            p3 = inout(reg) p3,
+            q0 = inout(reg) q0,
+            q1 = inout(reg) q1,
+            q2 = inout(reg) q2,
+            q3 = inout(reg) q3,
+            options(readonly, nostack, preserves_flags),
+        );
+    }
+    *a0 = [p0, p1, p2, p3];
+    *a1 = [q0, q1, q2, q3];
+}
+
+/// One patch byte of one channel: `a[i] += x[i] * w` for the four pixels (`w`: an int8 weight).
+#[inline(always)]
+fn mac(a: &mut [i32; PIXELS], x: &[Lane; PIXELS], w: u8) {
+    // Written out: LLVM keeps a loop over the array in memory.
+    let w = i32::from(w as i8);
+    a[0] = a[0].wrapping_add(i32::from(x[0]).wrapping_mul(w));
+    a[1] = a[1].wrapping_add(i32::from(x[1]).wrapping_mul(w));
+    a[2] = a[2].wrapping_add(i32::from(x[2]).wrapping_mul(w));
+    a[3] = a[3].wrapping_add(i32::from(x[3]).wrapping_mul(w));
+}
