@@ -202,7 +202,12 @@ impl Requantizer {
     pub fn apply4(&self, acc: [i32; 4]) -> [i8; 4] {
         let [a0, a1, a2, a3] = acc;
         if !self.fast {
-            return [self.apply(a0), self.apply(a1), self.apply(a2), self.apply(a3)];
+            return [
+                self.apply(a0),
+                self.apply(a1),
+                self.apply(a2),
+                self.apply(a3),
+            ];
         }
         let (m, r, lo, hi) = (self.multiplier, self.round, self.act_min, self.act_max);
         let clamp = |q: i32| q.max(lo as i32).min(hi as i32) as i8;
@@ -221,14 +226,50 @@ impl Requantizer {
 /// DSP unit; `smmlar` is one, see below).
 #[inline(always)]
 fn single_form(acc: i32, m: i32, zero_point: i32) -> i32 {
-    smmlar(acc.wrapping_add(acc), m, zero_point)
+    form_smmlar(acc.wrapping_add(acc), m, zero_point)
+}
+
+/// The fast forms' `smmlar` (`|a| <= 2^30`, `b > 0`): on Thumb-1 (Cortex-M0/M0+, no 64-bit
+/// multiply) the 32-bit [`smmlar_halves`], which those bounds allow; elsewhere [`smmlar`].
+#[inline(always)]
+pub(crate) fn form_smmlar(a: i32, b: i32, r: i32) -> i32 {
+    #[cfg(all(target_arch = "arm", shiftkit_scalar))]
+    {
+        smmlar_halves(a, b, r)
+    }
+    #[cfg(not(all(target_arch = "arm", shiftkit_scalar)))]
+    {
+        smmlar(a, b, r)
+    }
+}
+
+/// [`smmlar`] for `|a| <= 2^30` and `b > 0` (the fast forms: `a = 2 acc` with `|acc| <= 2^29`,
+/// a positive multiplier) from four 16 x 16-bit products, every sum within 32 bits: with
+/// `a = ah 2^16 + al` and `b = bh 2^16 + bl` (`al`, `bl` the unsigned low halves),
+/// `a b + 2^31 = ah bh 2^32 + (ah bl + al bh) 2^16 + al bl + 2^31`; `|ah bl| < 2^30`,
+/// `0 <= al bh < 2^31`, and the low halves of the two middle products plus the carry of
+/// `al bl + 2^31` add up below 2^18. Where a 32 x 32 -> 64 multiply is a library call (about
+/// 50 instructions on Thumb-1), this is about 25.
+#[inline(always)]
+pub fn smmlar_halves(a: i32, b: i32, r: i32) -> i32 {
+    let (ah, al) = (a >> 16, a & 0xffff);
+    let (bh, bl) = (b >> 16, b & 0xffff);
+    let ll = (al as u32).wrapping_mul(bl as u32); // < 2^32, exact
+    let m1 = ah.wrapping_mul(bl); // |m1| < 2^30
+    let m2 = al.wrapping_mul(bh); // [0, 2^31)
+    let hh = ah.wrapping_mul(bh);
+    let low = (m1 & 0xffff) + (m2 & 0xffff) + (ll >> 16) as i32 + 0x8000;
+    hh.wrapping_add(m1 >> 16)
+        .wrapping_add(m2 >> 16)
+        .wrapping_add(low >> 16)
+        .wrapping_add(r)
 }
 
 /// The double form before the clamp: `(smmlar(2 acc, m, R) + (acc >> 31)) >> e`.
 #[cfg(not(shiftkit_dsp))]
 #[inline(always)]
 fn double_form(acc: i32, m: i32, round: i32, e: u32) -> i32 {
-    smmlar(acc.wrapping_add(acc), m, round).wrapping_add(acc >> 31) >> e
+    form_smmlar(acc.wrapping_add(acc), m, round).wrapping_add(acc >> 31) >> e
 }
 
 /// [`double_form`] in four instructions, as one `asm!` block: the compiler would otherwise
@@ -358,6 +399,32 @@ mod tests {
             let got = rq.apply4([four[i as usize % 4], four[1], four[2], four[3]]);
             assert_eq!(got[0], rq.apply(four[i as usize % 4]), "apply4, acc {acc}");
             assert_eq!(got[3], want, "apply4, acc {acc} m {m} s {s} zp {zp}");
+        }
+    }
+
+    #[test]
+    fn smmlar_halves_equals_smmlar_within_its_bounds() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let edges = [0, 1, -1, 1 << 30, -(1 << 30), 0xffff, -0x10000, 0x8000];
+        for i in 0..300_000u32 {
+            let r = next();
+            let a = match i % 5 {
+                0 => edges[(r % 8) as usize],
+                1 => ((r >> 32) as i32) >> 1 >> (r % 20),
+                _ => (((r >> 32) as i32) >> 1).clamp(-(1 << 30), 1 << 30),
+            };
+            let b = match i % 4 {
+                0 => [1, i32::MAX, 1 << 30, 0xffff, 0x10000][(r % 5) as usize],
+                _ => ((r >> 8) as i32 & i32::MAX).max(1),
+            };
+            let z = (r >> 48) as i8 as i32;
+            assert_eq!(smmlar_halves(a, b, z), smmlar(a, b, z), "a {a} b {b} r {z}");
         }
     }
 

@@ -11,7 +11,7 @@
 //! `crate::plan_rules`): element `i` is read before it is written and never read again.
 use super::KernelError;
 #[cfg(not(shiftkit_dsp))]
-use crate::requant::smmlar;
+use crate::requant::form_smmlar;
 use crate::requant::{mbqm, requantize, Requantizer};
 
 /// Constants of one add (zero points from the three tensors, the rest from the op).
@@ -86,7 +86,8 @@ fn fast_loop(y: &mut [i8], a: Src, b: Src, a2: &[i32; 256], b2: &[i32; 256], c: 
     let (m, r, e) = c;
     let f = |qa: i8, qb: i8| -> i8 {
         let s2 = a2[qa as u8 as usize].wrapping_add(b2[qb as u8 as usize]);
-        let g = smmlar(s2, m, r).wrapping_add(s2 >> 31);
+        // |2s| <= 2^30 and m >= 2^30: the fast form's bounds.
+        let g = form_smmlar(s2, m, r).wrapping_add(s2 >> 31);
         (g >> e).clamp(-128, 127) as i8
     };
     // The callers checked that every input is as long as `y`.

@@ -38,6 +38,9 @@ pub const MAX_PATCH: usize = 256;
 /// Most output channels the path takes.
 pub const MAX_COUT: usize = 64;
 
+/// Bytes of the zero-padded weight copy (the stem's 16 rows of 9 bytes take 192).
+const PADDED: usize = 512;
+
 /// A widened input byte: a word on Thumb-1 (`ldr` has an immediate offset), else `i16` (`lh`).
 #[cfg(target_arch = "arm")]
 type Lane = i32;
@@ -67,8 +70,22 @@ pub fn conv(io: &mut dyn Bytes, ys: Shape, xs: Shape, p: &ConvParams) -> bool {
     if patch == 0 || patch > MAX_PATCH || cout == 0 || cout > MAX_COUT {
         return false;
     }
-    let Some(weights) = p.weights.get(..cout * patch) else {
+    let Some(file) = p.weights.get(..cout * patch) else {
         return false;
+    };
+    // A patch that is not whole 4-byte blocks (the 3x3 stem over one channel: 9 bytes) is
+    // zero-padded to them, the weight rows in a copy, when the copy is small: the MAC loop then
+    // has no tail (the padded inputs stay 0).
+    let line = patch.next_multiple_of(4);
+    let mut padded: [u8; PADDED];
+    let (weights, line) = if line != patch && cout * line <= PADDED {
+        padded = [0; PADDED];
+        for (d, s) in padded.chunks_exact_mut(line).zip(file.chunks_exact(patch)) {
+            d[..patch].copy_from_slice(s);
+        }
+        (&padded[..cout * line], line)
+    } else {
+        (file, patch)
     };
     let mut ch = [Channel {
         rq: Requantizer::new(0, 0, 0, -128, 127, 0),
@@ -86,18 +103,24 @@ pub fn conv(io: &mut dyn Bytes, ys: Shape, xs: Shape, p: &ConvParams) -> bool {
     let n_groups = shift_groups(p.shift, xs.c, &mut groups);
     let groups = &groups[..n_groups];
     let mut x = [[0 as Lane; PIXELS]; MAX_PATCH];
-    let x = &mut x[..patch];
+    let x = &mut x[..line];
     let mut out = [[0i8; MAX_COUT]; PIXELS];
     let pixels = ys.h * ys.w;
     let mut px = 0;
+    let (mut oy, mut ox) = (0, 0); // pixel px (no division: a library call on Thumb-1)
     while px < pixels {
         // Every pixel of the group is read before any output of it is written (`plan_rules`).
+        // A short last group repeats its last pixel.
         for i in 0..PIXELS {
-            let q = (px + i).min(pixels - 1);
-            let (oy, ox) = (q / ys.w, q % ys.w);
             match io.x_view() {
                 XView::I8(v) => pack(v, xs, p, groups, oy, ox, x, i),
                 XView::U8(v) => pack(v, xs, p, groups, oy, ox, x, i),
+            }
+            if px + i + 1 < pixels {
+                ox += 1;
+                if ox == ys.w {
+                    (oy, ox) = (oy + 1, 0);
+                }
             }
         }
         channels(x, weights, ch, &mut out);
@@ -124,11 +147,24 @@ fn pack<E: Element>(
     i: usize,
 ) {
     let cin = xs.c;
+    let ix0 = (ox * p.stride).wrapping_sub(p.pad);
+    let unshifted = groups.len() == 1;
     for ky in 0..p.k {
         // Off the image, a row or column wraps to a huge usize.
         let iy = (oy * p.stride + ky).wrapping_sub(p.pad);
+        if unshifted && iy < xs.h && ix0 < xs.w && xs.w - ix0 >= p.k {
+            // The row's k taps lie side by side in the input, in weight order: one run.
+            let at = xs.at(iy, ix0, 0);
+            let run = p.k * cin;
+            if let Some(src) = v.get(at..at + run) {
+                for (d, s) in x[ky * run..][..run].iter_mut().zip(src) {
+                    d[i] = s.value() as Lane;
+                }
+                continue;
+            }
+        }
         for kx in 0..p.k {
-            let ix = (ox * p.stride + kx).wrapping_sub(p.pad);
+            let ix = ix0.wrapping_add(kx);
             let tap = &mut x[(ky * p.k + kx) * cin..][..cin];
             for &(dh, dw, c0, c1) in groups {
                 let (sy, sx) = (
@@ -158,7 +194,12 @@ fn pack<E: Element>(
 /// The channel loop: every channel's four accumulators over the widened patches `x` (`weights`:
 /// one row of `x.len()` int8 bytes per channel), requantised into `out[i][c]`.
 #[inline(never)]
-fn channels(x: &[[Lane; PIXELS]], weights: &[u8], ch: &[Channel], out: &mut [[i8; MAX_COUT]; PIXELS]) {
+fn channels(
+    x: &[[Lane; PIXELS]],
+    weights: &[u8],
+    ch: &[Channel],
+    out: &mut [[i8; MAX_COUT]; PIXELS],
+) {
     let (x4, xt) = x.as_chunks::<4>();
     let mut rows = ch.iter().zip(weights.chunks_exact(x.len())).enumerate();
     #[cfg(target_arch = "arm")]
@@ -216,9 +257,9 @@ fn blocks1(x: &[Block], w: &[[u8; 4]], a: &mut [i32; PIXELS]) {
 }
 
 /// [`dot1`]'s whole blocks on Cortex-M0/M0+: per patch byte `ldrb` + `sxtb` for the weight and
-/// per pixel `ldr`, `muls`, `add` (the accumulators in r8-r11, which only `add` and `mov` can
-/// reach: Thumb-1's other instructions take r0-r7), 14 instructions for 4 MACs, and 4 per
-/// block for the pointers and the branch.
+/// per pixel `ldr`, `muls`, `adds`, 14 instructions for 4 MACs, and 6 per block for the
+/// pointers and the count (kept on the stack: the four accumulators, the weight, a product and
+/// the two pointers take all 8 low registers, the only ones most Thumb-1 instructions reach).
 #[cfg(all(target_arch = "arm", shiftkit_scalar))]
 #[allow(unsafe_code)]
 #[inline(always)]
@@ -227,48 +268,52 @@ fn blocks1(x: &[Block], w: &[[u8; 4]], a: &mut [i32; PIXELS]) {
     if n == 0 {
         return;
     }
-    let x_end = x[n..].as_ptr();
-    let [mut a0, mut a1, mut a2, mut a3] = *a;
     // SAFETY: reads `n >= 1` blocks of `x` (64 bytes each: `[[i32; 4]; 4]`, word-aligned as
-    // `ldr` needs on v6-M) from its start to `x_end`, and the first `4 n` bytes of `w`; both
-    // slices hold at least that much (`n` is the shorter length). Registers only besides these
-    // reads; `muls`, `adds` and `cmp` set the flags, hence no `preserves_flags`.
+    // `ldr` needs on v6-M) from its start, and the first `4 n` bytes of `w`; both slices hold
+    // at least that much (`n` is the shorter length). Reads and writes the 16 bytes of `a`
+    // (`ldm`/`stm`: `[i32; 4]` is word-aligned). r6 and r7, which LLVM keeps as base and frame
+    // pointers and which cannot be operands, are pushed first and popped last, so they hold
+    // their values again when the block ends; the 8 bytes pushed between are popped too.
     unsafe {
         core::arch::asm!(
+            "push {{r6, r7}}",
+            "push {{r2, r3}}", // [sp] = blocks left, [sp, #4] = a
+            "ldm r3!, {{r4, r5, r6, r7}}",
             "2:",
             ".irp k, 0, 1, 2, 3",
-            "ldrb r0, [r3, #\\k]",
-            "sxtb r0, r0",
-            "ldr r1, [r2, #(16 * \\k)]",
-            "muls r1, r0, r1",
-            "add r8, r1",
-            "ldr r1, [r2, #(16 * \\k + 4)]",
-            "muls r1, r0, r1",
-            "add r9, r1",
-            "ldr r1, [r2, #(16 * \\k + 8)]",
-            "muls r1, r0, r1",
-            "add r10, r1",
-            "ldr r1, [r2, #(16 * \\k + 12)]",
-            "muls r1, r0, r1",
-            "add r11, r1",
+            "ldrb r2, [r1, #\\k]",
+            "sxtb r2, r2",
+            "ldr r3, [r0, #(16 * \\k)]",
+            "muls r3, r2, r3",
+            "adds r4, r4, r3",
+            "ldr r3, [r0, #(16 * \\k + 4)]",
+            "muls r3, r2, r3",
+            "adds r5, r5, r3",
+            "ldr r3, [r0, #(16 * \\k + 8)]",
+            "muls r3, r2, r3",
+            "adds r6, r6, r3",
+            "ldr r3, [r0, #(16 * \\k + 12)]",
+            "muls r3, r2, r3",
+            "adds r7, r7, r3",
             ".endr",
-            "adds r2, #64",
-            "adds r3, #4",
-            "cmp r2, r12",
+            "adds r0, #64",
+            "adds r1, #4",
+            "ldr r2, [sp]",
+            "subs r2, #1",
+            "str r2, [sp]",
             "bne 2b",
-            out("r0") _,
-            out("r1") _,
-            inout("r2") x.as_ptr() => _,
-            inout("r3") w.as_ptr() => _,
-            in("r12") x_end,
-            inout("r8") a0,
-            inout("r9") a1,
-            inout("r10") a2,
-            inout("r11") a3,
-            options(readonly, nostack),
+            "ldr r3, [sp, #4]",
+            "stm r3!, {{r4, r5, r6, r7}}",
+            "add sp, #8",
+            "pop {{r6, r7}}",
+            inout("r0") x.as_ptr() => _,
+            inout("r1") w.as_ptr() => _,
+            inout("r2") n => _,
+            inout("r3") a.as_mut_ptr() => _,
+            out("r4") _,
+            out("r5") _,
         );
     }
-    *a = [a0, a1, a2, a3];
 }
 
 /// `a0[i] += x[t][i] * r0[t]` and `a1[i] += x[t][i] * r1[t]` over the patch (`x4`: its whole
