@@ -60,7 +60,8 @@ fn esp_nn() -> Result<(), String> {
         .no_default_flags(true)
         .include(dir.join("include"))
         .include(dir.join("src/common"))
-        .opt_level_str(&opt)
+        // `no_default_flags` drops the `-O` that `opt_level_str` would add: given here.
+        .flag(format!("-O{opt}"))
         .flag("-march=rv32imc")
         .flag("-mabi=ilp32")
         .flag("-mcmodel=medany")
