@@ -48,13 +48,6 @@ type Lane = i32;
 #[cfg(not(target_arch = "arm"))]
 type Lane = i16;
 
-/// Output channels per pass of the channel loop: two where registers allow (8 accumulators).
-#[cfg(target_arch = "arm")]
-const CHANNELS: usize = 1;
-/// Output channels per pass of the channel loop: two where registers allow (8 accumulators).
-#[cfg(not(target_arch = "arm"))]
-const CHANNELS: usize = 2;
-
 /// One output channel's constants.
 #[derive(Clone, Copy, Debug)]
 struct Channel {
@@ -201,6 +194,9 @@ fn channels(
     out: &mut [[i8; MAX_COUT]; PIXELS],
 ) {
     let (x4, xt) = x.as_chunks::<4>();
+    #[cfg(target_arch = "arm")]
+    let rows = ch.iter().zip(weights.chunks_exact(x.len())).enumerate();
+    #[cfg(not(target_arch = "arm"))]
     let mut rows = ch.iter().zip(weights.chunks_exact(x.len())).enumerate();
     #[cfg(target_arch = "arm")]
     for (c, (k, r)) in rows {
@@ -429,8 +425,15 @@ fn blocks2(x: &[Block], w0: &[[u8; 4]], w1: &[[u8; 4]], a0: &mut [i32; 4], a1: &
 fn mac(a: &mut [i32; PIXELS], x: &[Lane; PIXELS], w: u8) {
     // Written out: LLVM keeps a loop over the array in memory.
     let w = i32::from(w as i8);
-    a[0] = a[0].wrapping_add(i32::from(x[0]).wrapping_mul(w));
-    a[1] = a[1].wrapping_add(i32::from(x[1]).wrapping_mul(w));
-    a[2] = a[2].wrapping_add(i32::from(x[2]).wrapping_mul(w));
-    a[3] = a[3].wrapping_add(i32::from(x[3]).wrapping_mul(w));
+    a[0] = a[0].wrapping_add(wide(x[0]).wrapping_mul(w));
+    a[1] = a[1].wrapping_add(wide(x[1]).wrapping_mul(w));
+    a[2] = a[2].wrapping_add(wide(x[2]).wrapping_mul(w));
+    a[3] = a[3].wrapping_add(wide(x[3]).wrapping_mul(w));
+}
+
+/// A lane as `i32` (it is one on Thumb-1).
+#[allow(clippy::useless_conversion)]
+#[inline(always)]
+fn wide(x: Lane) -> i32 {
+    i32::from(x)
 }
