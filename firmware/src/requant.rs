@@ -343,17 +343,21 @@ pub fn clamp_i8(v: i32, lo: i8, hi: i8) -> i8 {
 mod tests {
     use super::*;
 
-    // Each expected value below is worked by hand from the reference formulas; the comment gives
-    // the real value and the rounding rule that picks the result.
-    #[test]
-    fn requantizer_equals_requantize() {
-        let mut state = 0x1234_5678_9abc_def0u64;
-        let mut next = move || {
+    /// A xorshift64 generator from `state` (non-zero).
+    fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+        move || {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
             state
-        };
+        }
+    }
+
+    // Each expected value below is worked by hand from the reference formulas; the comment gives
+    // the real value and the rounding rule that picks the result.
+    #[test]
+    fn requantizer_equals_requantize() {
+        let mut next = xorshift(0x1234_5678_9abc_def0);
         let edges = [
             i32::MIN,
             i32::MIN + 1,
@@ -394,23 +398,22 @@ mod tests {
             let rq = Requantizer::new(m, s, zp, lo, hi, bound);
             let want = requantize(acc, m, s, zp, lo, hi);
             assert_eq!(rq.apply(acc), want, "acc {acc} m {m} s {s} zp {zp}");
-            // The four-output form, with the accumulator in each place.
-            let four = [acc, 0, acc.wrapping_neg().clamp(-(1 << 29), 1 << 29), acc];
-            let got = rq.apply4([four[i as usize % 4], four[1], four[2], four[3]]);
-            assert_eq!(got[0], rq.apply(four[i as usize % 4]), "apply4, acc {acc}");
-            assert_eq!(got[3], want, "apply4, acc {acc} m {m} s {s} zp {zp}");
+            // The four-output form, this accumulator and three others within the bound.
+            let mut four = [
+                acc,
+                0,
+                acc.wrapping_neg().clamp(-(1 << 29), 1 << 29),
+                acc >> 3,
+            ];
+            four.rotate_left(i as usize % 4);
+            let each = [0, 1, 2, 3].map(|k| rq.apply(four[k]));
+            assert_eq!(rq.apply4(four), each, "apply4 {four:?} m {m} s {s} zp {zp}");
         }
     }
 
     #[test]
     fn smmlar_halves_equals_smmlar_within_its_bounds() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         let edges = [0, 1, -1, 1 << 30, -(1 << 30), 0xffff, -0x10000, 0x8000];
         for i in 0..300_000u32 {
             let r = next();
