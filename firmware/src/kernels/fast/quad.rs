@@ -2,7 +2,8 @@
 //! at a time, each weight loaded once for the four and multiplied in registers, the output stage
 //! in the channel loop. It takes every conv with a patch (`k*k*cin`) of at most [`MAX_PATCH`]
 //! bytes and at most [`MAX_COUT`] output channels (the default network's and ResNet-8-4C's convs,
-//! and ResNet-8's first); any other takes the 2x2 path of [`super`].
+//! and ResNet-8's stem and 3x3 convs over 16 channels); any other takes the 2x2 path of
+//! [`super`].
 //!
 //! ```text
 //! for each group of 4 output pixels (raster order; a short last group repeats its last pixel):
@@ -14,16 +15,20 @@
 //!     write the 4 pixels' outputs
 //! ```
 //!
-//! Per patch byte and channel the loop loads one weight (`lb` / `ldrsb`, sign-extended by the
-//! load) and four widened inputs, and does four multiplies and four adds: on RV32 with two
+//! Per patch byte and channel the loop loads one weight (`lb` on RV32, `ldrb` + `sxtb` on
+//! Thumb-1) and four widened inputs, and does four multiplies and four adds: on RV32 with two
 //! channels, 2 + 4 loads, 8 `mul` and 8 `add` for 8 MACs. Thumb-1 has 8 low registers, so the
 //! M0 build takes one channel at a time: the four accumulators stay in registers, and the
 //! inputs are widened to words, which `ldr` reads with an immediate offset (`ldrsh` has none).
 //! The packing costs a load and a store per patch byte and pixel, shared by every channel; the
 //! widened patches take `4 * MAX_PATCH` lanes on the stack.
 //!
-//! Plain safe Rust; the host tests run the same code (`tests/fast_kernels.rs`, and the shared
-//! selftest on QEMU RISC-V and Cortex-M0 code).
+//! The MAC loops over whole 4-byte blocks are small `asm!` blocks on RV32 (`blocks2`) and
+//! Thumb-1 (`blocks1`): from plain Rust LLVM hoists a block's loads and spills the products.
+//! Everything else, and the loops on other targets, is safe Rust: the host tests run this path
+//! with those loops in Rust (`tests/fast_kernels.rs`), and the shared selftest runs it with the
+//! `asm!` on QEMU RISC-V and on Cortex-M0 code (`boards/qemu-riscv32`'s and `boards/kernel-check`'s
+//! `kernel-check` binaries, in CI).
 use super::Bytes;
 use crate::format::shift_groups;
 use crate::kernels::conv::ConvParams;
