@@ -18,7 +18,7 @@
 //! pixel pair. The arch part is the [`Mac`] trait: [`dsp`] (Cortex-M4/M7/M33 `smlad`/`sxtb16`,
 //! emulated in plain Rust elsewhere so its exact code path is tested on the host), [`scalar`] on
 //! RISC-V RV32 and Cortex-M0/M0+ (one 32-bit multiply per MAC, int8 weights sign-extended by the
-//! load; plain Rust), and on aarch64
+//! load; its own path [`quad`] takes most convs, four pixels per weight load), and on aarch64
 //! `aarch64` (NEON `smull`/`sadalp`, and `sdot`), on x86-64 `avx2` (`vpmaddwd`, for quick host
 //! evaluation); the SIMD units share their packing ([`simd`]).
 #[cfg(target_arch = "aarch64")]

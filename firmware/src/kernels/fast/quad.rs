@@ -199,12 +199,9 @@ fn channels(
     out: &mut [[i8; MAX_COUT]; PIXELS],
 ) {
     let (x4, xt) = x.as_chunks::<4>();
-    #[cfg(target_arch = "arm")]
-    let rows = ch.iter().zip(weights.chunks_exact(x.len())).enumerate();
-    #[cfg(not(target_arch = "arm"))]
     let mut rows = ch.iter().zip(weights.chunks_exact(x.len())).enumerate();
     #[cfg(target_arch = "arm")]
-    for (c, (k, r)) in rows {
+    for (c, (k, r)) in &mut rows {
         let mut a = [k.bias; PIXELS];
         dot1(x4, xt, r, &mut a);
         store(&k.rq, a, out, c);
