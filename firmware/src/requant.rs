@@ -166,6 +166,12 @@ impl Requantizer {
         (self.fast && self.right == 0).then_some((self.multiplier, self.round))
     }
 
+    /// The activation range `(act_min, act_max)`, the clamp after the output stage.
+    #[inline(always)]
+    pub fn act_range(&self) -> (i8, i8) {
+        (self.act_min, self.act_max)
+    }
+
     /// Whether the activation range is all of int8 (no clamp besides the saturation).
     #[inline(always)]
     pub fn full_range(&self) -> bool {
@@ -246,24 +252,28 @@ pub(crate) fn form_smmlar(a: i32, b: i32, r: i32) -> i32 {
 }
 
 /// [`smmlar`] for `|a| <= 2^30` and `b > 0` (the fast forms: `a = 2 acc` with `|acc| <= 2^29`,
-/// a positive multiplier) from four 16 x 16-bit products, every sum within 32 bits: with
-/// `a = ah 2^16 + al` and `b = bh 2^16 + bl` (`al`, `bl` the unsigned low halves),
-/// `a b + 2^31 = ah bh 2^32 + (ah bl + al bh) 2^16 + al bl + 2^31`; `|ah bl| < 2^30`,
-/// `0 <= al bh < 2^31`, and the low halves of the two middle products plus the carry of
-/// `al bl + 2^31` add up below 2^18. About 25 instructions inline on Thumb-1, where the 64-bit
-/// product is a call to `__aeabi_lmul`: the add's element loop went from 39 to 30 instructions.
+/// a positive multiplier) from four 16 x 16-bit products, every sum within 32 bits. With
+/// `a = ah 2^16 + al` (`al` the *signed* low half, `ah = (a - al) / 2^16`, exact) and
+/// `b = bh 2^16 + bl` (`bl` the unsigned low half), `ll = al bl` is exact in 32 bits
+/// (`|al| <= 2^15`, `bl < 2^16`) and
+/// `floor((a b + 2^31) / 2^32) = ah bh + floor((S + 2^15) / 2^16)`,
+/// `S = ah bl + al bh + floor(ll / 2^16)`: write `ll = floor(ll / 2^16) 2^16 + z` with
+/// `0 <= z < 2^16`; then `a b + 2^31 = ah bh 2^32 + (S + 2^15) 2^16 + z`, and `z` cannot move
+/// the floor. `|ah| <= 2^14`, so `|ah bl| < 2^30`, `|al bh| < 2^30`, and `S + 2^15` stays within
+/// `(-2^31 + 2^14, 2^31 - 2^14)`. `floor((S + 2^15) / 2^16)` is `(S >> 16) + bit 15 of S`: on
+/// Thumb-1 an `asrs #16`, whose carry out is bit 15, then `adcs`. About 20 instructions on
+/// Thumb-1, where the 64-bit product is a call to `__aeabi_lmul`.
 #[inline(always)]
 pub fn smmlar_halves(a: i32, b: i32, r: i32) -> i32 {
-    let (ah, al) = (a >> 16, a & 0xffff);
+    let al = a as i16 as i32;
+    let ah = a.wrapping_sub(al) >> 16;
     let (bh, bl) = (b >> 16, b & 0xffff);
-    let ll = (al as u32).wrapping_mul(bl as u32); // < 2^32, exact
-    let m1 = ah.wrapping_mul(bl); // |m1| < 2^30
-    let m2 = al.wrapping_mul(bh); // [0, 2^31)
-    let hh = ah.wrapping_mul(bh);
-    let low = (m1 & 0xffff) + (m2 & 0xffff) + (ll >> 16) as i32 + 0x8000;
-    hh.wrapping_add(m1 >> 16)
-        .wrapping_add(m2 >> 16)
-        .wrapping_add(low >> 16)
+    let ll = al.wrapping_mul(bl);
+    let s = (ll >> 16)
+        .wrapping_add(ah.wrapping_mul(bl))
+        .wrapping_add(al.wrapping_mul(bh));
+    ah.wrapping_mul(bh)
+        .wrapping_add((s >> 16) + ((s >> 15) & 1))
         .wrapping_add(r)
 }
 
@@ -416,16 +426,31 @@ mod tests {
     #[test]
     fn smmlar_halves_equals_smmlar_within_its_bounds() {
         let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
-        let edges = [0, 1, -1, 1 << 30, -(1 << 30), 0xffff, -0x10000, 0x8000];
+        let edges = [
+            0,
+            1,
+            -1,
+            1 << 30,
+            -(1 << 30),
+            0xffff,
+            -0x10000,
+            0x8000,
+            0x7fff,
+            -0x8000,
+            -0x8001,
+            (1 << 30) - 0x8000,
+        ];
         for i in 0..300_000u32 {
             let r = next();
             let a = match i % 5 {
-                0 => edges[(r % 8) as usize],
+                0 => edges[(r % 12) as usize],
                 1 => ((r >> 32) as i32) >> 1 >> (r % 20),
                 _ => (((r >> 32) as i32) >> 1).clamp(-(1 << 30), 1 << 30),
             };
             let b = match i % 4 {
-                0 => [1, i32::MAX, 1 << 30, 0xffff, 0x10000][(r % 5) as usize],
+                0 => {
+                    [1, i32::MAX, 1 << 30, 0xffff, 0x10000, 0x7fff_ffff - 0xffff][(r % 6) as usize]
+                }
                 _ => ((r >> 8) as i32 & i32::MAX).max(1),
             };
             let z = (r >> 48) as i8 as i32;

@@ -53,11 +53,29 @@ type Lane = i32;
 #[cfg(not(target_arch = "arm"))]
 type Lane = i16;
 
-/// One output channel's constants.
+/// One output channel's constants. The first eight fields are the single-rounding output stage
+/// (`Requantizer::single_constants`) as the `asm!` blocks read them, at fixed offsets; `rq` is
+/// every form, for the Rust output stage.
+#[repr(C)]
 #[derive(Clone, Copy, Debug)]
 struct Channel {
-    rq: Requantizer,
+    /// Offset 0.
     bias: i32,
+    /// Offset 4: the single form's multiplier (0 if the channel is not in that form).
+    multiplier: i32,
+    /// Offset 8: `multiplier >> 16`.
+    mh: i32,
+    /// Offset 12: `multiplier & 0xffff`.
+    ml: i32,
+    /// Offset 16.
+    zero_point: i32,
+    /// Offset 20.
+    act_min: i32,
+    /// Offset 24.
+    act_max: i32,
+    /// Offset 28: 4-byte blocks per patch (the Thumb-1 block's loop count).
+    blocks: u32,
+    rq: Requantizer,
 }
 
 /// Runs the conv on this path if it fits it (see the module docs); `false` = not taken.
@@ -86,14 +104,36 @@ pub fn conv(io: &mut dyn Bytes, ys: Shape, xs: Shape, p: &ConvParams) -> bool {
         (file, patch)
     };
     let mut ch = [Channel {
-        rq: Requantizer::new(0, 0, 0, -128, 127, 0),
         bias: 0,
+        multiplier: 0,
+        mh: 0,
+        ml: 0,
+        zero_point: 0,
+        act_min: -128,
+        act_max: 127,
+        blocks: 0,
+        rq: Requantizer::new(0, 0, 0, -128, 127, 0),
     }; MAX_COUT];
+    // Whether every channel has the single-rounding form and the patch is whole blocks: then
+    // the output stage runs inside the MAC `asm!` ([`single1`], [`single2`]).
+    let mut single = line % 4 == 0;
     for (c, slot) in ch[..cout].iter_mut().enumerate() {
         let bias = p.bias.get(c).unwrap_or(0);
+        let rq = p.rescale.requantizer(c, bias, patch);
+        let form = rq.single_constants();
+        single &= form.is_some();
+        let (multiplier, zero_point) = form.unwrap_or((0, 0));
+        let (lo, hi) = rq.act_range();
         *slot = Channel {
-            rq: p.rescale.requantizer(c, bias, patch),
             bias,
+            multiplier,
+            mh: multiplier >> 16,
+            ml: multiplier & 0xffff,
+            zero_point,
+            act_min: lo.into(),
+            act_max: hi.into(),
+            blocks: (line / 4) as u32,
+            rq,
         };
     }
     let ch = &ch[..cout];
@@ -121,7 +161,7 @@ pub fn conv(io: &mut dyn Bytes, ys: Shape, xs: Shape, p: &ConvParams) -> bool {
                 }
             }
         }
-        channels(x, weights, ch, &mut out);
+        channels(x, weights, ch, single, &mut out);
         for (i, row) in out.iter().enumerate().take(pixels - px) {
             io.y_bytes((px + i) * cout, &row[..cout]);
         }
@@ -190,16 +230,31 @@ fn pack<E: Element>(
 }
 
 /// The channel loop: every channel's four accumulators over the widened patches `x` (`weights`:
-/// one row of `x.len()` int8 bytes per channel), requantised into `out[i][c]`.
+/// one row of `x.len()` int8 bytes per channel), requantised into `out[i][c]`. `single`: every
+/// channel has the single-rounding form and `x` is whole blocks (see [`conv`]).
 #[inline(never)]
 fn channels(
     x: &[[Lane; PIXELS]],
     weights: &[u8],
     ch: &[Channel],
+    single: bool,
     out: &mut [[i8; MAX_COUT]; PIXELS],
 ) {
     let (x4, xt) = x.as_chunks::<4>();
     let mut rows = ch.iter().zip(weights.chunks_exact(x.len())).enumerate();
+    if single && xt.is_empty() && !x4.is_empty() {
+        #[cfg(target_arch = "arm")]
+        for (c, (k, r)) in rows {
+            single1(x4, r, k, out, c);
+        }
+        #[cfg(not(target_arch = "arm"))]
+        while let Some((c0, (k0, r0))) = rows.next() {
+            // An odd last channel is computed twice.
+            let (c1, (k1, r1)) = rows.next().unwrap_or((c0, (k0, r0)));
+            single2(x4, [r0, r1], [k0, k1], out, [c0, c1]);
+        }
+        return;
+    }
     #[cfg(target_arch = "arm")]
     for (c, (k, r)) in &mut rows {
         let mut a = [k.bias; PIXELS];
@@ -214,6 +269,295 @@ fn channels(
         dot2(x4, xt, r0, r1, &mut a0, &mut a1);
         store(&k0.rq, a0, out, c0);
         store(&k1.rq, a1, out, c1);
+    }
+}
+
+/// The single-rounding output stage in Rust (what the `asm!` blocks compute):
+/// `clamp(smmlar(2 acc, multiplier, zero_point))`, as `Requantizer::apply` in that form.
+#[cfg(not(shiftkit_scalar))]
+#[inline(always)]
+fn single_out(k: &Channel, acc: i32) -> i8 {
+    let q = crate::requant::form_smmlar(acc.wrapping_add(acc), k.multiplier, k.zero_point);
+    q.max(k.act_min).min(k.act_max) as i8
+}
+
+/// Channel `c` (constants `k`, weight row `r`) of the four pixels into `out[i][c]`, the patch
+/// whole blocks, the channel in the single-rounding form: Rust (on Cortex-M cores with DSP,
+/// where the scalar unit runs only in tests).
+#[cfg(all(target_arch = "arm", not(shiftkit_scalar)))]
+#[inline(always)]
+fn single1(x4: &[Block], r: &[u8], k: &Channel, out: &mut [[i8; MAX_COUT]; PIXELS], c: usize) {
+    let mut a = [k.bias; PIXELS];
+    blocks1(x4, r.as_chunks::<4>().0, &mut a);
+    for (o, acc) in out.iter_mut().zip(a) {
+        if let Some(o) = o.get_mut(c) {
+            *o = single_out(k, acc);
+        }
+    }
+}
+
+/// [`single1`] on Cortex-M0/M0+: the MAC loop of [`blocks1`], then the output stage with
+/// [`crate::requant::smmlar_halves`] in registers (about 25 instructions per output: four
+/// `muls`, the rounding from `asrs`'s carry by `adcs`, the clamp as two compares), one `asm!`
+/// block per channel.
+#[cfg(all(target_arch = "arm", shiftkit_scalar))]
+#[allow(unsafe_code)]
+#[inline(always)]
+fn single1(x4: &[Block], r: &[u8], k: &Channel, out: &mut [[i8; MAX_COUT]; PIXELS], c: usize) {
+    let n = x4.len();
+    if n == 0 || k.blocks as usize != n || r.len() < 4 * n || c >= MAX_COUT {
+        // Not reached from `channels`; the general loop gives the same outputs.
+        let mut a = [k.bias; PIXELS];
+        dot1(x4, &[], r, &mut a);
+        return store(&k.rq, a, out, c);
+    }
+    let o = out.as_mut_ptr().cast::<i8>().wrapping_add(c);
+    // SAFETY: reads `n = k.blocks >= 1` blocks of `x4` (64 bytes each, word-aligned) from its
+    // start and the first `4 n` bytes of `r` (checked above), the 32 bytes of `*k` (`repr(C)`,
+    // word-aligned, the offsets of `Channel`'s docs), and writes the four bytes `out[i][c]`,
+    // `i < 4`, at `o + 64 i` (`c < MAX_COUT`: inside `out`, from whose pointer `o` derives).
+    // r6 and r7, which LLVM keeps as base and frame pointers and which cannot be operands, are
+    // pushed first and popped last; every byte pushed between is popped or dropped.
+    unsafe {
+        core::arch::asm!(
+            "push {{r6, r7}}",
+            "push {{r2, r3}}", // [sp] = k, [sp, #4] = out
+            "ldr r4, [r2, #0]",
+            "ldr r2, [r2, #28]",
+            "push {{r2}}", // [sp] = blocks left
+            "mov r5, r4",
+            "mov r6, r4",
+            "mov r7, r4",
+            "2:",
+            ".irp k, 0, 1, 2, 3",
+            "ldrb r2, [r1, #\\k]",
+            "sxtb r2, r2",
+            "ldr r3, [r0, #(16 * \\k)]",
+            "muls r3, r2, r3",
+            "adds r4, r4, r3",
+            "ldr r3, [r0, #(16 * \\k + 4)]",
+            "muls r3, r2, r3",
+            "adds r5, r5, r3",
+            "ldr r3, [r0, #(16 * \\k + 8)]",
+            "muls r3, r2, r3",
+            "adds r6, r6, r3",
+            "ldr r3, [r0, #(16 * \\k + 12)]",
+            "muls r3, r2, r3",
+            "adds r7, r7, r3",
+            ".endr",
+            "adds r0, #64",
+            "adds r1, #4",
+            "ldr r2, [sp]",
+            "subs r2, #1",
+            "str r2, [sp]",
+            "bne 2b",
+            "add sp, #4",
+            "pop {{r2, r3}}",           // r2 = k, r3 = out
+            "push {{r4, r5, r6, r7}}",  // [sp, #4 i] = the accumulator of pixel i
+            "ldr r6, [r2, #20]",        // act_min
+            "ldr r7, [r2, #24]",        // act_max
+            ".irp i, 0, 1, 2, 3",
+            "ldr r4, [sp, #(4 * \\i)]",
+            "adds r4, r4, r4",          // a = 2 acc
+            "sxth r0, r4",              // al
+            "subs r4, r4, r0",
+            "asrs r4, r4, #16",         // ah
+            "ldr r1, [r2, #12]",        // bl
+            "mov r5, r1",
+            "muls r5, r0, r5",          // ll = al bl
+            "asrs r5, r5, #16",
+            "muls r1, r4, r1",          // ah bl
+            "adds r5, r5, r1",
+            "ldr r1, [r2, #8]",         // bh
+            "muls r0, r1, r0",          // al bh
+            "adds r5, r5, r0",          // S
+            "muls r1, r4, r1",          // ah bh
+            "asrs r5, r5, #16",         // carry = bit 15 of S
+            "adcs r5, r1",              // smmlar(a, m, 0)
+            "ldr r0, [r2, #16]",
+            "adds r5, r5, r0",          // + zero point
+            "cmp r5, r6",
+            "bge 3f",
+            "mov r5, r6",
+            "3:",
+            "cmp r5, r7",
+            "ble 4f",
+            "mov r5, r7",
+            "4:",
+            "strb r5, [r3]",
+            "adds r3, #64",
+            ".endr",
+            "add sp, #16",
+            "pop {{r6, r7}}",
+            inout("r0") x4.as_ptr() => _,
+            inout("r1") r.as_ptr() => _,
+            inout("r2") core::ptr::from_ref(k) => _,
+            inout("r3") o => _,
+            out("r4") _,
+            out("r5") _,
+        );
+    }
+}
+
+/// Channels `c[0]` and `c[1]` (constants `k`, weight rows `r`) of the four pixels into
+/// `out[i][c[j]]`, the patch whole blocks, both channels in the single-rounding form: Rust
+/// (every target but RV32).
+#[cfg(not(any(target_arch = "arm", all(target_arch = "riscv32", shiftkit_scalar))))]
+#[inline(always)]
+fn single2(
+    x4: &[Block],
+    r: [&[u8]; 2],
+    k: [&Channel; 2],
+    out: &mut [[i8; MAX_COUT]; PIXELS],
+    c: [usize; 2],
+) {
+    let (mut a0, mut a1) = ([k[0].bias; PIXELS], [k[1].bias; PIXELS]);
+    blocks2(
+        x4,
+        r[0].as_chunks::<4>().0,
+        r[1].as_chunks::<4>().0,
+        &mut a0,
+        &mut a1,
+    );
+    for (o, (p0, p1)) in out.iter_mut().zip(a0.into_iter().zip(a1)) {
+        if let (Some(&k0), Some(&k1)) = (k.first(), k.get(1)) {
+            if let Some(v) = o.get_mut(c[0]) {
+                *v = single_out(k0, p0);
+            }
+            if let Some(v) = o.get_mut(c[1]) {
+                *v = single_out(k1, p1);
+            }
+        }
+    }
+}
+
+/// [`single2`] on RV32: the MAC loop of [`blocks2`], then per output `mul` and `mulh` for
+/// `smmlar` (its rounding is bit 31 of the low word), the zero point and the clamp as two
+/// branches, about 10 instructions, one `asm!` block per channel pair.
+#[cfg(all(target_arch = "riscv32", shiftkit_scalar))]
+#[allow(unsafe_code)]
+#[inline(always)]
+fn single2(
+    x4: &[Block],
+    r: [&[u8]; 2],
+    k: [&Channel; 2],
+    out: &mut [[i8; MAX_COUT]; PIXELS],
+    c: [usize; 2],
+) {
+    let n = x4.len();
+    if n == 0 || r[0].len() < 4 * n || r[1].len() < 4 * n || c[0] >= MAX_COUT || c[1] >= MAX_COUT {
+        // Not reached from `channels`; the general loop gives the same outputs.
+        let (mut a0, mut a1) = ([k[0].bias; PIXELS], [k[1].bias; PIXELS]);
+        dot2(x4, &[], r[0], r[1], &mut a0, &mut a1);
+        store(&k[0].rq, a0, out, c[0]);
+        return store(&k[1].rq, a1, out, c[1]);
+    }
+    let x_end = x4[n..].as_ptr();
+    let base = out.as_mut_ptr().cast::<i8>();
+    let (o0, o1) = (base.wrapping_add(c[0]), base.wrapping_add(c[1]));
+    // SAFETY: reads `n >= 1` blocks of `x4` (32 bytes each, halfword-aligned) from its start to
+    // `x_end`, the first `4 n` bytes of `r[0]` and of `r[1]` (checked above) and the first 28
+    // bytes of `*k[0]` and `*k[1]` (`repr(C)`, word-aligned, the offsets of `Channel`'s docs);
+    // writes the bytes `out[i][c[j]]`, `i < 4`, at `o_j + 64 i` (`c[j] < MAX_COUT`: inside
+    // `out`, from whose pointer both derive). No stack.
+    unsafe {
+        core::arch::asm!(
+            "lw {p0}, 0({k0})",
+            "mv {p1}, {p0}",
+            "mv {p2}, {p0}",
+            "mv {p3}, {p0}",
+            "lw {q0}, 0({k1})",
+            "mv {q1}, {q0}",
+            "mv {q2}, {q0}",
+            "mv {q3}, {q0}",
+            "2:",
+            ".irp k, 0, 1, 2, 3",
+            "lb {w0}, \\k({pw0})",
+            "lb {w1}, \\k({pw1})",
+            "lh {x0}, (8 * \\k)({px})",
+            "lh {x1}, (8 * \\k + 2)({px})",
+            "lh {x2}, (8 * \\k + 4)({px})",
+            "lh {x3}, (8 * \\k + 6)({px})",
+            "mul {t}, {x0}, {w0}",
+            "add {p0}, {p0}, {t}",
+            "mul {x0}, {x0}, {w1}",
+            "add {q0}, {q0}, {x0}",
+            "mul {t}, {x1}, {w0}",
+            "add {p1}, {p1}, {t}",
+            "mul {x1}, {x1}, {w1}",
+            "add {q1}, {q1}, {x1}",
+            "mul {t}, {x2}, {w0}",
+            "add {p2}, {p2}, {t}",
+            "mul {x2}, {x2}, {w1}",
+            "add {q2}, {q2}, {x2}",
+            "mul {t}, {x3}, {w0}",
+            "add {p3}, {p3}, {t}",
+            "mul {x3}, {x3}, {w1}",
+            "add {q3}, {q3}, {x3}",
+            ".endr",
+            "addi {px}, {px}, 32",
+            "addi {pw0}, {pw0}, 4",
+            "addi {pw1}, {pw1}, 4",
+            "bne {px}, {end}, 2b",
+            // One output: accumulator `a` requantised (x0..x3: the channel's multiplier, zero
+            // point and range) and stored at `off(o)`.
+            ".macro shiftkit_rq a, o, off",
+            "slli \\a, \\a, 1",
+            "mul {t}, \\a, {x0}",
+            "mulh \\a, \\a, {x0}",
+            "srli {t}, {t}, 31",
+            "add \\a, \\a, {t}",
+            "add \\a, \\a, {x1}",
+            "bge \\a, {x2}, 3f",
+            "mv \\a, {x2}",
+            "3:",
+            "bge {x3}, \\a, 4f",
+            "mv \\a, {x3}",
+            "4:",
+            "sb \\a, \\off(\\o)",
+            ".endm",
+            "lw {x0}, 4({k0})",
+            "lw {x1}, 16({k0})",
+            "lw {x2}, 20({k0})",
+            "lw {x3}, 24({k0})",
+            "shiftkit_rq {p0}, {o0}, 0",
+            "shiftkit_rq {p1}, {o0}, 64",
+            "shiftkit_rq {p2}, {o0}, 128",
+            "shiftkit_rq {p3}, {o0}, 192",
+            "lw {x0}, 4({k1})",
+            "lw {x1}, 16({k1})",
+            "lw {x2}, 20({k1})",
+            "lw {x3}, 24({k1})",
+            "shiftkit_rq {q0}, {o1}, 0",
+            "shiftkit_rq {q1}, {o1}, 64",
+            "shiftkit_rq {q2}, {o1}, 128",
+            "shiftkit_rq {q3}, {o1}, 192",
+            ".purgem shiftkit_rq",
+            px = inout(reg) x4.as_ptr() => _,
+            pw0 = inout(reg) r[0].as_ptr() => _,
+            pw1 = inout(reg) r[1].as_ptr() => _,
+            end = in(reg) x_end,
+            k0 = in(reg) core::ptr::from_ref(k[0]),
+            k1 = in(reg) core::ptr::from_ref(k[1]),
+            o0 = in(reg) o0,
+            o1 = in(reg) o1,
+            w0 = out(reg) _,
+            w1 = out(reg) _,
+            x0 = out(reg) _,
+            x1 = out(reg) _,
+            x2 = out(reg) _,
+            x3 = out(reg) _,
+            t = out(reg) _,
+            p0 = out(reg) _,
+            p1 = out(reg) _,
+            p2 = out(reg) _,
+            p3 = out(reg) _,
+            q0 = out(reg) _,
+            q1 = out(reg) _,
+            q2 = out(reg) _,
+            q3 = out(reg) _,
+            options(nostack, preserves_flags),
+        );
     }
 }
 
