@@ -53,7 +53,7 @@ type Lane = i32;
 #[cfg(not(target_arch = "arm"))]
 type Lane = i16;
 
-/// One output channel's constants. The first eight fields are the single-rounding output stage
+/// One output channel's constants. The first nine fields are the single-rounding output stage
 /// (`Requantizer::single_constants`) as the `asm!` blocks read them, at fixed offsets; `rq` is
 /// every form, for the Rust output stage.
 #[repr(C)]
@@ -75,6 +75,8 @@ struct Channel {
     act_max: i32,
     /// Offset 28: 4-byte blocks per patch (the Thumb-1 block's loop count).
     blocks: u32,
+    /// Offset 32: bytes from one pixel's outputs to the next's (the conv's `cout`).
+    stride: u32,
     rq: Requantizer,
 }
 
@@ -112,18 +114,20 @@ pub fn conv(io: &mut dyn Bytes, ys: Shape, xs: Shape, p: &ConvParams) -> bool {
         act_min: -128,
         act_max: 127,
         blocks: 0,
+        stride: 0,
         rq: Requantizer::new(0, 0, 0, -128, 127, 0),
     }; MAX_COUT];
-    // Whether every channel has the single-rounding form and the patch is whole blocks: then
-    // the output stage runs inside the MAC `asm!` ([`single1`], [`single2`]).
-    let mut single = line % 4 == 0;
+    // Whether every channel has the single-rounding form and no clamp above 127 (every
+    // quantize-made conv), the patch is whole blocks and the channels pair up: then the output
+    // stage runs inside the MAC `asm!` ([`single1`], [`single2`]).
+    let mut single = line.is_multiple_of(4) && cout.is_multiple_of(2);
     for (c, slot) in ch[..cout].iter_mut().enumerate() {
         let bias = p.bias.get(c).unwrap_or(0);
         let rq = p.rescale.requantizer(c, bias, patch);
         let form = rq.single_constants();
-        single &= form.is_some();
-        let (multiplier, zero_point) = form.unwrap_or((0, 0));
         let (lo, hi) = rq.act_range();
+        single &= form.is_some() && hi == i8::MAX;
+        let (multiplier, zero_point) = form.unwrap_or((0, 0));
         *slot = Channel {
             bias,
             multiplier,
@@ -133,6 +137,7 @@ pub fn conv(io: &mut dyn Bytes, ys: Shape, xs: Shape, p: &ConvParams) -> bool {
             act_min: lo.into(),
             act_max: hi.into(),
             blocks: (line / 4) as u32,
+            stride: cout as u32,
             rq,
         };
     }
@@ -140,9 +145,22 @@ pub fn conv(io: &mut dyn Bytes, ys: Shape, xs: Shape, p: &ConvParams) -> bool {
     let mut groups = [(0i8, 0i8, 0usize, 0usize); 9];
     let n_groups = shift_groups(p.shift, xs.c, &mut groups);
     let groups = &groups[..n_groups];
+    // Each shift group's source relative to the pixel's own input position, for the pixels
+    // whose every group lies inside the image (the shifts are one pixel).
+    let mut offsets = [0isize; 9];
+    for (o, &(dh, dw, c0, _)) in offsets.iter_mut().zip(groups) {
+        *o = c0 as isize - (dh as isize * xs.w as isize + dw as isize) * xs.c as isize;
+    }
+    let reach = usize::from(n_groups > 1);
+    let geometry = Geometry {
+        xs,
+        groups,
+        offsets: &offsets[..n_groups],
+        reach,
+    };
     let mut x = [[0 as Lane; PIXELS]; MAX_PATCH];
     let x = &mut x[..line];
-    let mut out = [[0i8; MAX_COUT]; PIXELS];
+    let mut buf = [0i8; PIXELS * MAX_COUT];
     let pixels = ys.h * ys.w;
     let mut px = 0;
     let (mut oy, mut ox) = (0, 0); // pixel px (no division: a library call on Thumb-1)
@@ -151,8 +169,8 @@ pub fn conv(io: &mut dyn Bytes, ys: Shape, xs: Shape, p: &ConvParams) -> bool {
         // A short last group repeats its last pixel.
         for i in 0..PIXELS {
             match io.x_view() {
-                XView::I8(v) => pack(v, xs, p, groups, oy, ox, x, i),
-                XView::U8(v) => pack(v, xs, p, groups, oy, ox, x, i),
+                XView::I8(v) => pack(v, &geometry, p, oy, ox, x, i),
+                XView::U8(v) => pack(v, &geometry, p, oy, ox, x, i),
             }
             if px + i + 1 < pixels {
                 ox += 1;
@@ -161,32 +179,69 @@ pub fn conv(io: &mut dyn Bytes, ys: Shape, xs: Shape, p: &ConvParams) -> bool {
                 }
             }
         }
-        channels(x, weights, ch, single, &mut out);
-        for (i, row) in out.iter().enumerate().take(pixels - px) {
-            io.y_bytes((px + i) * cout, &row[..cout]);
+        let n = (pixels - px).min(PIXELS);
+        // A whole group is written straight into the output, pixel i at `(px + i) * cout`.
+        if n == PIXELS {
+            if let Some(y) = io.y_mut().get_mut(px * cout..(px + PIXELS) * cout) {
+                channels(x, weights, ch, single, y);
+                px += PIXELS;
+                continue;
+            }
         }
+        let out = &mut buf[..PIXELS * cout];
+        channels(x, weights, ch, single, out);
+        io.y_bytes(px * cout, &out[..n * cout]);
         px += PIXELS;
     }
     true
 }
 
+/// Where a conv's patch bytes come from: the input shape, the shift groups
+/// (`format::shift_groups`), each group's source offset from the pixel's own input element, and
+/// how far the shifts reach (0 unshifted, else 1 pixel).
+struct Geometry<'a> {
+    xs: Shape,
+    groups: &'a [(i8, i8, usize, usize)],
+    offsets: &'a [isize],
+    reach: usize,
+}
+
 /// Writes pixel `(oy, ox)`'s patch into lane `i` of `x`, in weight order (`[ky][kx][ci]`): each
 /// shift group read at its offset, the pad value outside the image.
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn pack<E: Element>(
     v: &[E],
-    xs: Shape,
+    g: &Geometry,
     p: &ConvParams,
-    groups: &[(i8, i8, usize, usize)],
     oy: usize,
     ox: usize,
     x: &mut [[Lane; PIXELS]],
     i: usize,
 ) {
+    let (xs, groups) = (g.xs, g.groups);
     let cin = xs.c;
     let ix0 = (ox * p.stride).wrapping_sub(p.pad);
     let unshifted = groups.len() == 1;
+    let iy0 = (oy * p.stride).wrapping_sub(p.pad);
+    // A shifted 1x1 away from the border: every group inside the image, at its fixed offset.
+    if !unshifted
+        && p.k == 1
+        && iy0.wrapping_sub(g.reach) < xs.h.saturating_sub(2 * g.reach)
+        && ix0.wrapping_sub(g.reach) < xs.w.saturating_sub(2 * g.reach)
+    {
+        let base = xs.at(iy0, ix0, 0);
+        let mut done = true;
+        for (&(_, _, c0, c1), &o) in groups.iter().zip(g.offsets) {
+            let at = base.wrapping_add_signed(o);
+            match (v.get(at..at.wrapping_add(c1 - c0)), x.get_mut(c0..c1)) {
+                (Some(src), Some(dst)) => widen(dst, src, i),
+                _ => done = false,
+            }
+        }
+        if done {
+            return;
+        }
+    }
     for ky in 0..p.k {
         // Off the image, a row or column wraps to a huge usize.
         let iy = (oy * p.stride + ky).wrapping_sub(p.pad);
@@ -195,9 +250,7 @@ fn pack<E: Element>(
             let at = xs.at(iy, ix0, 0);
             let run = p.k * cin;
             if let Some(src) = v.get(at..at + run) {
-                for (d, s) in x[ky * run..][..run].iter_mut().zip(src) {
-                    d[i] = s.value() as Lane;
-                }
+                widen(&mut x[ky * run..][..run], src, i);
                 continue;
             }
         }
@@ -213,11 +266,7 @@ fn pack<E: Element>(
                 let inside = sy < xs.h && sx < xs.w;
                 let at = if inside { xs.at(sy, sx, 0) } else { usize::MAX };
                 match v.get(at.saturating_add(c0)..at.saturating_add(c1)) {
-                    Some(src) => {
-                        for (d, s) in dst.iter_mut().zip(src) {
-                            d[i] = s.value() as Lane;
-                        }
-                    }
+                    Some(src) => widen(dst, src, i),
                     None => {
                         for (d, &b) in dst.iter_mut().zip(&p.pad_value[c0..c1]) {
                             d[i] = E::from_byte(b).value() as Lane;
@@ -229,17 +278,39 @@ fn pack<E: Element>(
     }
 }
 
+/// `dst[t][i] = src[t]`, widened: a byte a step on Thumb-1 (whose `ldrsb` takes no immediate
+/// offset, so unrolling only adds address arithmetic).
+#[cfg(target_arch = "arm")]
+#[inline(always)]
+fn widen<E: Element>(dst: &mut [[Lane; PIXELS]], src: &[E], i: usize) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        d[i] = s.value() as Lane;
+    }
+}
+
+/// `dst[t][i] = src[t]`, widened: four bytes a step.
+#[cfg(not(target_arch = "arm"))]
+#[inline(always)]
+fn widen<E: Element>(dst: &mut [[Lane; PIXELS]], src: &[E], i: usize) {
+    let (d4, dt) = dst.as_chunks_mut::<4>();
+    let (s4, st) = src.as_chunks::<4>();
+    for (d, s) in d4.iter_mut().zip(s4) {
+        d[0][i] = s[0].value() as Lane;
+        d[1][i] = s[1].value() as Lane;
+        d[2][i] = s[2].value() as Lane;
+        d[3][i] = s[3].value() as Lane;
+    }
+    for (d, s) in dt.iter_mut().zip(st) {
+        d[i] = s.value() as Lane;
+    }
+}
+
 /// The channel loop: every channel's four accumulators over the widened patches `x` (`weights`:
-/// one row of `x.len()` int8 bytes per channel), requantised into `out[i][c]`. `single`: every
-/// channel has the single-rounding form and `x` is whole blocks (see [`conv`]).
+/// one row of `x.len()` int8 bytes per channel), requantised into `out[i * cout + c]`
+/// (`cout = ch.len()`; `out` holds the four pixels). `single`: every channel has the
+/// single-rounding form, `x` is whole blocks and `cout` is even (see [`conv`]).
 #[inline(never)]
-fn channels(
-    x: &[[Lane; PIXELS]],
-    weights: &[u8],
-    ch: &[Channel],
-    single: bool,
-    out: &mut [[i8; MAX_COUT]; PIXELS],
-) {
+fn channels(x: &[[Lane; PIXELS]], weights: &[u8], ch: &[Channel], single: bool, out: &mut [i8]) {
     let (x4, xt) = x.as_chunks::<4>();
     let mut rows = ch.iter().zip(weights.chunks_exact(x.len())).enumerate();
     if single && xt.is_empty() && !x4.is_empty() {
@@ -248,10 +319,8 @@ fn channels(
             single1(x4, r, k, out, c);
         }
         #[cfg(not(target_arch = "arm"))]
-        while let Some((c0, (k0, r0))) = rows.next() {
-            // An odd last channel is computed twice.
-            let (c1, (k1, r1)) = rows.next().unwrap_or((c0, (k0, r0)));
-            single2(x4, [r0, r1], [k0, k1], out, [c0, c1]);
+        while let (Some((c, (k0, r0))), Some((_, (k1, r1)))) = (rows.next(), rows.next()) {
+            single2(x4, [r0, r1], [k0, k1], out, c);
         }
         return;
     }
@@ -259,7 +328,7 @@ fn channels(
     for (c, (k, r)) in &mut rows {
         let mut a = [k.bias; PIXELS];
         dot1(x4, xt, r, &mut a);
-        store(&k.rq, a, out, c);
+        store(&k.rq, a, out, ch.len(), c);
     }
     #[cfg(not(target_arch = "arm"))]
     while let Some((c0, (k0, r0))) = rows.next() {
@@ -267,8 +336,8 @@ fn channels(
         let (c1, (k1, r1)) = rows.next().unwrap_or((c0, (k0, r0)));
         let (mut a0, mut a1) = ([k0.bias; PIXELS], [k1.bias; PIXELS]);
         dot2(x4, xt, r0, r1, &mut a0, &mut a1);
-        store(&k0.rq, a0, out, c0);
-        store(&k1.rq, a1, out, c1);
+        store(&k0.rq, a0, out, ch.len(), c0);
+        store(&k1.rq, a1, out, ch.len(), c1);
     }
 }
 
@@ -281,16 +350,16 @@ fn single_out(k: &Channel, acc: i32) -> i8 {
     q.max(k.act_min).min(k.act_max) as i8
 }
 
-/// Channel `c` (constants `k`, weight row `r`) of the four pixels into `out[i][c]`, the patch
-/// whole blocks, the channel in the single-rounding form: Rust (on Cortex-M cores with DSP,
-/// where the scalar unit runs only in tests).
+/// Channel `c` (constants `k`, weight row `r`) of the four pixels into
+/// `out[i * k.stride + c]`, the patch whole blocks, the channel in the single-rounding form:
+/// Rust (on Cortex-M cores with DSP, where the scalar unit runs only in tests).
 #[cfg(all(target_arch = "arm", not(shiftkit_scalar)))]
 #[inline(always)]
-fn single1(x4: &[Block], r: &[u8], k: &Channel, out: &mut [[i8; MAX_COUT]; PIXELS], c: usize) {
+fn single1(x4: &[Block], r: &[u8], k: &Channel, out: &mut [i8], c: usize) {
     let mut a = [k.bias; PIXELS];
     blocks1(x4, r.as_chunks::<4>().0, &mut a);
-    for (o, acc) in out.iter_mut().zip(a) {
-        if let Some(o) = o.get_mut(c) {
+    for (i, acc) in a.into_iter().enumerate() {
+        if let Some(o) = out.get_mut(i * k.stride as usize + c) {
             *o = single_out(k, acc);
         }
     }
@@ -303,28 +372,34 @@ fn single1(x4: &[Block], r: &[u8], k: &Channel, out: &mut [[i8; MAX_COUT]; PIXEL
 #[cfg(all(target_arch = "arm", shiftkit_scalar))]
 #[allow(unsafe_code)]
 #[inline(always)]
-fn single1(x4: &[Block], r: &[u8], k: &Channel, out: &mut [[i8; MAX_COUT]; PIXELS], c: usize) {
+fn single1(x4: &[Block], r: &[u8], k: &Channel, out: &mut [i8], c: usize) {
     let n = x4.len();
-    if n == 0 || k.blocks as usize != n || r.len() < 4 * n || c >= MAX_COUT {
+    let stride = k.stride as usize;
+    if n == 0 || k.blocks as usize != n || r.len() < 4 * n || out.len() <= 3 * stride + c {
         // Not reached from `channels`; the general loop gives the same outputs.
         let mut a = [k.bias; PIXELS];
         dot1(x4, &[], r, &mut a);
-        return store(&k.rq, a, out, c);
+        return store(&k.rq, a, out, stride, c);
     }
-    let o = out.as_mut_ptr().cast::<i8>().wrapping_add(c);
+    let o = out.as_mut_ptr().wrapping_add(c);
     // SAFETY: reads `n = k.blocks >= 1` blocks of `x4` (64 bytes each, word-aligned) from its
-    // start and the first `4 n` bytes of `r` (checked above), the 32 bytes of `*k` (`repr(C)`,
-    // word-aligned, the offsets of `Channel`'s docs), and writes the four bytes `out[i][c]`,
-    // `i < 4`, at `o + 64 i` (`c < MAX_COUT`: inside `out`, from whose pointer `o` derives).
-    // r6 and r7, which LLVM keeps as base and frame pointers and which cannot be operands, are
-    // pushed first and popped last; every byte pushed between is popped or dropped.
+    // start and the first `4 n` bytes of `r` (checked above), the first 36 bytes of `*k` (`repr(C)`,
+    // word-aligned, the offsets of `Channel`'s docs), and writes the four bytes
+    // `out[i * stride + c]`, `i < 4` (checked above to lie inside `out`, from whose pointer `o`
+    // derives).
+    // r6, r7 and r8, which LLVM keeps as base and frame pointers or callee-saved and which
+    // cannot be operands, are pushed first (r8 through r4) and restored last; every byte pushed
+    // between is popped or dropped.
     unsafe {
         core::arch::asm!(
             "push {{r6, r7}}",
-            "push {{r2, r3}}", // [sp] = k, [sp, #4] = out
+            "mov r4, r8",
+            "push {{r2, r3, r4}}", // [sp] = k, [sp, #4] = out, [sp, #8] = r8
+            "ldr r4, [r2, #28]",
+            "lsls r4, r4, #6",
+            "adds r4, r0, r4",
+            "mov r8, r4", // the end of x4
             "ldr r4, [r2, #0]",
-            "ldr r2, [r2, #28]",
-            "push {{r2}}", // [sp] = blocks left
             "mov r5, r4",
             "mov r6, r4",
             "mov r7, r4",
@@ -347,15 +422,12 @@ fn single1(x4: &[Block], r: &[u8], k: &Channel, out: &mut [[i8; MAX_COUT]; PIXEL
             ".endr",
             "adds r0, #64",
             "adds r1, #4",
-            "ldr r2, [sp]",
-            "subs r2, #1",
-            "str r2, [sp]",
+            "cmp r0, r8",
             "bne 2b",
-            "add sp, #4",
             "pop {{r2, r3}}",           // r2 = k, r3 = out
             "push {{r4, r5, r6, r7}}",  // [sp, #4 i] = the accumulator of pixel i
             "ldr r6, [r2, #20]",        // act_min
-            "ldr r7, [r2, #24]",        // act_max
+            "ldr r7, [r2, #32]",        // the output stride
             ".irp i, 0, 1, 2, 3",
             "ldr r4, [sp, #(4 * \\i)]",
             "adds r4, r4, r4",          // a = 2 acc
@@ -380,14 +452,16 @@ fn single1(x4: &[Block], r: &[u8], k: &Channel, out: &mut [[i8; MAX_COUT]; PIXEL
             "bge 3f",
             "mov r5, r6",
             "3:",
-            "cmp r5, r7",
+            "cmp r5, #127",             // act_max is 127 (see `conv`)
             "ble 4f",
-            "mov r5, r7",
+            "movs r5, #127",
             "4:",
             "strb r5, [r3]",
-            "adds r3, #64",
+            "adds r3, r3, r7",          // the next pixel
             ".endr",
             "add sp, #16",
+            "pop {{r4}}",
+            "mov r8, r4",
             "pop {{r6, r7}}",
             inout("r0") x4.as_ptr() => _,
             inout("r1") r.as_ptr() => _,
@@ -399,18 +473,12 @@ fn single1(x4: &[Block], r: &[u8], k: &Channel, out: &mut [[i8; MAX_COUT]; PIXEL
     }
 }
 
-/// Channels `c[0]` and `c[1]` (constants `k`, weight rows `r`) of the four pixels into
-/// `out[i][c[j]]`, the patch whole blocks, both channels in the single-rounding form: Rust
-/// (every target but RV32).
+/// Channels `c` and `c + 1` (constants `k`, weight rows `r`) of the four pixels into
+/// `out[i * k[0].stride + c + j]`, the patch whole blocks, both channels in the single-rounding
+/// form: Rust (every target but RV32).
 #[cfg(not(any(target_arch = "arm", all(target_arch = "riscv32", shiftkit_scalar))))]
 #[inline(always)]
-fn single2(
-    x4: &[Block],
-    r: [&[u8]; 2],
-    k: [&Channel; 2],
-    out: &mut [[i8; MAX_COUT]; PIXELS],
-    c: [usize; 2],
-) {
+fn single2(x4: &[Block], r: [&[u8]; 2], k: [&Channel; 2], out: &mut [i8], c: usize) {
     let (mut a0, mut a1) = ([k[0].bias; PIXELS], [k[1].bias; PIXELS]);
     blocks2(
         x4,
@@ -419,14 +487,14 @@ fn single2(
         &mut a0,
         &mut a1,
     );
-    for (o, (p0, p1)) in out.iter_mut().zip(a0.into_iter().zip(a1)) {
-        if let (Some(&k0), Some(&k1)) = (k.first(), k.get(1)) {
-            if let Some(v) = o.get_mut(c[0]) {
-                *v = single_out(k0, p0);
-            }
-            if let Some(v) = o.get_mut(c[1]) {
-                *v = single_out(k1, p1);
-            }
+    let stride = k[0].stride as usize;
+    for (i, (p0, p1)) in a0.into_iter().zip(a1).enumerate() {
+        if let Some([v0, v1]) = out
+            .get_mut(i * stride + c..)
+            .and_then(|o| o.first_chunk_mut())
+        {
+            *v0 = single_out(k[0], p0);
+            *v1 = single_out(k[1], p1);
         }
     }
 }
@@ -437,29 +505,27 @@ fn single2(
 #[cfg(all(target_arch = "riscv32", shiftkit_scalar))]
 #[allow(unsafe_code)]
 #[inline(always)]
-fn single2(
-    x4: &[Block],
-    r: [&[u8]; 2],
-    k: [&Channel; 2],
-    out: &mut [[i8; MAX_COUT]; PIXELS],
-    c: [usize; 2],
-) {
+fn single2(x4: &[Block], r: [&[u8]; 2], k: [&Channel; 2], out: &mut [i8], c: usize) {
     let n = x4.len();
-    if n == 0 || r[0].len() < 4 * n || r[1].len() < 4 * n || c[0] >= MAX_COUT || c[1] >= MAX_COUT {
+    let stride = k[0].stride as usize;
+    if n == 0 || r[0].len() < 4 * n || r[1].len() < 4 * n || out.len() <= 3 * stride + c + 1 {
         // Not reached from `channels`; the general loop gives the same outputs.
         let (mut a0, mut a1) = ([k[0].bias; PIXELS], [k[1].bias; PIXELS]);
         dot2(x4, &[], r[0], r[1], &mut a0, &mut a1);
-        store(&k[0].rq, a0, out, c[0]);
-        return store(&k[1].rq, a1, out, c[1]);
+        store(&k[0].rq, a0, out, stride, c);
+        return store(&k[1].rq, a1, out, stride, c + 1);
     }
     let x_end = x4[n..].as_ptr();
-    let base = out.as_mut_ptr().cast::<i8>();
-    let (o0, o1) = (base.wrapping_add(c[0]), base.wrapping_add(c[1]));
+    // Written out: `array::map` here goes through the stack.
+    let o0 = out.as_mut_ptr().wrapping_add(c);
+    let o1 = o0.wrapping_add(stride);
+    let o2 = o1.wrapping_add(stride);
+    let o3 = o2.wrapping_add(stride);
     // SAFETY: reads `n >= 1` blocks of `x4` (32 bytes each, halfword-aligned) from its start to
     // `x_end`, the first `4 n` bytes of `r[0]` and of `r[1]` (checked above) and the first 28
     // bytes of `*k[0]` and `*k[1]` (`repr(C)`, word-aligned, the offsets of `Channel`'s docs);
-    // writes the bytes `out[i][c[j]]`, `i < 4`, at `o_j + 64 i` (`c[j] < MAX_COUT`: inside
-    // `out`, from whose pointer both derive). No stack.
+    // writes the bytes `out[i * stride + c + j]`, `i < 4`, `j < 2`, at `o_i + j` (checked
+    // above to lie inside `out`, from whose pointer every `o_i` derives). No stack.
     unsafe {
         core::arch::asm!(
             "lw {p0}, 0({k0})",
@@ -521,17 +587,17 @@ fn single2(
             "lw {x2}, 20({k0})",
             "lw {x3}, 24({k0})",
             "shiftkit_rq {p0}, {o0}, 0",
-            "shiftkit_rq {p1}, {o0}, 64",
-            "shiftkit_rq {p2}, {o0}, 128",
-            "shiftkit_rq {p3}, {o0}, 192",
+            "shiftkit_rq {p1}, {o1}, 0",
+            "shiftkit_rq {p2}, {o2}, 0",
+            "shiftkit_rq {p3}, {o3}, 0",
             "lw {x0}, 4({k1})",
             "lw {x1}, 16({k1})",
             "lw {x2}, 20({k1})",
             "lw {x3}, 24({k1})",
-            "shiftkit_rq {q0}, {o1}, 0",
-            "shiftkit_rq {q1}, {o1}, 64",
-            "shiftkit_rq {q2}, {o1}, 128",
-            "shiftkit_rq {q3}, {o1}, 192",
+            "shiftkit_rq {q0}, {o0}, 1",
+            "shiftkit_rq {q1}, {o1}, 1",
+            "shiftkit_rq {q2}, {o2}, 1",
+            "shiftkit_rq {q3}, {o3}, 1",
             ".purgem shiftkit_rq",
             px = inout(reg) x4.as_ptr() => _,
             pw0 = inout(reg) r[0].as_ptr() => _,
@@ -541,6 +607,8 @@ fn single2(
             k1 = in(reg) core::ptr::from_ref(k[1]),
             o0 = in(reg) o0,
             o1 = in(reg) o1,
+            o2 = in(reg) o2,
+            o3 = in(reg) o3,
             w0 = out(reg) _,
             w1 = out(reg) _,
             x0 = out(reg) _,
@@ -561,14 +629,14 @@ fn single2(
     }
 }
 
-/// Requantises channel `c`'s four accumulators into `out[i][c]`.
+/// Requantises channel `c`'s four accumulators into `out[i * stride + c]`.
 #[inline(always)]
-fn store(rq: &Requantizer, a: [i32; PIXELS], out: &mut [[i8; MAX_COUT]; PIXELS], c: usize) {
-    let [o0, o1, o2, o3] = out;
-    if let (Some(o0), Some(o1), Some(o2), Some(o3)) =
-        (o0.get_mut(c), o1.get_mut(c), o2.get_mut(c), o3.get_mut(c))
-    {
-        [*o0, *o1, *o2, *o3] = rq.apply4(a);
+fn store(rq: &Requantizer, a: [i32; PIXELS], out: &mut [i8], stride: usize, c: usize) {
+    let q = rq.apply4(a);
+    for (i, q) in q.into_iter().enumerate() {
+        if let Some(o) = out.get_mut(i * stride + c) {
+            *o = q;
+        }
     }
 }
 
