@@ -61,7 +61,9 @@ type Lane = i16;
 struct Channel {
     /// Offset 0.
     bias: i32,
-    /// Offset 4: the single form's multiplier (0 if the channel is not in that form).
+    /// Offset 4: twice the single form's multiplier `m` (below 2^30 on this path), so that
+    /// `smmlar(2 acc, m) = smmlar(acc, 2 m)` needs no doubling per output; 0 if the channel is
+    /// not in that form.
     multiplier: i32,
     /// Offset 8: `multiplier >> 16`.
     mh: i32,
@@ -117,8 +119,8 @@ pub fn conv(io: &mut dyn Bytes, ys: Shape, xs: Shape, p: &ConvParams) -> bool {
         stride: 0,
         rq: Requantizer::new(0, 0, 0, -128, 127, 0),
     }; MAX_COUT];
-    // Whether every channel has the single-rounding form and no clamp above 127 (every
-    // quantize-made conv), the patch is whole blocks and the channels pair up: then the output
+    // Whether every channel has the single-rounding form with a multiplier below 2^30 and no
+    // clamp above 127 (every quantize-made conv of our networks), the patch is whole blocks and the channels pair up: then the output
     // stage runs inside the MAC `asm!` ([`single1`], [`single2`]).
     let mut single = line.is_multiple_of(4) && cout.is_multiple_of(2);
     for (c, slot) in ch[..cout].iter_mut().enumerate() {
@@ -126,8 +128,10 @@ pub fn conv(io: &mut dyn Bytes, ys: Shape, xs: Shape, p: &ConvParams) -> bool {
         let rq = p.rescale.requantizer(c, bias, patch);
         let form = rq.single_constants();
         let (lo, hi) = rq.act_range();
+        let form = form.filter(|&(m, _)| m < 1 << 30);
         single &= form.is_some() && hi == i8::MAX;
-        let (multiplier, zero_point) = form.unwrap_or((0, 0));
+        let (m, zero_point) = form.unwrap_or((0, 0));
+        let multiplier = 2 * m;
         *slot = Channel {
             bias,
             multiplier,
@@ -342,11 +346,11 @@ fn channels(x: &[[Lane; PIXELS]], weights: &[u8], ch: &[Channel], single: bool, 
 }
 
 /// The single-rounding output stage in Rust (what the `asm!` blocks compute):
-/// `clamp(smmlar(2 acc, multiplier, zero_point))`, as `Requantizer::apply` in that form.
+/// `clamp(smmlar(acc, 2 m, zero_point))`, as `Requantizer::apply` in that form.
 #[cfg(not(shiftkit_scalar))]
 #[inline(always)]
 fn single_out(k: &Channel, acc: i32) -> i8 {
-    let q = crate::requant::form_smmlar(acc.wrapping_add(acc), k.multiplier, k.zero_point);
+    let q = crate::requant::form_smmlar(acc, k.multiplier, k.zero_point);
     q.max(k.act_min).min(k.act_max) as i8
 }
 
@@ -430,8 +434,7 @@ fn single1(x4: &[Block], r: &[u8], k: &Channel, out: &mut [i8], c: usize) {
             "ldr r7, [r2, #32]",        // the output stride
             ".irp i, 0, 1, 2, 3",
             "ldr r4, [sp, #(4 * \\i)]",
-            "adds r4, r4, r4",          // a = 2 acc
-            "sxth r0, r4",              // al
+            "sxth r0, r4",              // al (a = acc, b = 2 m)
             "subs r4, r4, r0",
             "asrs r4, r4, #16",         // ah
             "ldr r1, [r2, #12]",        // bl
@@ -568,7 +571,6 @@ fn single2(x4: &[Block], r: [&[u8]; 2], k: [&Channel; 2], out: &mut [i8], c: usi
             // One output: accumulator `a` requantised (x0..x3: the channel's multiplier, zero
             // point and range) and stored at `off(o)`.
             ".macro shiftkit_rq a, o, off",
-            "slli \\a, \\a, 1",
             "mul {t}, \\a, {x0}",
             "mulh \\a, \\a, {x0}",
             "srli {t}, {t}, 31",
