@@ -46,6 +46,12 @@ pub const MAX_COUT: usize = 64;
 /// Bytes of the zero-padded weight copy (the stem's 16 rows of 9 bytes take 192).
 const PADDED: usize = 512;
 
+/// Bytes of the weights interleaved by channel quad ([`interleave`]; every conv of the default
+/// network fits: its largest, 64 x 64, takes 4096). Not on Thumb-1, which takes one channel at
+/// a time.
+#[cfg(not(target_arch = "arm"))]
+const QUADS: usize = 4096;
+
 /// A widened input byte: a word on Thumb-1 (`ldr` has an immediate offset), else `i16` (`lh`).
 #[cfg(target_arch = "arm")]
 type Lane = i32;
@@ -162,6 +168,15 @@ pub fn conv(io: &mut dyn Bytes, ys: Shape, xs: Shape, p: &ConvParams) -> bool {
         offsets: &offsets[..n_groups],
         reach,
     };
+    // On the two-channel cores, the weights of four channels at a time byte by byte
+    // ([`interleave`]), for [`single4`].
+    #[cfg(not(target_arch = "arm"))]
+    let mut interleaved = [0u8; QUADS];
+    #[cfg(not(target_arch = "arm"))]
+    let quads = (single && cout >= 4 && cout * line <= QUADS)
+        .then(|| interleave(weights, line, cout / 4, &mut interleaved));
+    #[cfg(target_arch = "arm")]
+    let quads = None;
     let mut x = [[0 as Lane; PIXELS]; MAX_PATCH];
     let x = &mut x[..line];
     let mut buf = [0i8; PIXELS * MAX_COUT];
@@ -187,13 +202,13 @@ pub fn conv(io: &mut dyn Bytes, ys: Shape, xs: Shape, p: &ConvParams) -> bool {
         // A whole group is written straight into the output, pixel i at `(px + i) * cout`.
         if n == PIXELS {
             if let Some(y) = io.y_mut().get_mut(px * cout..(px + PIXELS) * cout) {
-                channels(x, weights, ch, single, y);
+                channels(x, weights, quads, ch, single, y);
                 px += PIXELS;
                 continue;
             }
         }
         let out = &mut buf[..PIXELS * cout];
-        channels(x, weights, ch, single, out);
+        channels(x, weights, quads, ch, single, out);
         io.y_bytes(px * cout, &out[..n * cout]);
         px += PIXELS;
     }
@@ -314,17 +329,39 @@ fn widen<E: Element>(dst: &mut [[Lane; PIXELS]], src: &[E], i: usize) {
 /// (`cout = ch.len()`; `out` holds the four pixels). `single`: every channel has the
 /// single-rounding form, `x` is whole blocks and `cout` is even (see [`conv`]).
 #[inline(never)]
-fn channels(x: &[[Lane; PIXELS]], weights: &[u8], ch: &[Channel], single: bool, out: &mut [i8]) {
+fn channels(
+    x: &[[Lane; PIXELS]],
+    weights: &[u8],
+    quads: Option<&[u8]>,
+    ch: &[Channel],
+    single: bool,
+    out: &mut [i8],
+) {
     let (x4, xt) = x.as_chunks::<4>();
     let mut rows = ch.iter().zip(weights.chunks_exact(x.len())).enumerate();
+    #[cfg(target_arch = "arm")]
+    let _ = quads; // Thumb-1 takes one channel at a time
     if single && xt.is_empty() && !x4.is_empty() {
         #[cfg(target_arch = "arm")]
         for (c, (k, r)) in rows {
             single1(x4, r, k, out, c);
         }
         #[cfg(not(target_arch = "arm"))]
-        while let (Some((c, (k0, r0))), Some((_, (k1, r1)))) = (rows.next(), rows.next()) {
-            single2(x4, [r0, r1], [k0, k1], out, c);
+        {
+            // Four channels at a time while the interleaved weights last, then pairs.
+            let mut c = 0;
+            if let Some(wq) = quads {
+                for (w, k) in wq.chunks_exact(16 * x4.len()).zip(ch.chunks_exact(4)) {
+                    if let Ok(k) = <&[Channel; 4]>::try_from(k) {
+                        single4(x4, w, k, out, c);
+                    }
+                    c += 4;
+                }
+            }
+            let mut rows = rows.skip(c);
+            while let (Some((c, (k0, r0))), Some((_, (k1, r1)))) = (rows.next(), rows.next()) {
+                single2(x4, [r0, r1], [k0, k1], out, c);
+            }
         }
         return;
     }
@@ -472,6 +509,218 @@ fn single1(x4: &[Block], r: &[u8], k: &Channel, out: &mut [i8], c: usize) {
             inout("r3") o => _,
             out("r4") _,
             out("r5") _,
+        );
+    }
+}
+
+/// The weight rows (`line` bytes each) of the first `4 quads` channels into `buf`, four channels
+/// at a time and byte by byte: quad `q`'s byte `t` of channel `j` at `4 line q + 4 t + j`
+/// (each quad `4 line` bytes), so that [`single4`] reads a patch byte's four weights with one
+/// pointer. Once per conv.
+#[cfg(not(target_arch = "arm"))]
+fn interleave<'a>(weights: &[u8], line: usize, quads: usize, buf: &'a mut [u8]) -> &'a [u8] {
+    let n = (4 * quads * line).min(buf.len());
+    for ((dst, rows), _) in buf[..n]
+        .chunks_exact_mut(4 * line)
+        .zip(weights.chunks_exact(4 * line))
+        .zip(0..quads)
+    {
+        let (r0, rest) = rows.split_at(line);
+        let (r1, rest) = rest.split_at(line);
+        let (r2, r3) = rest.split_at(line);
+        for ((((d, &a), &b), &c), &e) in dst.chunks_exact_mut(4).zip(r0).zip(r1).zip(r2).zip(r3) {
+            d.copy_from_slice(&[a, b, c, e]);
+        }
+    }
+    &buf[..n]
+}
+
+/// Channels `c..c + 4` (constants `k`, weights `w` interleaved by [`interleave`]) of the four
+/// pixels into `out[i * k[0].stride + c + j]`, the patch whole blocks, every channel in the
+/// single-rounding form: Rust (every target but RV32).
+#[cfg(not(any(target_arch = "arm", all(target_arch = "riscv32", shiftkit_scalar))))]
+#[inline(always)]
+fn single4(x4: &[Block], w: &[u8], k: &[Channel; 4], out: &mut [i8], c: usize) {
+    let mut a = [[0i32; PIXELS]; 4];
+    for (aj, kj) in a.iter_mut().zip(k) {
+        *aj = [kj.bias; PIXELS];
+    }
+    for (xb, wb) in x4.iter().flatten().zip(w.chunks_exact(4)) {
+        for (aj, &wj) in a.iter_mut().zip(wb) {
+            mac(aj, xb, wj);
+        }
+    }
+    let stride = k[0].stride as usize;
+    for (j, (aj, kj)) in a.iter().zip(k).enumerate() {
+        for (i, &acc) in aj.iter().enumerate() {
+            if let Some(o) = out.get_mut(i * stride + c + j) {
+                *o = single_out(kj, acc);
+            }
+        }
+    }
+}
+
+/// [`single4`] on RV32: per patch byte 4 `lb` (one pointer into the interleaved weights) and
+/// per pixel one `lh`, 4 `mul` and 4 `add`, 40 instructions for 16 MACs (the pair loop of
+/// [`single2`] takes 22 for 8), and 3 per block; then [`single2`]'s output stage for the 16
+/// outputs. Its 25 registers are all the allocatable ones but one: the pointer to `args` is
+/// saved on the stack and its register serves as the fourth weight.
+#[cfg(all(target_arch = "riscv32", shiftkit_scalar))]
+#[allow(unsafe_code)]
+#[inline(always)]
+fn single4(x4: &[Block], w: &[u8], k: &[Channel; 4], out: &mut [i8], c: usize) {
+    let n = x4.len();
+    let stride = k[0].stride as usize;
+    if n == 0 || w.len() < 16 * n || out.len() <= 3 * stride + c + 3 {
+        return; // not reached from `channels`
+    }
+    let x_end = x4[n..].as_ptr();
+    let args: [usize; 3] = [
+        k.as_ptr() as usize,
+        out.as_mut_ptr().wrapping_add(c) as usize,
+        stride,
+    ];
+    // SAFETY: reads `n >= 1` blocks of `x4` (32 bytes each, halfword-aligned) from its start to
+    // `x_end`, the first `16 n` bytes of `w` (checked above), the three words of `args`, and the
+    // first 28 bytes of each of the four `Channel`s of `k` (`repr(C)`, word-aligned, contiguous
+    // at `size_of::<Channel>()`, the offsets of `Channel`'s docs); writes the bytes
+    // `out[i * stride + c + j]`, `i, j < 4` (checked above to lie inside `out`, from whose
+    // pointer `args[1]` derives). It stores one word below the stack pointer, which it moves
+    // down 16 bytes (the ABI's alignment) and back.
+    unsafe {
+        core::arch::asm!(
+            "lw {t}, 0({args})",
+            "lw {u0}, 0({t})",
+            "lw {v0}, ({ch})({t})",
+            "lw {y0}, (2 * {ch})({t})",
+            "lw {z0}, (3 * {ch})({t})",
+            "mv {u1}, {u0}",
+            "mv {u2}, {u0}",
+            "mv {u3}, {u0}",
+            "mv {v1}, {v0}",
+            "mv {v2}, {v0}",
+            "mv {v3}, {v0}",
+            "mv {y1}, {y0}",
+            "mv {y2}, {y0}",
+            "mv {y3}, {y0}",
+            "mv {z1}, {z0}",
+            "mv {z2}, {z0}",
+            "mv {z3}, {z0}",
+            "addi sp, sp, -16",
+            "sw {args}, 12(sp)",
+            // Pixel `i`'s byte `k` times the four weights `w0`, `w1`, `w2`, `args`.
+            ".macro shiftkit_px4 k, i, a, b, c, d",
+            "lh {x}, (8 * \\k + 2 * \\i)({px})",
+            "mul {t}, {x}, {w0}",
+            "add \\a, \\a, {t}",
+            "mul {t}, {x}, {w1}",
+            "add \\b, \\b, {t}",
+            "mul {t}, {x}, {w2}",
+            "add \\c, \\c, {t}",
+            "mul {x}, {x}, {args}",
+            "add \\d, \\d, {x}",
+            ".endm",
+            "2:",
+            ".irp k, 0, 1, 2, 3",
+            "lb {w0}, (4 * \\k)({pw})",
+            "lb {w1}, (4 * \\k + 1)({pw})",
+            "lb {w2}, (4 * \\k + 2)({pw})",
+            "lb {args}, (4 * \\k + 3)({pw})",
+            "shiftkit_px4 \\k, 0, {u0}, {v0}, {y0}, {z0}",
+            "shiftkit_px4 \\k, 1, {u1}, {v1}, {y1}, {z1}",
+            "shiftkit_px4 \\k, 2, {u2}, {v2}, {y2}, {z2}",
+            "shiftkit_px4 \\k, 3, {u3}, {v3}, {y3}, {z3}",
+            ".endr",
+            "addi {px}, {px}, 32",
+            "addi {pw}, {pw}, 16",
+            "bne {px}, {end}, 2b",
+            ".purgem shiftkit_px4",
+            "lw {t}, 12(sp)",
+            "addi sp, sp, 16",
+            "lw {px}, 0({t})",  // k
+            "lw {pw}, 4({t})",  // out + c
+            "lw {end}, 8({t})", // stride
+            // One output: accumulator `a` requantised (w0, w1, w2, args: the channel's doubled
+            // multiplier, zero point and range) and stored at `off(o)`.
+            ".macro shiftkit_rq4 a, o, off",
+            "mul {t}, \\a, {w0}",
+            "mulh \\a, \\a, {w0}",
+            "srli {t}, {t}, 31",
+            "add \\a, \\a, {t}",
+            "add \\a, \\a, {w1}",
+            "bge \\a, {w2}, 3f",
+            "mv \\a, {w2}",
+            "3:",
+            "bge {args}, \\a, 4f",
+            "mv \\a, {args}",
+            "4:",
+            "sb \\a, \\off(\\o)",
+            ".endm",
+            // The channel constants at offset `j * ch` of k.
+            ".macro shiftkit_k4 j",
+            "lw {w0}, (\\j * {ch} + 4)({px})",
+            "lw {w1}, (\\j * {ch} + 16)({px})",
+            "lw {w2}, (\\j * {ch} + 20)({px})",
+            "lw {args}, (\\j * {ch} + 24)({px})",
+            ".endm",
+            // Channel 0; each of its registers then holds its pixel's output pointer.
+            "shiftkit_k4 0",
+            "mv {x}, {pw}",
+            "shiftkit_rq4 {u0}, {x}, 0",
+            "mv {u0}, {x}",
+            "add {x}, {x}, {end}",
+            "shiftkit_rq4 {u1}, {x}, 0",
+            "mv {u1}, {x}",
+            "add {x}, {x}, {end}",
+            "shiftkit_rq4 {u2}, {x}, 0",
+            "mv {u2}, {x}",
+            "add {x}, {x}, {end}",
+            "shiftkit_rq4 {u3}, {x}, 0",
+            "mv {u3}, {x}",
+            "shiftkit_k4 1",
+            "shiftkit_rq4 {v0}, {u0}, 1",
+            "shiftkit_rq4 {v1}, {u1}, 1",
+            "shiftkit_rq4 {v2}, {u2}, 1",
+            "shiftkit_rq4 {v3}, {u3}, 1",
+            "shiftkit_k4 2",
+            "shiftkit_rq4 {y0}, {u0}, 2",
+            "shiftkit_rq4 {y1}, {u1}, 2",
+            "shiftkit_rq4 {y2}, {u2}, 2",
+            "shiftkit_rq4 {y3}, {u3}, 2",
+            "shiftkit_k4 3",
+            "shiftkit_rq4 {z0}, {u0}, 3",
+            "shiftkit_rq4 {z1}, {u1}, 3",
+            "shiftkit_rq4 {z2}, {u2}, 3",
+            "shiftkit_rq4 {z3}, {u3}, 3",
+            ".purgem shiftkit_rq4",
+            ".purgem shiftkit_k4",
+            ch = const core::mem::size_of::<Channel>(),
+            args = inout(reg) args.as_ptr() => _,
+            px = inout(reg) x4.as_ptr() => _,
+            pw = inout(reg) w.as_ptr() => _,
+            end = inout(reg) x_end => _,
+            w0 = out(reg) _,
+            w1 = out(reg) _,
+            w2 = out(reg) _,
+            x = out(reg) _,
+            t = out(reg) _,
+            u0 = out(reg) _,
+            u1 = out(reg) _,
+            u2 = out(reg) _,
+            u3 = out(reg) _,
+            v0 = out(reg) _,
+            v1 = out(reg) _,
+            v2 = out(reg) _,
+            v3 = out(reg) _,
+            y0 = out(reg) _,
+            y1 = out(reg) _,
+            y2 = out(reg) _,
+            y3 = out(reg) _,
+            z0 = out(reg) _,
+            z1 = out(reg) _,
+            z2 = out(reg) _,
+            z3 = out(reg) _,
+            options(preserves_flags),
         );
     }
 }
