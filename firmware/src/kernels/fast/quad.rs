@@ -113,17 +113,18 @@ pub fn conv(io: &mut dyn Bytes, ys: Shape, xs: Shape, p: &ConvParams) -> bool {
     } else {
         (file, patch)
     };
+    // All zero bytes (one `memset`; the slots past `cout` are never read).
     let mut ch = [Channel {
         bias: 0,
         multiplier: 0,
         mh: 0,
         ml: 0,
         zero_point: 0,
-        act_min: -128,
-        act_max: 127,
+        act_min: 0,
+        act_max: 0,
         blocks: 0,
         stride: 0,
-        rq: Requantizer::new(0, 0, 0, -128, 127, 0),
+        rq: Requantizer::new(0, 0, 0, 0, 0, 0),
     }; MAX_COUT];
     // Whether every channel has the single-rounding form with a multiplier below 2^30 and no
     // clamp above 127 (every quantize-made conv of our networks), the patch is whole blocks and the channels pair up: then the output
@@ -186,7 +187,17 @@ pub fn conv(io: &mut dyn Bytes, ys: Shape, xs: Shape, p: &ConvParams) -> bool {
     while px < pixels {
         // Every pixel of the group is read before any output of it is written (`plan_rules`).
         // A short last group repeats its last pixel.
-        for i in 0..PIXELS {
+        let whole = match io.x_view() {
+            XView::I8(v) => pack4(v, &geometry, p, oy, ox, ys.w, x),
+            XView::U8(v) => pack4(v, &geometry, p, oy, ox, ys.w, x),
+        };
+        if whole {
+            ox += PIXELS;
+            if ox == ys.w {
+                (oy, ox) = (oy + 1, 0);
+            }
+        }
+        for i in (0..PIXELS).filter(|_| !whole) {
             match io.x_view() {
                 XView::I8(v) => pack(v, &geometry, p, oy, ox, x, i),
                 XView::U8(v) => pack(v, &geometry, p, oy, ox, x, i),
@@ -223,6 +234,54 @@ struct Geometry<'a> {
     groups: &'a [(i8, i8, usize, usize)],
     offsets: &'a [isize],
     reach: usize,
+}
+
+/// Writes the patches of the four pixels `(oy, ox + i)` into `x` at once, for a shifted 1x1 conv
+/// whose four pixels lie in one output row and whose every shift group lies inside the image:
+/// per group one source per pixel, four lanes written per channel. `false`: not such a group
+/// (the caller packs pixel by pixel, over anything written here).
+#[inline(always)]
+fn pack4<E: Element>(
+    v: &[E],
+    g: &Geometry,
+    p: &ConvParams,
+    oy: usize,
+    ox: usize,
+    ow: usize,
+    x: &mut [[Lane; PIXELS]],
+) -> bool {
+    let (xs, r) = (g.xs, g.reach);
+    if g.groups.len() == 1 || p.k != 1 || ox + PIXELS > ow {
+        return false;
+    }
+    let iy = (oy * p.stride).wrapping_sub(p.pad);
+    let ix0 = (ox * p.stride).wrapping_sub(p.pad);
+    let ix3 = ix0.wrapping_add((PIXELS - 1) * p.stride);
+    let inside = |i: usize, n: usize| i.wrapping_sub(r) < n.saturating_sub(2 * r);
+    if !(inside(iy, xs.h) && inside(ix0, xs.w) && inside(ix3, xs.w)) {
+        return false;
+    }
+    let base = xs.at(iy, ix0, 0);
+    let step = p.stride * xs.c;
+    for (&(_, _, c0, c1), &o) in g.groups.iter().zip(g.offsets) {
+        let at = base.wrapping_add_signed(o);
+        let n = c1 - c0;
+        let src = |i: usize| v.get(at + i * step..at + i * step + n);
+        let (Some(s0), Some(s1), Some(s2), Some(s3), Some(dst)) =
+            (src(0), src(1), src(2), src(3), x.get_mut(c0..c1))
+        else {
+            return false;
+        };
+        for ((((d, a), b), c), e) in dst.iter_mut().zip(s0).zip(s1).zip(s2).zip(s3) {
+            *d = [
+                a.value() as Lane,
+                b.value() as Lane,
+                c.value() as Lane,
+                e.value() as Lane,
+            ];
+        }
+    }
+    true
 }
 
 /// Writes pixel `(oy, ox)`'s patch into lane `i` of `x`, in weight order (`[ky][kx][ci]`): each
