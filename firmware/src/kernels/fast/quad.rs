@@ -163,11 +163,39 @@ pub fn conv(io: &mut dyn Bytes, ys: Shape, xs: Shape, p: &ConvParams) -> bool {
         *o = c0 as isize - (dh as isize * xs.w as isize + dw as isize) * xs.c as isize;
     }
     let reach = usize::from(n_groups > 1);
+    // The patch as runs of bytes for [`pack4`]: `(first patch byte, length, source offset from
+    // the pixel's anchor)`, the anchor `(oy * stride - pad, ox * stride - pad)`, which must lie
+    // `before` elements inside the image's start and `after` inside its end. A shifted 1x1: a
+    // run per shift group, the anchor its own pixel, one pixel of margin each side. An unshifted
+    // k x k (k <= 9): a run per kernel row, the anchor its top-left tap.
+    let mut segments = [(0usize, 0usize, 0isize); 9];
+    let (n_segments, before, after) = if n_groups > 1 {
+        if p.k == 1 {
+            for (seg, (&(_, _, c0, c1), &o)) in segments.iter_mut().zip(groups.iter().zip(&offsets))
+            {
+                *seg = (c0, c1 - c0, o);
+            }
+            (n_groups, 1, 1)
+        } else {
+            (0, 0, 0)
+        }
+    } else if p.k <= segments.len() {
+        let run = p.k * xs.c;
+        for (ky, seg) in segments.iter_mut().enumerate().take(p.k) {
+            *seg = (ky * run, run, (ky * xs.w * xs.c) as isize);
+        }
+        (p.k, 0, p.k - 1)
+    } else {
+        (0, 0, 0)
+    };
     let geometry = Geometry {
         xs,
         groups,
         offsets: &offsets[..n_groups],
         reach,
+        segments: &segments[..n_segments],
+        before,
+        after,
     };
     // On the two-channel cores, the weights of four channels at a time byte by byte
     // ([`interleave`]), for [`single4`].
@@ -234,12 +262,16 @@ struct Geometry<'a> {
     groups: &'a [(i8, i8, usize, usize)],
     offsets: &'a [isize],
     reach: usize,
+    /// [`pack4`]'s runs and margins (see [`conv`]); no runs: not taken.
+    segments: &'a [(usize, usize, isize)],
+    before: usize,
+    after: usize,
 }
 
-/// Writes the patches of the four pixels `(oy, ox + i)` into `x` at once, for a shifted 1x1 conv
-/// whose four pixels lie in one output row and whose every shift group lies inside the image:
-/// per group one source per pixel, four lanes written per channel. `false`: not such a group
-/// (the caller packs pixel by pixel, over anything written here).
+/// Writes the patches of the four pixels `(oy, ox + i)` into `x` at once when they lie in one
+/// output row and read nothing outside the image (a 1x1 conv, shifted or not, or an unshifted
+/// k x k): per run of [`Geometry::segments`] one source per pixel, four lanes written per patch
+/// byte. `false`: not such a group (the caller packs pixel by pixel, over anything written here).
 #[inline(always)]
 fn pack4<E: Element>(
     v: &[E],
@@ -250,25 +282,25 @@ fn pack4<E: Element>(
     ow: usize,
     x: &mut [[Lane; PIXELS]],
 ) -> bool {
-    let (xs, r) = (g.xs, g.reach);
-    if g.groups.len() == 1 || p.k != 1 || ox + PIXELS > ow {
+    let xs = g.xs;
+    if g.segments.is_empty() || ox + PIXELS > ow {
         return false;
     }
     let iy = (oy * p.stride).wrapping_sub(p.pad);
     let ix0 = (ox * p.stride).wrapping_sub(p.pad);
     let ix3 = ix0.wrapping_add((PIXELS - 1) * p.stride);
-    let inside = |i: usize, n: usize| i.wrapping_sub(r) < n.saturating_sub(2 * r);
+    let inside =
+        |i: usize, n: usize| i.wrapping_sub(g.before) < n.saturating_sub(g.before + g.after);
     if !(inside(iy, xs.h) && inside(ix0, xs.w) && inside(ix3, xs.w)) {
         return false;
     }
     let base = xs.at(iy, ix0, 0);
     let step = p.stride * xs.c;
-    for (&(_, _, c0, c1), &o) in g.groups.iter().zip(g.offsets) {
+    for &(d0, n, o) in g.segments {
         let at = base.wrapping_add_signed(o);
-        let n = c1 - c0;
         let src = |i: usize| v.get(at + i * step..at + i * step + n);
         let (Some(s0), Some(s1), Some(s2), Some(s3), Some(dst)) =
-            (src(0), src(1), src(2), src(3), x.get_mut(c0..c1))
+            (src(0), src(1), src(2), src(3), x.get_mut(d0..d0 + n))
         else {
             return false;
         };
