@@ -442,12 +442,9 @@ fn channels(
             // Four channels at a time while the interleaved weights last, then pairs.
             let mut c = 0;
             if let Some(wq) = quads {
-                for (w, k) in wq.chunks_exact(16 * x4.len()).zip(ch.chunks_exact(4)) {
-                    if let Ok(k) = <&[Channel; 4]>::try_from(k) {
-                        single4(x4, w, k, out, c);
-                    }
-                    c += 4;
-                }
+                let n = (ch.len() / 4).min(wq.len() / (16 * x4.len()));
+                quads4(x4, &wq[..16 * x4.len() * n], &ch[..4 * n], out);
+                c = 4 * n;
             }
             let mut rows = rows.skip(c);
             while let (Some((c, (k0, r0))), Some((_, (k1, r1)))) = (rows.next(), rows.next()) {
@@ -651,36 +648,64 @@ fn single4(x4: &[Block], w: &[u8], k: &[Channel; 4], out: &mut [i8], c: usize) {
     }
 }
 
-/// [`single4`] on RV32: per patch byte 4 `lb` (one pointer into the interleaved weights) and
+/// Channels `0..k.len()` (a multiple of 4; the constants `k`, the weights `w` interleaved by
+/// [`interleave`]) of the four pixels into `out[i * stride + c]`, four at a time
+/// ([`single4`]): Rust (every target but RV32).
+#[cfg(not(any(target_arch = "arm", all(target_arch = "riscv32", shiftkit_scalar))))]
+#[inline(always)]
+fn quads4(x4: &[Block], w: &[u8], k: &[Channel], out: &mut [i8]) {
+    let mut c = 0;
+    for (wq, kq) in w.chunks_exact(16 * x4.len()).zip(k.chunks_exact(4)) {
+        if let Ok(kq) = <&[Channel; 4]>::try_from(kq) {
+            single4(x4, wq, kq, out, c);
+        }
+        c += 4;
+    }
+}
+
+/// [`quads4`] on RV32, its loop over the quads inside one `asm!` block. Per quad: per patch
+/// byte 4 `lb` (one pointer into the interleaved weights, which run on from quad to quad) and
 /// per pixel one `lh`, 4 `mul` and 4 `add`, 40 instructions for 16 MACs (the pair loop of
 /// [`single2`] takes 22 for 8), and 3 per block; then [`single2`]'s output stage for the 16
-/// outputs. Its 25 registers are all the allocatable ones but one: the pointer to `args` is
-/// saved on the stack and its register serves as the fourth weight.
+/// outputs. Its 25 registers are all the allocatable ones but one, so what the quads share
+/// (the patch's start and end, the next quad's constants and outputs, the stride) is in
+/// `args`, whose pointer is kept on the stack; its register serves as the fourth weight.
 #[cfg(all(target_arch = "riscv32", shiftkit_scalar))]
 #[allow(unsafe_code)]
 #[inline(always)]
-fn single4(x4: &[Block], w: &[u8], k: &[Channel; 4], out: &mut [i8], c: usize) {
+fn quads4(x4: &[Block], w: &[u8], k: &[Channel], out: &mut [i8]) {
     let n = x4.len();
-    let stride = k[0].stride as usize;
-    if n == 0 || w.len() < 16 * n || out.len() <= 3 * stride + c + 3 {
+    let quads = k.len() / 4;
+    let stride = k.first().map_or(0, |k| k.stride as usize);
+    if n == 0 || quads == 0 || w.len() < 16 * n * quads || out.len() < 3 * stride + 4 * quads {
         return; // not reached from `channels`
     }
-    let x_end = x4[n..].as_ptr();
-    let args: [usize; 3] = [
+    let mut args: [usize; 6] = [
+        x4.as_ptr() as usize,
+        x4[n..].as_ptr() as usize,
         k.as_ptr() as usize,
-        out.as_mut_ptr().wrapping_add(c) as usize,
+        out.as_mut_ptr() as usize,
         stride,
+        k[4 * quads..].as_ptr() as usize,
     ];
-    // SAFETY: reads `n >= 1` blocks of `x4` (32 bytes each, halfword-aligned) from its start to
-    // `x_end`, the first `16 n` bytes of `w` (checked above), the three words of `args`, and the
-    // first 28 bytes of each of the four `Channel`s of `k` (`repr(C)`, word-aligned, contiguous
-    // at `size_of::<Channel>()`, the offsets of `Channel`'s docs); writes the bytes
-    // `out[i * stride + c + j]`, `i, j < 4` (checked above to lie inside `out`, from whose
-    // pointer `args[1]` derives). It stores one word below the stack pointer, which it moves
-    // down 16 bytes (the ABI's alignment) and back.
+    // SAFETY: for each of the `quads >= 1` quads, reads the `n >= 1` blocks of `x4` (32 bytes
+    // each, halfword-aligned) from `args[0]` to `args[1]` and the next `16 n` bytes of `w`
+    // (`16 n quads` in all, checked above), and the first 28 bytes of each of the quad's four
+    // `Channel`s (`repr(C)`, word-aligned, contiguous at `size_of::<Channel>()`, the offsets of
+    // `Channel`'s docs; `args[2]` steps through `k` to `args[5]`, its end); writes the bytes
+    // `out[i * stride + 4 q + j]`, `i, j < 4` (checked above to lie inside `out`, from whose
+    // pointer `args[3]` derives, stepping by 4). Reads and writes the six words of `args`. It
+    // stores one word below the stack pointer, which it moves down 16 bytes (the ABI's
+    // alignment) and back.
     unsafe {
         core::arch::asm!(
-            "lw {t}, 0({args})",
+            "addi sp, sp, -16",
+            "sw {args}, 12(sp)",
+            "1:",
+            "lw {t}, 12(sp)",
+            "lw {px}, 0({t})",
+            "lw {end}, 4({t})",
+            "lw {t}, 8({t})",
             "lw {u0}, 0({t})",
             "lw {v0}, ({ch})({t})",
             "lw {y0}, (2 * {ch})({t})",
@@ -697,8 +722,6 @@ fn single4(x4: &[Block], w: &[u8], k: &[Channel; 4], out: &mut [i8], c: usize) {
             "mv {z1}, {z0}",
             "mv {z2}, {z0}",
             "mv {z3}, {z0}",
-            "addi sp, sp, -16",
-            "sw {args}, 12(sp)",
             // Pixel `i`'s byte `k` times the four weights `w0`, `w1`, `w2`, `args`.
             ".macro shiftkit_px4 k, i, a, b, c, d",
             "lh {x}, (8 * \\k + 2 * \\i)({px})",
@@ -727,10 +750,9 @@ fn single4(x4: &[Block], w: &[u8], k: &[Channel; 4], out: &mut [i8], c: usize) {
             "bne {px}, {end}, 2b",
             ".purgem shiftkit_px4",
             "lw {t}, 12(sp)",
-            "addi sp, sp, 16",
-            "lw {px}, 0({t})",  // k
-            "lw {pw}, 4({t})",  // out + c
-            "lw {end}, 8({t})", // stride
+            "lw {px}, 8({t})",  // the quad's constants
+            "lw {x}, 12({t})",  // its first output
+            "lw {end}, 16({t})", // the stride
             // One output: accumulator `a` requantised (w0, w1, w2, args: the channel's doubled
             // multiplier, zero point and range) and stored at `off(o)`.
             ".macro shiftkit_rq4 a, o, off",
@@ -747,7 +769,7 @@ fn single4(x4: &[Block], w: &[u8], k: &[Channel; 4], out: &mut [i8], c: usize) {
             "4:",
             "sb \\a, \\off(\\o)",
             ".endm",
-            // The channel constants at offset `j * ch` of k.
+            // The constants of channel `j` of the quad.
             ".macro shiftkit_k4 j",
             "lw {w0}, (\\j * {ch} + 4)({px})",
             "lw {w1}, (\\j * {ch} + 16)({px})",
@@ -756,7 +778,6 @@ fn single4(x4: &[Block], w: &[u8], k: &[Channel; 4], out: &mut [i8], c: usize) {
             ".endm",
             // Channel 0; each of its registers then holds its pixel's output pointer.
             "shiftkit_k4 0",
-            "mv {x}, {pw}",
             "shiftkit_rq4 {u0}, {x}, 0",
             "mv {u0}, {x}",
             "add {x}, {x}, {end}",
@@ -785,11 +806,21 @@ fn single4(x4: &[Block], w: &[u8], k: &[Channel; 4], out: &mut [i8], c: usize) {
             "shiftkit_rq4 {z3}, {u3}, 3",
             ".purgem shiftkit_rq4",
             ".purgem shiftkit_k4",
+            // The next quad: its constants and its first output.
+            "lw {t}, 12(sp)",
+            "addi {px}, {px}, (4 * {ch})",
+            "sw {px}, 8({t})",
+            "lw {x}, 12({t})",
+            "addi {x}, {x}, 4",
+            "sw {x}, 12({t})",
+            "lw {x}, 20({t})",
+            "bne {px}, {x}, 1b",
+            "addi sp, sp, 16",
             ch = const core::mem::size_of::<Channel>(),
-            args = inout(reg) args.as_ptr() => _,
-            px = inout(reg) x4.as_ptr() => _,
+            args = inout(reg) args.as_mut_ptr() => _,
             pw = inout(reg) w.as_ptr() => _,
-            end = inout(reg) x_end => _,
+            px = out(reg) _,
+            end = out(reg) _,
             w0 = out(reg) _,
             w1 = out(reg) _,
             w2 = out(reg) _,
