@@ -1,30 +1,31 @@
 //! The scalar unit's own path ([`super::scalar`]: RV32, Cortex-M0/M0+): a conv four output pixels
-//! at a time, each weight loaded once for the four and multiplied in registers, the output stage
-//! in the channel loop. It takes every conv with a patch (`k*k*cin`) of at most [`MAX_PATCH`]
-//! bytes and at most [`MAX_COUT`] output channels (the default network's and ResNet-8-4C's convs,
-//! and ResNet-8's stem and 3x3 convs over 16 channels); any other takes the 2x2 path of
-//! [`super`].
+//! at a time, each weight loaded once for the four and multiplied in registers. It takes every
+//! conv with a patch (`k*k*cin`) of at most [`MAX_PATCH`] bytes and at most [`MAX_COUT`] output
+//! channels (the default network's and ResNet-8-4C's convs, and ResNet-8's stem and 3x3 convs
+//! over 16 channels); any other takes the 2x2 path of [`super`].
 //!
 //! ```text
 //! for each group of 4 output pixels (raster order; a short last group repeats its last pixel):
-//!     x[t][i] = byte t of pixel i's patch, widened once (each shift group read at its
-//!               offset, the pad value outside the image)
-//!     for each output channel c (two at a time on RV32, one on Cortex-M0):
+//!     x[t][i] = byte t of pixel i's patch, widened once (pack4: the four pixels together when
+//!               they share an output row and read nothing outside the image; else pack, each
+//!               shift group read at its offset, the pad value outside the image)
+//!     for each output channel c (four, then two, at a time on RV32; one on Cortex-M0):
 //!         acc[i] = bias[c] + sum over t of x[t][i] * w[c][t]      (w: the file's int8 row)
-//!         out[i][c] = requantize(acc[i])
-//!     write the 4 pixels' outputs
+//!         y[(p + i) * cout + c] = requantize(acc[i])              (straight into the output)
 //! ```
 //!
 //! Per patch byte and channel the loop loads one weight (`lb` on RV32, `ldrb` + `sxtb` on
-//! Thumb-1) and four widened inputs, and does four multiplies and four adds: on RV32 with two
-//! channels, 2 + 4 loads, 8 `mul` and 8 `add` for 8 MACs. Thumb-1 has 8 low registers, so the
-//! M0 build takes one channel at a time: the four accumulators stay in registers, and the
-//! inputs are widened to words, which `ldr` reads with an immediate offset (`ldrsh` has none).
-//! The packing costs a load and a store per patch byte and pixel, shared by every channel; the
-//! widened patches take `4 * MAX_PATCH` lanes on the stack.
+//! Thumb-1) and four widened inputs, and does four multiplies and four adds. On RV32 four
+//! channels take one `lb` each from the weights interleaved by channel quad (`interleave`,
+//! once per conv) and share each `lh` of an input: 40 instructions for 16 MACs. Thumb-1 has 8
+//! low registers, so the M0 build takes one channel at a time: the four accumulators stay in
+//! registers, and the inputs are widened to words, which `ldr` reads with an immediate offset
+//! (`ldrsh` has none). The widened patches take `4 * MAX_PATCH` lanes on the stack.
 //!
-//! The MAC loops over whole 4-byte blocks are small `asm!` blocks on RV32 (`blocks2`) and
-//! Thumb-1 (`blocks1`): from plain Rust LLVM hoists a block's loads and spills the products.
+//! When every channel has the single-rounding form (see [`conv`]), the MAC loop and the output
+//! stage are one `asm!` block: `quads4` and `single2` on RV32, `single1` on Thumb-1.
+//! Otherwise the MAC loops alone are `asm!` (`blocks2`, `blocks1`) and the output stage is
+//! `Requantizer::apply4`. From plain Rust LLVM hoists a block's loads and spills the products.
 //! Everything else, and the loops on other targets, is safe Rust: the host tests run this path
 //! with those loops in Rust (`tests/fast_kernels.rs`), and the shared selftest runs it with the
 //! `asm!` on QEMU RISC-V and on Cortex-M0 code (`boards/qemu-riscv32`'s and `boards/kernel-check`'s
@@ -495,7 +496,7 @@ fn single1(x4: &[Block], r: &[u8], k: &Channel, out: &mut [i8], c: usize) {
 }
 
 /// [`single1`] on Cortex-M0/M0+: the MAC loop of [`blocks1`], then the output stage with
-/// [`crate::requant::smmlar_halves`] in registers (about 25 instructions per output: four
+/// [`crate::requant::smmlar_halves`] in registers (about 24 instructions per output: four
 /// `muls`, the rounding from `asrs`'s carry by `adcs`, the clamp as two compares), one `asm!`
 /// block per channel.
 #[cfg(all(target_arch = "arm", shiftkit_scalar))]
@@ -875,7 +876,7 @@ fn single2(x4: &[Block], r: [&[u8]; 2], k: [&Channel; 2], out: &mut [i8], c: usi
 
 /// [`single2`] on RV32: the MAC loop of [`blocks2`], then per output `mul` and `mulh` for
 /// `smmlar` (its rounding is bit 31 of the low word), the zero point and the clamp as two
-/// branches, about 10 instructions, one `asm!` block per channel pair.
+/// branches, 9 instructions, one `asm!` block per channel pair.
 #[cfg(all(target_arch = "riscv32", shiftkit_scalar))]
 #[allow(unsafe_code)]
 #[inline(always)]
