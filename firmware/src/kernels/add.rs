@@ -102,23 +102,27 @@ fn fast_loop(y: &mut [i8], a: Src, b: Src, a2: &[i32; 256], b2: &[i32; 256], c: 
     }
 }
 
+/// The `asm!` element loops' pointers: `a`'s and `b`'s (`y`'s own for [`Src::Out`]), `y`'s, and
+/// the length; `None` if `y` is empty or an input is shorter than it.
+#[cfg(any(shiftkit_dsp, all(target_arch = "riscv32", shiftkit_scalar)))]
+fn pointers(y: &mut [i8], a: Src, b: Src) -> Option<(*const i8, *const i8, *mut i8, usize)> {
+    let n = y.len();
+    let yp = y.as_mut_ptr();
+    let src = |s: Src| match s {
+        Src::Out => Some(yp.cast_const()),
+        Src::In(v) => (v.len() >= n).then_some(v.as_ptr()),
+    };
+    Some((src(a)?, src(b)?, yp, n)).filter(|_| n > 0)
+}
+
 /// [`fast_loop`] on the DSP unit: 10 instructions per element, four elements a loop (the
 /// first `n % 4` one at a time).
 #[cfg(shiftkit_dsp)]
 #[allow(unsafe_code)]
 fn fast_loop(y: &mut [i8], a: Src, b: Src, a2: &[i32; 256], b2: &[i32; 256], c: (i32, i32, u32)) {
-    let n = y.len();
-    let src = |s: Src, y: *const i8| match s {
-        Src::Out => Some(y),
-        Src::In(v) => (v.len() >= n).then_some(v.as_ptr()),
-    };
-    let yp = y.as_mut_ptr();
-    let (Some(pa), Some(pb)) = (src(a, yp), src(b, yp)) else {
+    let Some((pa, pb, yp, n)) = pointers(y, a, b) else {
         return; // the callers checked the lengths
     };
-    if n == 0 {
-        return;
-    }
     // SAFETY: the loop runs `n >= 1` times; it reads `n` bytes from `pa` and from `pb` (each is
     // `y` itself or an input at least `n` long), one word of each table at the byte's unsigned
     // value (< 256), and writes `n` bytes to `y`. Element i is read (from `y` too when an input
@@ -176,18 +180,9 @@ fn fast_loop(y: &mut [i8], a: Src, b: Src, a2: &[i32; 256], b2: &[i32; 256], c: 
 #[cfg(all(target_arch = "riscv32", shiftkit_scalar))]
 #[allow(unsafe_code)]
 fn fast_loop(y: &mut [i8], a: Src, b: Src, a2: &[i32; 256], b2: &[i32; 256], c: (i32, i32, u32)) {
-    let n = y.len();
-    let src = |s: Src, y: *const i8| match s {
-        Src::Out => Some(y),
-        Src::In(v) => (v.len() >= n).then_some(v.as_ptr()),
-    };
-    let yp = y.as_mut_ptr();
-    let (Some(pa), Some(pb)) = (src(a, yp), src(b, yp)) else {
+    let Some((pa, pb, yp, n)) = pointers(y, a, b) else {
         return; // the callers checked the lengths
     };
-    if n == 0 {
-        return;
-    }
     // SAFETY: the loop runs over `n >= 1` elements; it reads `n` bytes from `pa` and from `pb`
     // (each is `y` itself or an input at least `n` long; `end` is `pa + n`), one word of each
     // table at the byte's unsigned value (< 256), and writes `n` bytes to `y`. Element i is

@@ -480,6 +480,79 @@ fn single_out(k: &Channel, acc: i32) -> i8 {
     q.max(k.act_min).min(k.act_max) as i8
 }
 
+/// The Thumb-1 MAC loop of [`blocks1`] and [`single1`]: `r0` the widened patch (64-byte
+/// blocks), `r1` the weight row, `r4`..`r7` the four pixels' accumulators, `r2`, `r3` scratch,
+/// `r8` the patch's end; 14 instructions per 4 MACs and 4 per block.
+#[cfg(all(target_arch = "arm", shiftkit_scalar))]
+macro_rules! thumb1_loop {
+    () => {
+        concat!(
+            "2:\n",
+            ".irp k, 0, 1, 2, 3\n",
+            "ldrb r2, [r1, #\\k]\n",
+            "sxtb r2, r2\n",
+            "ldr r3, [r0, #(16 * \\k)]\n",
+            "muls r3, r2, r3\n",
+            "adds r4, r4, r3\n",
+            "ldr r3, [r0, #(16 * \\k + 4)]\n",
+            "muls r3, r2, r3\n",
+            "adds r5, r5, r3\n",
+            "ldr r3, [r0, #(16 * \\k + 8)]\n",
+            "muls r3, r2, r3\n",
+            "adds r6, r6, r3\n",
+            "ldr r3, [r0, #(16 * \\k + 12)]\n",
+            "muls r3, r2, r3\n",
+            "adds r7, r7, r3\n",
+            ".endr\n",
+            "adds r0, #64\n",
+            "adds r1, #4\n",
+            "cmp r0, r8\n",
+            "bne 2b",
+        )
+    };
+}
+
+/// The RV32 MAC loop of [`blocks2`] and [`single2`], over the `asm!` operands `px` (the widened
+/// patch, 32-byte blocks) to `end`, `pw0`, `pw1` (the two weight rows), `p0`..`p3`, `q0`..`q3`
+/// (the accumulators) and the scratch `w0`, `w1`, `x0`..`x3`, `t`: 22 instructions per 8 MACs
+/// (the second channel's products overwrite the inputs) and 4 per block.
+#[cfg(all(target_arch = "riscv32", shiftkit_scalar))]
+macro_rules! rv32_pair_loop {
+    () => {
+        concat!(
+            "2:\n",
+            ".irp k, 0, 1, 2, 3\n",
+            "lb {w0}, \\k({pw0})\n",
+            "lb {w1}, \\k({pw1})\n",
+            "lh {x0}, (8 * \\k)({px})\n",
+            "lh {x1}, (8 * \\k + 2)({px})\n",
+            "lh {x2}, (8 * \\k + 4)({px})\n",
+            "lh {x3}, (8 * \\k + 6)({px})\n",
+            "mul {t}, {x0}, {w0}\n",
+            "add {p0}, {p0}, {t}\n",
+            "mul {x0}, {x0}, {w1}\n",
+            "add {q0}, {q0}, {x0}\n",
+            "mul {t}, {x1}, {w0}\n",
+            "add {p1}, {p1}, {t}\n",
+            "mul {x1}, {x1}, {w1}\n",
+            "add {q1}, {q1}, {x1}\n",
+            "mul {t}, {x2}, {w0}\n",
+            "add {p2}, {p2}, {t}\n",
+            "mul {x2}, {x2}, {w1}\n",
+            "add {q2}, {q2}, {x2}\n",
+            "mul {t}, {x3}, {w0}\n",
+            "add {p3}, {p3}, {t}\n",
+            "mul {x3}, {x3}, {w1}\n",
+            "add {q3}, {q3}, {x3}\n",
+            ".endr\n",
+            "addi {px}, {px}, 32\n",
+            "addi {pw0}, {pw0}, 4\n",
+            "addi {pw1}, {pw1}, 4\n",
+            "bne {px}, {end}, 2b",
+        )
+    };
+}
+
 /// Channel `c` (constants `k`, weight row `r`) of the four pixels into
 /// `out[i * k.stride + c]`, the patch whole blocks, the channel in the single-rounding form:
 /// Rust (on Cortex-M cores with DSP, where the scalar unit runs only in tests).
@@ -533,27 +606,7 @@ fn single1(x4: &[Block], r: &[u8], k: &Channel, out: &mut [i8], c: usize) {
             "mov r5, r4",
             "mov r6, r4",
             "mov r7, r4",
-            "2:",
-            ".irp k, 0, 1, 2, 3",
-            "ldrb r2, [r1, #\\k]",
-            "sxtb r2, r2",
-            "ldr r3, [r0, #(16 * \\k)]",
-            "muls r3, r2, r3",
-            "adds r4, r4, r3",
-            "ldr r3, [r0, #(16 * \\k + 4)]",
-            "muls r3, r2, r3",
-            "adds r5, r5, r3",
-            "ldr r3, [r0, #(16 * \\k + 8)]",
-            "muls r3, r2, r3",
-            "adds r6, r6, r3",
-            "ldr r3, [r0, #(16 * \\k + 12)]",
-            "muls r3, r2, r3",
-            "adds r7, r7, r3",
-            ".endr",
-            "adds r0, #64",
-            "adds r1, #4",
-            "cmp r0, r8",
-            "bne 2b",
+            thumb1_loop!(),
             "pop {{r2, r3}}",           // r2 = k, r3 = out
             "push {{r4, r5, r6, r7}}",  // [sp, #4 i] = the accumulator of pixel i
             "ldr r6, [r2, #20]",        // act_min
@@ -911,35 +964,7 @@ fn single2(x4: &[Block], r: [&[u8]; 2], k: [&Channel; 2], out: &mut [i8], c: usi
             "mv {q1}, {q0}",
             "mv {q2}, {q0}",
             "mv {q3}, {q0}",
-            "2:",
-            ".irp k, 0, 1, 2, 3",
-            "lb {w0}, \\k({pw0})",
-            "lb {w1}, \\k({pw1})",
-            "lh {x0}, (8 * \\k)({px})",
-            "lh {x1}, (8 * \\k + 2)({px})",
-            "lh {x2}, (8 * \\k + 4)({px})",
-            "lh {x3}, (8 * \\k + 6)({px})",
-            "mul {t}, {x0}, {w0}",
-            "add {p0}, {p0}, {t}",
-            "mul {x0}, {x0}, {w1}",
-            "add {q0}, {q0}, {x0}",
-            "mul {t}, {x1}, {w0}",
-            "add {p1}, {p1}, {t}",
-            "mul {x1}, {x1}, {w1}",
-            "add {q1}, {q1}, {x1}",
-            "mul {t}, {x2}, {w0}",
-            "add {p2}, {p2}, {t}",
-            "mul {x2}, {x2}, {w1}",
-            "add {q2}, {q2}, {x2}",
-            "mul {t}, {x3}, {w0}",
-            "add {p3}, {p3}, {t}",
-            "mul {x3}, {x3}, {w1}",
-            "add {q3}, {q3}, {x3}",
-            ".endr",
-            "addi {px}, {px}, 32",
-            "addi {pw0}, {pw0}, 4",
-            "addi {pw1}, {pw1}, 4",
-            "bne {px}, {end}, 2b",
+            rv32_pair_loop!(),
             // One output: accumulator `a` requantised (x0..x3: the channel's multiplier, zero
             // point and range) and stored at `off(o)`.
             ".macro shiftkit_rq a, o, off",
@@ -1041,9 +1066,9 @@ fn blocks1(x: &[Block], w: &[[u8; 4]], a: &mut [i32; PIXELS]) {
 }
 
 /// [`dot1`]'s whole blocks on Cortex-M0/M0+: per patch byte `ldrb` + `sxtb` for the weight and
-/// per pixel `ldr`, `muls`, `adds`, 14 instructions for 4 MACs, and 6 per block for the
-/// pointers and the count (kept on the stack: the four accumulators, the weight, a product and
-/// the two pointers take all 8 low registers, the only ones most Thumb-1 instructions reach).
+/// per pixel `ldr`, `muls`, `adds`, 14 instructions for 4 MACs, and 4 per block for the
+/// pointers and the loop's end (in r8: the four accumulators, the weight, a product and the two
+/// pointers take all 8 low registers, the only ones most Thumb-1 instructions reach).
 #[cfg(all(target_arch = "arm", shiftkit_scalar))]
 #[allow(unsafe_code)]
 #[inline(always)]
@@ -1055,40 +1080,22 @@ fn blocks1(x: &[Block], w: &[[u8; 4]], a: &mut [i32; PIXELS]) {
     // SAFETY: reads `n >= 1` blocks of `x` (64 bytes each: `[[i32; 4]; 4]`, word-aligned as
     // `ldr` needs on v6-M) from its start, and the first `4 n` bytes of `w`; both slices hold
     // at least that much (`n` is the shorter length). Reads and writes the 16 bytes of `a`
-    // (`ldm`/`stm`: `[i32; 4]` is word-aligned). r6 and r7, which LLVM keeps as base and frame
-    // pointers and which cannot be operands, are pushed first and popped last, so they hold
-    // their values again when the block ends; the 8 bytes pushed between are popped too.
+    // (`ldm`/`stm`: `[i32; 4]` is word-aligned). r6, r7 and r8, which LLVM keeps as base and
+    // frame pointers or callee-saved and which cannot be operands, are pushed first (r8 through
+    // r4) and restored last, so they hold their values again when the block ends.
     unsafe {
         core::arch::asm!(
             "push {{r6, r7}}",
-            "push {{r2, r3}}", // [sp] = blocks left, [sp, #4] = a
+            "mov r4, r8",
+            "push {{r3, r4}}", // [sp] = a, [sp, #4] = r8
+            "lsls r2, r2, #6",
+            "adds r2, r0, r2",
+            "mov r8, r2", // the end of x
             "ldm r3!, {{r4, r5, r6, r7}}",
-            "2:",
-            ".irp k, 0, 1, 2, 3",
-            "ldrb r2, [r1, #\\k]",
-            "sxtb r2, r2",
-            "ldr r3, [r0, #(16 * \\k)]",
-            "muls r3, r2, r3",
-            "adds r4, r4, r3",
-            "ldr r3, [r0, #(16 * \\k + 4)]",
-            "muls r3, r2, r3",
-            "adds r5, r5, r3",
-            "ldr r3, [r0, #(16 * \\k + 8)]",
-            "muls r3, r2, r3",
-            "adds r6, r6, r3",
-            "ldr r3, [r0, #(16 * \\k + 12)]",
-            "muls r3, r2, r3",
-            "adds r7, r7, r3",
-            ".endr",
-            "adds r0, #64",
-            "adds r1, #4",
-            "ldr r2, [sp]",
-            "subs r2, #1",
-            "str r2, [sp]",
-            "bne 2b",
-            "ldr r3, [sp, #4]",
-            "stm r3!, {{r4, r5, r6, r7}}",
-            "add sp, #8",
+            thumb1_loop!(),
+            "pop {{r2, r3}}",
+            "mov r8, r3",
+            "stm r2!, {{r4, r5, r6, r7}}",
             "pop {{r6, r7}}",
             inout("r0") x.as_ptr() => _,
             inout("r1") w.as_ptr() => _,
@@ -1153,35 +1160,7 @@ fn blocks2(x: &[Block], w0: &[[u8; 4]], w1: &[[u8; 4]], a0: &mut [i32; 4], a1: &
     // holds at least that much (`n` is the shortest length). Registers only besides these reads.
     unsafe {
         core::arch::asm!(
-            "2:",
-            ".irp k, 0, 1, 2, 3",
-            "lb {w0}, \\k({pw0})",
-            "lb {w1}, \\k({pw1})",
-            "lh {x0}, (8 * \\k)({px})",
-            "lh {x1}, (8 * \\k + 2)({px})",
-            "lh {x2}, (8 * \\k + 4)({px})",
-            "lh {x3}, (8 * \\k + 6)({px})",
-            "mul {t}, {x0}, {w0}",
-            "add {p0}, {p0}, {t}",
-            "mul {x0}, {x0}, {w1}",
-            "add {q0}, {q0}, {x0}",
-            "mul {t}, {x1}, {w0}",
-            "add {p1}, {p1}, {t}",
-            "mul {x1}, {x1}, {w1}",
-            "add {q1}, {q1}, {x1}",
-            "mul {t}, {x2}, {w0}",
-            "add {p2}, {p2}, {t}",
-            "mul {x2}, {x2}, {w1}",
-            "add {q2}, {q2}, {x2}",
-            "mul {t}, {x3}, {w0}",
-            "add {p3}, {p3}, {t}",
-            "mul {x3}, {x3}, {w1}",
-            "add {q3}, {q3}, {x3}",
-            ".endr",
-            "addi {px}, {px}, 32",
-            "addi {pw0}, {pw0}, 4",
-            "addi {pw1}, {pw1}, 4",
-            "bne {px}, {end}, 2b",
+            rv32_pair_loop!(),
             px = inout(reg) x.as_ptr() => _,
             pw0 = inout(reg) w0.as_ptr() => _,
             pw1 = inout(reg) w1.as_ptr() => _,
