@@ -435,9 +435,7 @@ fn channels(
     let _ = quads; // Thumb-1 takes one channel at a time
     if single && xt.is_empty() && !x4.is_empty() {
         #[cfg(target_arch = "arm")]
-        for (c, (k, r)) in rows {
-            single1(x4, r, k, out, c);
-        }
+        channels1(x4, weights, ch, out);
         #[cfg(not(target_arch = "arm"))]
         {
             // Four channels at a time while the interleaved weights last, then pairs.
@@ -480,7 +478,7 @@ fn single_out(k: &Channel, acc: i32) -> i8 {
     q.max(k.act_min).min(k.act_max) as i8
 }
 
-/// The Thumb-1 MAC loop of [`blocks1`] and [`single1`]: `r0` the widened patch (64-byte
+/// The Thumb-1 MAC loop of [`blocks1`] and [`channels1`]: `r0` the widened patch (64-byte
 /// blocks), `r1` the weight row, `r4`..`r7` the four pixels' accumulators, `r2`, `r3` scratch,
 /// `r8` the patch's end; 14 instructions per 4 MACs and 4 per block.
 #[cfg(all(target_arch = "arm", shiftkit_scalar))]
@@ -568,88 +566,131 @@ fn single1(x4: &[Block], r: &[u8], k: &Channel, out: &mut [i8], c: usize) {
     }
 }
 
-/// [`single1`] on Cortex-M0/M0+: the MAC loop of [`blocks1`], then the output stage with
+/// Every channel of `k` (weight rows of `4 x4.len()` bytes in `w`, one after the other) of the
+/// four pixels into `out[i * stride + c]`, one at a time ([`single1`]): Rust (on Cortex-M cores
+/// with DSP, where the scalar unit runs only in tests).
+#[cfg(all(target_arch = "arm", not(shiftkit_scalar)))]
+#[inline(always)]
+fn channels1(x4: &[Block], w: &[u8], k: &[Channel], out: &mut [i8]) {
+    for (c, (r, kc)) in w.chunks_exact(4 * x4.len().max(1)).zip(k).enumerate() {
+        single1(x4, r, kc, out, c);
+    }
+}
+
+/// [`channels1`] on Cortex-M0/M0+, its loop over the channels inside one `asm!` block: per
+/// channel the MAC loop (`thumb1_loop!`), then the output stage with
 /// [`crate::requant::smmlar_halves`] in registers (about 24 instructions per output: four
-/// `muls`, the rounding from `asrs`'s carry by `adcs`, the clamp as two compares), one `asm!`
-/// block per channel.
+/// `muls`, the rounding from `asrs`'s carry by `adcs`, the clamp as two compares, the upper one
+/// with `#127`). The weight rows follow each other, so their pointer runs on from channel to
+/// channel; the patch's start, the channels' end, the next channel's constants and outputs are
+/// on the stack.
 #[cfg(all(target_arch = "arm", shiftkit_scalar))]
 #[allow(unsafe_code)]
 #[inline(always)]
-fn single1(x4: &[Block], r: &[u8], k: &Channel, out: &mut [i8], c: usize) {
+fn channels1(x4: &[Block], w: &[u8], k: &[Channel], out: &mut [i8]) {
     let n = x4.len();
-    let stride = k.stride as usize;
-    if n == 0 || k.blocks as usize != n || r.len() < 4 * n || out.len() <= 3 * stride + c {
+    let stride = k.first().map_or(0, |k| k.stride as usize);
+    if n == 0
+        || k.iter().any(|k| k.blocks as usize != n)
+        || w.len() < 4 * n * k.len()
+        || out.len() < 3 * stride + k.len()
+    {
         // Not reached from `channels`; the general loop gives the same outputs.
-        let mut a = [k.bias; PIXELS];
-        dot1(x4, &[], r, &mut a);
-        return store(&k.rq, a, out, stride, c);
+        for (c, (r, kc)) in w.chunks_exact(4 * n.max(1)).zip(k).enumerate() {
+            let mut a = [kc.bias; PIXELS];
+            dot1(x4, &[], r, &mut a);
+            store(&kc.rq, a, out, stride, c);
+        }
+        return;
     }
-    let o = out.as_mut_ptr().wrapping_add(c);
-    // SAFETY: reads `n = k.blocks >= 1` blocks of `x4` (64 bytes each, word-aligned) from its
-    // start and the first `4 n` bytes of `r` (checked above), the first 36 bytes of `*k` (`repr(C)`,
-    // word-aligned, the offsets of `Channel`'s docs), and writes the four bytes
-    // `out[i * stride + c]`, `i < 4` (checked above to lie inside `out`, from whose pointer `o`
-    // derives).
-    // r6, r7 and r8, which LLVM keeps as base and frame pointers or callee-saved and which
-    // cannot be operands, are pushed first (r8 through r4) and restored last; every byte pushed
-    // between is popped or dropped.
+    let args: [usize; 3] = [
+        x4.as_ptr() as usize,
+        x4[n..].as_ptr() as usize,
+        k[k.len()..].as_ptr() as usize,
+    ];
+    // SAFETY: for each of the `k.len() >= 1` channels, reads the `n >= 1` blocks of `x4` (64
+    // bytes each, word-aligned) from `args[0]` to `args[1]` and the next `4 n` bytes of `w`
+    // (`4 n k.len()` in all, checked above), and the first 36 bytes of its `Channel`
+    // (`repr(C)`, word-aligned, the offsets of `Channel`'s docs; the pointer steps through `k`
+    // to `args[2]`, its end); writes the four bytes `out[i * stride + c]`, `i < 4` (checked
+    // above to lie inside `out`, from whose pointer the output pointer derives, stepping by 1).
+    // Reads the three words of `args`. r6, r7 and r8, which LLVM keeps as base and frame
+    // pointers or callee-saved and which cannot be operands, are pushed first (r8 through r6)
+    // and restored last; every byte pushed between is popped or dropped.
     unsafe {
         core::arch::asm!(
             "push {{r6, r7}}",
-            "mov r4, r8",
-            "push {{r2, r3, r4}}", // [sp] = k, [sp, #4] = out, [sp, #8] = r8
-            "ldr r4, [r2, #28]",
-            "lsls r4, r4, #6",
-            "adds r4, r0, r4",
-            "mov r8, r4", // the end of x4
-            "ldr r4, [r2, #0]",
+            "mov r6, r8",
+            "push {{r2, r3, r4, r6}}", // [sp] = k, [sp, #4] = out, [sp, #8] = args, [sp, #12] = r8
+            "ldr r6, [r4, #4]",
+            "mov r8, r6", // the end of x4
+            "1:",
+            "ldr r2, [sp]",
+            "ldr r4, [r2, #0]", // bias
             "mov r5, r4",
             "mov r6, r4",
             "mov r7, r4",
+            "ldr r0, [sp, #8]",
+            "ldr r0, [r0]", // the start of x4
             thumb1_loop!(),
-            "pop {{r2, r3}}",           // r2 = k, r3 = out
-            "push {{r4, r5, r6, r7}}",  // [sp, #4 i] = the accumulator of pixel i
-            "ldr r6, [r2, #20]",        // act_min
-            "ldr r7, [r2, #32]",        // the output stride
+            "ldr r2, [sp]",
+            "ldr r3, [sp, #4]",
+            "push {{r1, r4, r5, r6, r7}}", // [sp] = the next row, [sp, #4 + 4 i] = pixel i's sum
+            "ldr r6, [r2, #20]",           // act_min
+            "ldr r7, [r2, #32]",           // the output stride
             ".irp i, 0, 1, 2, 3",
-            "ldr r4, [sp, #(4 * \\i)]",
-            "sxth r0, r4",              // al (a = acc, b = 2 m)
+            "ldr r4, [sp, #(4 + 4 * \\i)]",
+            "sxth r0, r4",      // al (a = acc, b = 2 m)
             "subs r4, r4, r0",
-            "asrs r4, r4, #16",         // ah
-            "ldr r1, [r2, #12]",        // bl
+            "asrs r4, r4, #16", // ah
+            "ldr r1, [r2, #12]", // bl
             "mov r5, r1",
-            "muls r5, r0, r5",          // ll = al bl
+            "muls r5, r0, r5", // ll = al bl
             "asrs r5, r5, #16",
-            "muls r1, r4, r1",          // ah bl
+            "muls r1, r4, r1", // ah bl
             "adds r5, r5, r1",
-            "ldr r1, [r2, #8]",         // bh
-            "muls r0, r1, r0",          // al bh
-            "adds r5, r5, r0",          // S
-            "muls r1, r4, r1",          // ah bh
-            "asrs r5, r5, #16",         // carry = bit 15 of S
-            "adcs r5, r1",              // smmlar(a, m, 0)
+            "ldr r1, [r2, #8]", // bh
+            "muls r0, r1, r0",  // al bh
+            "adds r5, r5, r0",  // S
+            "muls r1, r4, r1",  // ah bh
+            "asrs r5, r5, #16", // carry = bit 15 of S
+            "adcs r5, r1",      // smmlar(a, b, 0)
             "ldr r0, [r2, #16]",
-            "adds r5, r5, r0",          // + zero point
+            "adds r5, r5, r0", // + zero point
             "cmp r5, r6",
             "bge 3f",
             "mov r5, r6",
             "3:",
-            "cmp r5, #127",             // act_max is 127 (see `conv`)
+            "cmp r5, #127", // act_max is 127 (see `conv`)
             "ble 4f",
             "movs r5, #127",
             "4:",
             "strb r5, [r3]",
-            "adds r3, r3, r7",          // the next pixel
+            "adds r3, r3, r7", // the next pixel
             ".endr",
-            "add sp, #16",
+            "ldr r1, [sp]",
+            "add sp, #20",
+            "adds r2, #({ch})", // the next channel
+            "str r2, [sp]",
+            "ldr r3, [sp, #4]",
+            "adds r3, #1",
+            "str r3, [sp, #4]",
+            "ldr r0, [sp, #8]",
+            "ldr r0, [r0, #8]",
+            "cmp r2, r0",
+            "beq 5f",
+            "b 1b", // the loop is past a conditional branch's reach
+            "5:",
+            "add sp, #12",
             "pop {{r4}}",
             "mov r8, r4",
             "pop {{r6, r7}}",
-            inout("r0") x4.as_ptr() => _,
-            inout("r1") r.as_ptr() => _,
-            inout("r2") core::ptr::from_ref(k) => _,
-            inout("r3") o => _,
-            out("r4") _,
+            ch = const core::mem::size_of::<Channel>(),
+            inout("r1") w.as_ptr() => _,
+            inout("r2") k.as_ptr() => _,
+            inout("r3") out.as_mut_ptr() => _,
+            inout("r4") args.as_ptr() => _,
+            out("r0") _,
             out("r5") _,
         );
     }
