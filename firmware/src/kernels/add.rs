@@ -10,7 +10,7 @@
 //! [`forward_in_place`] writes the sum over one of the inputs (the memory plan's in-place add,
 //! `crate::plan_rules`): element `i` is read before it is written and never read again.
 use super::KernelError;
-#[cfg(not(any(shiftkit_dsp, all(target_arch = "riscv32", shiftkit_scalar))))]
+#[cfg(not(any(shiftkit_dsp, shiftkit_scalar)))]
 use crate::requant::form_smmlar;
 use crate::requant::{mbqm, requantize, Requantizer};
 
@@ -81,7 +81,7 @@ fn add_all(y: &mut [i8], a: Src, b: Src, t: &Tables) {
 
 /// The fast form's element loop: `y[i] = ssat8((smmlar(2s, m, r) + (2s >> 31)) >> e)` with
 /// `2s = a2[a[i]] + b2[b[i]]` (tables indexed by the byte as u8).
-#[cfg(not(any(shiftkit_dsp, all(target_arch = "riscv32", shiftkit_scalar))))]
+#[cfg(not(any(shiftkit_dsp, shiftkit_scalar)))]
 fn fast_loop(y: &mut [i8], a: Src, b: Src, a2: &[i32; 256], b2: &[i32; 256], c: (i32, i32, u32)) {
     let (m, r, e) = c;
     let f = |qa: i8, qb: i8| -> i8 {
@@ -104,7 +104,7 @@ fn fast_loop(y: &mut [i8], a: Src, b: Src, a2: &[i32; 256], b2: &[i32; 256], c: 
 
 /// The `asm!` element loops' pointers: `a`'s and `b`'s (`y`'s own for [`Src::Out`]), `y`'s, and
 /// the length; `None` if `y` is empty or an input is shorter than it.
-#[cfg(any(shiftkit_dsp, all(target_arch = "riscv32", shiftkit_scalar)))]
+#[cfg(any(shiftkit_dsp, shiftkit_scalar))]
 fn pointers(y: &mut [i8], a: Src, b: Src) -> Option<(*const i8, *const i8, *mut i8, usize)> {
     let n = y.len();
     let yp = y.as_mut_ptr();
@@ -249,6 +249,140 @@ fn fast_loop(y: &mut [i8], a: Src, b: Src, a2: &[i32; 256], b2: &[i32; 256], c: 
             qb = out(reg) _,
             t = out(reg) _,
             options(nostack, preserves_flags),
+        );
+    }
+}
+
+/// [`fast_loop`] on Cortex-M0/M0+: about 37 instructions per element, two elements a loop (an
+/// odd first one alone). `smmlar` is [`crate::requant::smmlar_halves`] (four `muls`, the
+/// rounding from `asrs`'s carry by `adcs`); the constants live in the high registers, which
+/// most Thumb-1 instructions cannot use but `mov`, `add` and `cmp` can.
+#[cfg(all(target_arch = "arm", shiftkit_scalar))]
+#[allow(unsafe_code)]
+fn fast_loop(y: &mut [i8], a: Src, b: Src, a2: &[i32; 256], b2: &[i32; 256], c: (i32, i32, u32)) {
+    let Some((pa, pb, yp, n)) = pointers(y, a, b) else {
+        return; // the callers checked the lengths
+    };
+    let (m, r, e) = c;
+    let args: [usize; 8] = [
+        a2.as_ptr() as usize,
+        b2.as_ptr() as usize,
+        (m & 0xffff) as usize,
+        (m >> 16) as usize,
+        r as usize,
+        e as usize,
+        pa.wrapping_add(n) as usize,
+        n & 1,
+    ];
+    // SAFETY: the loop runs over `n >= 1` elements; it reads `n` bytes from `pa` and from `pb`
+    // (each is `y` itself or an input at least `n` long; `args[6]` is `pa + n`), one word of
+    // each table at the byte's unsigned value (< 256), the eight words of `args`, and writes
+    // `n` bytes to `y`. Element i is read (from `y` too when an input is the output) before it
+    // is written, and never read again. r6 to r12 and lr, which cannot be operands here, are
+    // pushed first and restored last; every byte pushed between is popped or dropped.
+    unsafe {
+        core::arch::asm!(
+            "push {{r6, r7}}",
+            "mov r4, r8",
+            "mov r5, r9",
+            "mov r6, r10",
+            "mov r7, r11",
+            "push {{r4, r5, r6, r7}}",
+            "mov r4, r12",
+            "mov r5, lr",
+            "push {{r4, r5}}",
+            "ldr r4, [r3, #0]",
+            "mov r8, r4", // a2
+            "ldr r4, [r3, #4]",
+            "mov r9, r4", // b2
+            "ldr r4, [r3, #8]",
+            "mov r10, r4", // the multiplier's low half
+            "ldr r4, [r3, #12]",
+            "mov r11, r4", // its high half
+            "ldr r4, [r3, #16]",
+            "mov r12, r4", // R
+            "ldr r4, [r3, #20]",
+            "mov lr, r4", // e
+            "ldr r4, [r3, #24]",
+            "push {{r4}}", // [sp] = the end of a
+            ".macro shiftkit_add_one k",
+            "ldrb r3, [r0, #\\k]",
+            "ldrb r4, [r1, #\\k]",
+            "lsls r3, r3, #2",
+            "lsls r4, r4, #2",
+            "mov r5, r8",
+            "ldr r3, [r5, r3]",
+            "mov r5, r9",
+            "ldr r4, [r5, r4]",
+            "adds r3, r3, r4", // 2s
+            "asrs r7, r3, #31",
+            "add r7, r12", // R + (2s >> 31)
+            "sxth r4, r3", // al
+            "subs r3, r3, r4",
+            "asrs r3, r3, #16", // ah
+            "mov r5, r10",
+            "mov r6, r5",
+            "muls r6, r4, r6", // al bl
+            "asrs r6, r6, #16",
+            "muls r5, r3, r5", // ah bl
+            "adds r6, r6, r5",
+            "mov r5, r11",
+            "muls r4, r5, r4", // al bh
+            "adds r6, r6, r4", // S
+            "muls r5, r3, r5", // ah bh
+            "asrs r6, r6, #16", // carry = bit 15 of S
+            "adcs r6, r5",      // smmlar(2s, m, 0)
+            "adds r6, r6, r7",
+            "mov r5, lr",
+            "asrs r6, r5", // >> e
+            "mov r5, r6",
+            "adds r5, #128",
+            "cmp r5, #255",
+            "bls 3f",
+            "asrs r6, r6, #31", // saturate: 127 ^ sign
+            "movs r5, #127",
+            "eors r6, r5",
+            "3:",
+            "strb r6, [r2, #\\k]",
+            ".endm",
+            "ldr r4, [r3, #28]",
+            "cmp r4, #0",
+            "beq 5f",
+            "shiftkit_add_one 0",
+            "adds r0, #1",
+            "adds r1, #1",
+            "adds r2, #1",
+            "5:",
+            "ldr r4, [sp]",
+            "cmp r0, r4",
+            "beq 6f",
+            "2:",
+            "shiftkit_add_one 0",
+            "shiftkit_add_one 1",
+            "adds r0, #2",
+            "adds r1, #2",
+            "adds r2, #2",
+            "ldr r4, [sp]",
+            "cmp r0, r4",
+            "bne 2b",
+            "6:",
+            ".purgem shiftkit_add_one",
+            "add sp, #4",
+            "pop {{r4, r5}}",
+            "mov r12, r4",
+            "mov lr, r5",
+            "pop {{r4, r5, r6, r7}}",
+            "mov r8, r4",
+            "mov r9, r5",
+            "mov r10, r6",
+            "mov r11, r7",
+            "pop {{r6, r7}}",
+            inout("r0") pa => _,
+            inout("r1") pb => _,
+            inout("r2") yp => _,
+            inout("r3") args.as_ptr() => _,
+            out("r4") _,
+            out("r5") _,
         );
     }
 }
