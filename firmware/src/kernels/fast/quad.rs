@@ -23,7 +23,7 @@
 //! (`ldrsh` has none). The widened patches take `4 * MAX_PATCH` lanes on the stack.
 //!
 //! When every channel has the single-rounding form (see [`conv`]), the MAC loop and the output
-//! stage are one `asm!` block: `quads4` and `single2` on RV32, `single1` on Thumb-1.
+//! stage are one `asm!` block: `quads4` and `single2` on RV32, `channels1` on Thumb-1.
 //! Otherwise the MAC loops alone are `asm!` (`blocks2`, `blocks1`) and the output stage is
 //! `Requantizer::apply4`. From plain Rust LLVM hoists a block's loads and spills the products.
 //! Everything else, and the loops on other targets, is safe Rust: the host tests run this path
@@ -129,7 +129,7 @@ pub fn conv(io: &mut dyn Bytes, ys: Shape, xs: Shape, p: &ConvParams) -> bool {
     }; MAX_COUT];
     // Whether every channel has the single-rounding form with a multiplier below 2^30 and no
     // clamp above 127 (every quantize-made conv of our networks), the patch is whole blocks and the channels pair up: then the output
-    // stage runs inside the MAC `asm!` ([`single1`], [`single2`]).
+    // stage runs inside the MAC `asm!` ([`channels1`], [`quads4`], [`single2`]).
     let mut single = line.is_multiple_of(4) && cout.is_multiple_of(2);
     for (c, slot) in ch[..cout].iter_mut().enumerate() {
         let bias = p.bias.get(c).unwrap_or(0);
