@@ -1,10 +1,10 @@
 //! The firmware's random conv cases (`firmware::kernels::fast::selftest`) on QEMU `virt`
 //! (RV32IMC): the fast kernel with the scalar MAC unit (`fast::scalar`, which must also be this
-//! build's `fast::Native`) against the portable reference kernel, bit-exactly, as `boards/kernel-check` does on the Cortex-M
-//! machines; then patches longer than `MAX_PATCH` (taken in segments), the 2x2 average pool and the
-//! residual add (whose element loop is `asm!` on RV32). Prints a line per check
-//! and exits through semihosting: 0 if every case matched and the scalar unit was compiled in,
-//! 1 otherwise (a panic also exits 1).
+//! build's `fast::Native`) against the portable reference kernel, bit-exactly, as
+//! `boards/kernel-check` does on the Cortex-M machines; then patches longer than `MAX_PATCH`
+//! (taken in segments), the 2x2 average pool and the residual add (whose element loop is `asm!`
+//! on RV32). Prints a line per check and exits through semihosting: 0 if every case matched and
+//! the scalar unit was compiled in, 1 otherwise (a panic also exits 1).
 //!
 //! ```text
 //! cargo run --release --features kernel-check --bin kernel-check   (in boards/qemu-riscv32)

@@ -128,8 +128,9 @@ pub fn conv(io: &mut dyn Bytes, ys: Shape, xs: Shape, p: &ConvParams) -> bool {
         rq: Requantizer::new(0, 0, 0, 0, 0, 0),
     }; MAX_COUT];
     // Whether every channel has the single-rounding form with a multiplier below 2^30 and no
-    // clamp above 127 (every quantize-made conv of our networks), the patch is whole blocks and the channels pair up: then the output
-    // stage runs inside the MAC `asm!` ([`channels1`], [`quads4`], [`single2`]).
+    // clamp above 127 (every quantize-made conv of our networks), the patch is whole blocks
+    // and the channels pair up: then the output stage runs inside the MAC `asm!`
+    // ([`channels1`], [`quads4`], [`single2`]).
     let mut single = line.is_multiple_of(4) && cout.is_multiple_of(2);
     for (c, slot) in ch[..cout].iter_mut().enumerate() {
         let bias = p.bias.get(c).unwrap_or(0);
@@ -198,8 +199,8 @@ pub fn conv(io: &mut dyn Bytes, ys: Shape, xs: Shape, p: &ConvParams) -> bool {
         before,
         after,
     };
-    // On the two-channel cores, the weights of four channels at a time byte by byte
-    // ([`interleave`]), for [`single4`].
+    // On the multi-channel cores (RV32, and the host tests), the weights of four channels at a
+    // time byte by byte ([`interleave`]), for [`quads4`].
     #[cfg(not(target_arch = "arm"))]
     let mut interleaved = [0u8; QUADS];
     #[cfg(not(target_arch = "arm"))]
