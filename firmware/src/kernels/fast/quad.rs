@@ -158,23 +158,16 @@ pub fn conv(io: &mut dyn Bytes, ys: Shape, xs: Shape, p: &ConvParams) -> bool {
     let mut groups = [(0i8, 0i8, 0usize, 0usize); 9];
     let n_groups = shift_groups(p.shift, xs.c, &mut groups);
     let groups = &groups[..n_groups];
-    // Each shift group's source relative to the pixel's own input position, for the pixels
-    // whose every group lies inside the image (the shifts are one pixel).
-    let mut offsets = [0isize; 9];
-    for (o, &(dh, dw, c0, _)) in offsets.iter_mut().zip(groups) {
-        *o = c0 as isize - (dh as isize * xs.w as isize + dw as isize) * xs.c as isize;
-    }
-    let reach = usize::from(n_groups > 1);
-    // The patch as runs of bytes for [`pack4`]: `(first patch byte, length, source offset from
-    // the pixel's anchor)`, the anchor `(oy * stride - pad, ox * stride - pad)`, which must lie
+    // The patch as runs of bytes for [`pack4`] and [`pack`]: `(first patch byte, length, source
+    // offset from the pixel's anchor)`, the anchor `(oy * stride - pad, ox * stride - pad)`, which must lie
     // `before` elements inside the image's start and `after` inside its end. A shifted 1x1: a
     // run per shift group, the anchor its own pixel, one pixel of margin each side. An unshifted
     // k x k (k <= 9): a run per kernel row, the anchor its top-left tap.
     let mut segments = [(0usize, 0usize, 0isize); 9];
     let (n_segments, before, after) = if n_groups > 1 {
         if p.k == 1 {
-            for (seg, (&(_, _, c0, c1), &o)) in segments.iter_mut().zip(groups.iter().zip(&offsets))
-            {
+            for (seg, &(dh, dw, c0, c1)) in segments.iter_mut().zip(groups) {
+                let o = c0 as isize - (dh as isize * xs.w as isize + dw as isize) * xs.c as isize;
                 *seg = (c0, c1 - c0, o);
             }
             (n_groups, 1, 1)
@@ -193,8 +186,6 @@ pub fn conv(io: &mut dyn Bytes, ys: Shape, xs: Shape, p: &ConvParams) -> bool {
     let geometry = Geometry {
         xs,
         groups,
-        offsets: &offsets[..n_groups],
-        reach,
         segments: &segments[..n_segments],
         before,
         after,
@@ -257,17 +248,24 @@ pub fn conv(io: &mut dyn Bytes, ys: Shape, xs: Shape, p: &ConvParams) -> bool {
 }
 
 /// Where a conv's patch bytes come from: the input shape, the shift groups
-/// (`format::shift_groups`), each group's source offset from the pixel's own input element, and
-/// how far the shifts reach (0 unshifted, else 1 pixel).
+/// (`format::shift_groups`), and the patch as runs of bytes with the margins a pixel's anchor
+/// needs for all of them to lie inside the image (see [`conv`]; no runs: every pixel takes the
+/// general walk of [`pack`]).
 struct Geometry<'a> {
     xs: Shape,
     groups: &'a [(i8, i8, usize, usize)],
-    offsets: &'a [isize],
-    reach: usize,
-    /// [`pack4`]'s runs and margins (see [`conv`]); no runs: not taken.
     segments: &'a [(usize, usize, isize)],
     before: usize,
     after: usize,
+}
+
+impl Geometry<'_> {
+    /// Whether an anchor coordinate `i` (row or column, wrapped to a huge value when negative)
+    /// leaves every run inside an image dimension of `n`.
+    #[inline(always)]
+    fn inside(&self, i: usize, n: usize) -> bool {
+        i.wrapping_sub(self.before) < n.saturating_sub(self.before + self.after)
+    }
 }
 
 /// Writes the patches of the four pixels `(oy, ox + i)` into `x` at once when they lie in one
@@ -291,9 +289,7 @@ fn pack4<E: Element>(
     let iy = (oy * p.stride).wrapping_sub(p.pad);
     let ix0 = (ox * p.stride).wrapping_sub(p.pad);
     let ix3 = ix0.wrapping_add((PIXELS - 1) * p.stride);
-    let inside =
-        |i: usize, n: usize| i.wrapping_sub(g.before) < n.saturating_sub(g.before + g.after);
-    if !(inside(iy, xs.h) && inside(ix0, xs.w) && inside(ix3, xs.w)) {
+    if !(g.inside(iy, xs.h) && g.inside(ix0, xs.w) && g.inside(ix3, xs.w)) {
         return false;
     }
     let base = xs.at(iy, ix0, 0);
@@ -335,17 +331,13 @@ fn pack<E: Element>(
     let ix0 = (ox * p.stride).wrapping_sub(p.pad);
     let unshifted = groups.len() == 1;
     let iy0 = (oy * p.stride).wrapping_sub(p.pad);
-    // A shifted 1x1 away from the border: every group inside the image, at its fixed offset.
-    if !unshifted
-        && p.k == 1
-        && iy0.wrapping_sub(g.reach) < xs.h.saturating_sub(2 * g.reach)
-        && ix0.wrapping_sub(g.reach) < xs.w.saturating_sub(2 * g.reach)
-    {
+    // A pixel that reads nothing outside the image: its runs at their fixed offsets.
+    if !g.segments.is_empty() && g.inside(iy0, xs.h) && g.inside(ix0, xs.w) {
         let base = xs.at(iy0, ix0, 0);
         let mut done = true;
-        for (&(_, _, c0, c1), &o) in groups.iter().zip(g.offsets) {
+        for &(d0, n, o) in g.segments {
             let at = base.wrapping_add_signed(o);
-            match (v.get(at..at.wrapping_add(c1 - c0)), x.get_mut(c0..c1)) {
+            match (v.get(at..at.wrapping_add(n)), x.get_mut(d0..d0 + n)) {
                 (Some(src), Some(dst)) => widen(dst, src, i),
                 _ => done = false,
             }
