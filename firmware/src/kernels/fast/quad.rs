@@ -60,7 +60,7 @@ type Lane = i32;
 #[cfg(not(target_arch = "arm"))]
 type Lane = i16;
 
-/// One output channel's constants. The first nine fields are the single-rounding output stage
+/// One output channel's constants. The first eight fields are the single-rounding output stage
 /// (`Requantizer::single_constants`) as the `asm!` blocks read them, at fixed offsets; `rq` is
 /// every form, for the Rust output stage.
 #[repr(C)]
@@ -82,9 +82,7 @@ struct Channel {
     act_min: i32,
     /// Offset 24.
     act_max: i32,
-    /// Offset 28: 4-byte blocks per patch (the Thumb-1 block's loop count).
-    blocks: u32,
-    /// Offset 32: bytes from one pixel's outputs to the next's (the conv's `cout`).
+    /// Offset 28: bytes from one pixel's outputs to the next's (the conv's `cout`).
     stride: u32,
     rq: Requantizer,
 }
@@ -123,7 +121,6 @@ pub fn conv(io: &mut dyn Bytes, ys: Shape, xs: Shape, p: &ConvParams) -> bool {
         zero_point: 0,
         act_min: 0,
         act_max: 0,
-        blocks: 0,
         stride: 0,
         rq: Requantizer::new(0, 0, 0, 0, 0, 0),
     }; MAX_COUT];
@@ -149,7 +146,6 @@ pub fn conv(io: &mut dyn Bytes, ys: Shape, xs: Shape, p: &ConvParams) -> bool {
             zero_point,
             act_min: lo.into(),
             act_max: hi.into(),
-            blocks: (line / 4) as u32,
             stride: cout as u32,
             rq,
         };
@@ -583,11 +579,7 @@ fn channels1(x4: &[Block], w: &[u8], k: &[Channel], out: &mut [i8]) {
 fn channels1(x4: &[Block], w: &[u8], k: &[Channel], out: &mut [i8]) {
     let n = x4.len();
     let stride = k.first().map_or(0, |k| k.stride as usize);
-    if n == 0
-        || k.iter().any(|k| k.blocks as usize != n)
-        || w.len() < 4 * n * k.len()
-        || out.len() < 3 * stride + k.len()
-    {
+    if n == 0 || w.len() < 4 * n * k.len() || out.len() < 3 * stride + k.len() {
         // Not reached from `channels`; the general loop gives the same outputs.
         for (c, (r, kc)) in w.chunks_exact(4 * n.max(1)).zip(k).enumerate() {
             let mut a = [kc.bias; PIXELS];
@@ -603,7 +595,7 @@ fn channels1(x4: &[Block], w: &[u8], k: &[Channel], out: &mut [i8]) {
     ];
     // SAFETY: for each of the `k.len() >= 1` channels, reads the `n >= 1` blocks of `x4` (64
     // bytes each, word-aligned) from `args[0]` to `args[1]` and the next `4 n` bytes of `w`
-    // (`4 n k.len()` in all, checked above), and the first 36 bytes of its `Channel`
+    // (`4 n k.len()` in all, checked above), and the first 32 bytes of its `Channel`
     // (`repr(C)`, word-aligned, the offsets of `Channel`'s docs; the pointer steps through `k`
     // to `args[2]`, its end); writes the four bytes `out[i * stride + c]`, `i < 4` (checked
     // above to lie inside `out`, from whose pointer the output pointer derives, stepping by 1).
@@ -630,7 +622,7 @@ fn channels1(x4: &[Block], w: &[u8], k: &[Channel], out: &mut [i8]) {
             "ldr r3, [sp, #4]",
             "push {{r1, r4, r5, r6, r7}}", // [sp] = the next row, [sp, #4 + 4 i] = pixel i's sum
             "ldr r6, [r2, #20]",           // act_min
-            "ldr r7, [r2, #32]",           // the output stride
+            "ldr r7, [r2, #28]",           // the output stride
             ".irp i, 0, 1, 2, 3",
             "ldr r4, [sp, #(4 + 4 * \\i)]",
             "sxth r0, r4",      // al (a = acc, b = 2 m)
